@@ -1,0 +1,1 @@
+"""Management API under /api: every endpoint asks the permission table."""

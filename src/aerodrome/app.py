@@ -1,0 +1,118 @@
+"""create_app(settings): routers, middleware, lifespan. No logic here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aerodrome import __version__
+from aerodrome.config import PlatformConfig, load_config
+from aerodrome.errors import AerodromeError, BadRequest, NotFound
+from aerodrome.runtime import Runtime, open_database
+from aerodrome.settings import Settings
+
+log = logging.getLogger("aerodrome")
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+]
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (no per-request objects): adds security headers to every answer."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _error_response(exc: AerodromeError) -> Response:
+    return Response(orjson.dumps(exc.to_dict()), status_code=exc.status, media_type="application/json",
+                    headers=exc.headers)
+
+
+def create_app(settings: Settings | None = None, config: PlatformConfig | None = None) -> FastAPI:
+    settings = settings or Settings()
+    config = config or load_config(settings.config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = open_database(config, settings.database_url)
+        runtime = await Runtime.start(config, engine)
+        app.state.runtime = runtime
+        log.info("aerodrome ready", extra={"version": __version__, "database": engine.url.render_as_string()})
+        try:
+            yield
+        finally:
+            await runtime.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="Aerodrome",
+        version=__version__,
+        summary="Governed OpenAI-compatible gateway and platform API",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(AerodromeError)
+    async def _aerodrome_error(_: Request, exc: AerodromeError) -> Response:
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"{loc}: {first.get('msg', 'invalid request')}" if loc else str(first.get("msg", "invalid request"))
+        return _error_response(BadRequest(message, param=loc or None, code="invalid_request"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return _error_response(NotFound("no such endpoint", code="unknown_endpoint"))
+        err = AerodromeError(str(exc.detail), code=f"http_{exc.status_code}")
+        err.status = exc.status_code
+        return _error_response(err)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return _error_response(AerodromeError("internal error; the platform team can find it in the logs"))
+
+    from aerodrome.api import catalog, identity, runs
+    from aerodrome.gateway import routes as gateway_routes
+    from aerodrome.monitoring import routes as monitoring_routes
+
+    app.include_router(gateway_routes.router)
+    app.include_router(identity.router)
+    app.include_router(catalog.router)
+    app.include_router(runs.router)
+    app.include_router(monitoring_routes.router)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Uvicorn factory for ``--workers N`` (each worker builds its app from the environment)."""
+    return create_app(Settings())

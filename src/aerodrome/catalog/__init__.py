@@ -1,0 +1,1 @@
+"""Model catalog: providers, deployments, aliases, prices, approval and data-class ceilings."""

@@ -1,0 +1,62 @@
+"""Catalog entries added through the API, stored in the database and audited."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, select
+
+from aerodrome.audit import trail
+from aerodrome.catalog.catalog import Catalog
+from aerodrome.config import PlatformConfig
+from aerodrome.errors import BadRequest, ConfigError, NotFound
+from aerodrome.storage.tables import catalog_entries
+
+KINDS = ("provider", "deployment", "alias")
+
+
+def load_entries(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
+    order = {k: i for i, k in enumerate(KINDS)}
+    with engine.connect() as conn:
+        rows = conn.execute(select(catalog_entries.c.kind, catalog_entries.c.spec)).all()
+    return sorted(((r.kind, r.spec) for r in rows), key=lambda e: order.get(e[0], 9))
+
+
+def build_catalog(config: PlatformConfig, engine: Engine) -> Catalog:
+    return Catalog.build(config.providers, config.deployments, config.aliases, load_entries(engine))
+
+
+def put_entry(engine: Engine, config: PlatformConfig, kind: str, spec: dict[str, Any], *, actor: str) -> Catalog:
+    """Add or replace an API catalog entry; returns the new catalog (validated as a whole)."""
+    if kind not in KINDS:
+        raise BadRequest(f"unknown catalog kind {kind!r}")
+    entries = [e for e in load_entries(engine) if not (e[0] == kind and e[1].get("name") == spec.get("name"))]
+    entries.append((kind, spec))
+    try:
+        catalog = Catalog.build(config.providers, config.deployments, config.aliases, entries)
+    except (ConfigError, ValueError) as exc:
+        raise BadRequest(str(exc).split("\nFor further information")[0]) from None
+    name = str(spec["name"])
+    with engine.begin() as conn:
+        conn.execute(delete(catalog_entries).where(and_(catalog_entries.c.kind == kind, catalog_entries.c.name == name)))
+        conn.execute(catalog_entries.insert().values(kind=kind, name=name, spec=spec, updated_at=datetime.now(UTC),
+                                                     updated_by=actor))
+        safe = {k: v for k, v in spec.items() if k not in ("api_key", "headers")}
+        trail.record(conn, actor=actor, action=f"catalog.{kind}.put", object_type=kind, object_id=name, details=safe)
+    return catalog
+
+
+def delete_entry(engine: Engine, config: PlatformConfig, kind: str, name: str, *, actor: str) -> Catalog:
+    entries = load_entries(engine)
+    if not any(k == kind and s.get("name") == name for k, s in entries):
+        raise NotFound(f"no {kind} {name!r} added through the API (entries of the config file are changed there)")
+    remaining = [e for e in entries if not (e[0] == kind and e[1].get("name") == name)]
+    try:
+        catalog = Catalog.build(config.providers, config.deployments, config.aliases, remaining)
+    except ConfigError as exc:
+        raise BadRequest(f"cannot remove {kind} {name!r}: {exc.message}") from None
+    with engine.begin() as conn:
+        conn.execute(delete(catalog_entries).where(and_(catalog_entries.c.kind == kind, catalog_entries.c.name == name)))
+        trail.record(conn, actor=actor, action=f"catalog.{kind}.delete", object_type=kind, object_id=name)
+    return catalog

@@ -1,0 +1,25 @@
+"""The ``aerodrome`` command line: one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from aerodrome.cli import db, demo, keys, models, serve
+
+app = typer.Typer(
+    name="aerodrome",
+    help="Aerodrome: a governed gateway and platform that takes AI use cases from pilot to production.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("init")(serve.init)
+app.command("serve")(serve.serve)
+app.command("demo")(demo.demo)
+app.add_typer(db.app, name="db")
+app.add_typer(keys.app, name="keys")
+app.add_typer(models.app, name="models")
+
+
+def main() -> None:
+    app()

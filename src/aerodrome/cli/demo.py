@@ -1,0 +1,72 @@
+"""``aerodrome demo``: a demo workspace that serves with no API key and no network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from aerodrome.cli.serve import run_server
+from aerodrome.cli.starter import demo_config
+from aerodrome.cli.workspace import database
+from aerodrome.config import load_config
+from aerodrome.identity import store
+from aerodrome.identity.keys import parse_prefix
+from aerodrome.settings import Settings
+
+out = Console()
+
+
+def prepare(directory: Path) -> tuple[Path, str]:
+    """Create (or reuse) the workspace; returns the config path and the admin key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "aerodrome.yaml"
+    if not path.exists():
+        path.write_text(demo_config(), encoding="utf-8")
+    cfg = load_config(path)
+    engine = database(Settings(), cfg)
+    store.apply_config(engine, cfg)
+    key_file = directory / "admin.key"
+    key = key_file.read_text().strip() if key_file.exists() else ""
+    prefix = parse_prefix(key)
+    valid = prefix is not None and any(
+        k["prefix"] == prefix and k["revoked_at"] is None
+        for k in store.list_keys(engine, None, "all", department="platform")
+    )
+    if not valid:
+        key, _ = store.create_key(
+            engine,
+            store.KeyRequest(department_id="platform", role="platform_admin", name="demo admin",
+                             user_email="admin@example.com"),
+            actor="demo",
+        )
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+    os.chmod(key_file, 0o600)
+    engine.dispose()
+    return path, key
+
+
+def demo(
+    directory: Path = typer.Option(Path("aerodrome-demo"), "--dir", help="workspace folder"),
+    port: int = typer.Option(8080, "--port", "-p"),
+) -> None:
+    """Create a demo workspace and serve it on 127.0.0.1 (no API key, no network)."""
+    path, key = prepare(directory)
+    base = f"http://127.0.0.1:{port}"
+    out.print(
+        f"[bold]Aerodrome demo[/] in {directory.resolve()}\n"
+        f"  config:     {path}\n"
+        f"  admin key:  {directory / 'admin.key'} (mode 600)\n"
+        f"  gateway:    {base}/v1  (OpenAI-compatible; models: chat-small, embed-small)\n"
+        f"  API docs:   {base}/docs\n"
+        f"  try:        curl {base}/v1/chat/completions -H 'Authorization: Bearer '$(cat {directory / 'admin.key'}) "
+        "-H 'Content-Type: application/json' -d '{\"model\":\"chat-small\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"[1] Parental leave is 16 weeks at full pay.\\nQuestion: How long is parental leave?\"}]}'",
+        highlight=False, soft_wrap=True,
+    )
+    print(key, flush=True)
+    run_server(path, "127.0.0.1", port, 1)

@@ -1,0 +1,80 @@
+"""``aerodrome keys``: create, list and revoke API keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aerodrome.cli.workspace import ConfigOption, database, fail, load
+from aerodrome.config import Budget
+from aerodrome.errors import AerodromeError
+from aerodrome.identity import store
+
+app = typer.Typer(help="API keys: shown once, stored hashed, scoped to a department.", no_args_is_help=True)
+out = Console()
+
+
+@app.command("create")
+def create(
+    department: str = typer.Option(..., "--department", "-d", help="department the key belongs to"),
+    role: str = typer.Option("user", "--role", "-r", help="role of the key"),
+    name: str = typer.Option("", "--name", "-n", help="a name to recognise the key by"),
+    user: str | None = typer.Option(None, "--user", help="email of the user the key acts for"),
+    aliases: str | None = typer.Option(None, "--aliases", help="comma-separated aliases the key may use"),
+    expires_in_days: float | None = typer.Option(None, "--expires-in-days", min=0.0001),
+    rpm: int | None = typer.Option(None, "--rpm", min=1),
+    tpm: int | None = typer.Option(None, "--tpm", min=1),
+    budget_usd: float | None = typer.Option(None, "--budget-usd", min=0.000001, help="monthly USD budget"),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Create a key. The key is printed once, alone on the last line."""
+    settings, cfg, _ = load(config)
+    engine = database(settings, cfg)
+    store.apply_config(engine, cfg)
+    req = store.KeyRequest(
+        department_id=department, role=role, name=name, user_email=user,
+        aliases=[a.strip() for a in aliases.split(",") if a.strip()] if aliases else None,
+        rpm=rpm, tpm=tpm, budget=Budget(usd=budget_usd) if budget_usd else None,
+        expires_at=datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None,
+    )
+    try:
+        plaintext, record = store.create_key(engine, req, actor="cli")
+    except AerodromeError as exc:
+        fail(exc.message)
+    out.print(f"created key {record['prefix']} ({record['id']}) for department {department}, role {role}; "
+              "it is shown once:", highlight=False, soft_wrap=True)
+    print(plaintext)
+
+
+@app.command("list")
+def list_keys(
+    department: str | None = typer.Option(None, "--department", "-d"),
+    all_keys: bool = typer.Option(False, "--all", help="include revoked keys"),
+    config: Path | None = ConfigOption,
+) -> None:
+    """List keys (never their secrets)."""
+    settings, cfg, _ = load(config)
+    rows = store.list_keys(database(settings, cfg), None, "all", department=department, include_revoked=all_keys)
+    table = Table(title="API keys")
+    for col in ("prefix", "id", "name", "department", "role", "aliases", "expires", "revoked", "created"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["prefix"], r["id"], r["name"], r["department_id"], r["role"],
+                      ",".join(r["aliases"]) if r["aliases"] is not None else "all",
+                      str(r["expires_at"] or "-"), str(r["revoked_at"] or "-"), str(r["created_at"])[:19])
+    out.print(table)
+
+
+@app.command("revoke")
+def revoke(key: str = typer.Argument(..., help="the key's id or prefix"), config: Path | None = ConfigOption) -> None:
+    """Revoke a key; every server refuses it within seconds."""
+    settings, cfg, _ = load(config)
+    try:
+        record = store.revoke_key(database(settings, cfg), key, actor="cli")
+    except AerodromeError as exc:
+        fail(exc.message)
+    out.print(f"revoked key {record['prefix']} ({record['id']})", highlight=False)

@@ -1,0 +1,1 @@
+"""The governed OpenAI-compatible gateway: routes and the request pipeline."""

@@ -1,0 +1,263 @@
+"""The request pipeline: admission (model, limits, budgets), routing, the run record.
+
+No HTTP here: the routes read bodies and render answers; this module decides.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aerodrome.catalog.catalog import Catalog
+from aerodrome.catalog.pricing import cost_usd, worst_case_usd
+from aerodrome.config import DepartmentConfig, ServerConfig
+from aerodrome.errors import AerodromeError, BadRequest
+from aerodrome.gateway.request import estimate_prompt_tokens, estimate_text_tokens, requested_max_tokens
+from aerodrome.gateway.run_context import RunContext
+from aerodrome.identity.principal import Principal
+from aerodrome.limits.budget import BudgetLedger, BudgetScope
+from aerodrome.limits.rate import RateLimiter
+from aerodrome.monitoring.metrics import Metrics
+from aerodrome.monitoring.run_log import RunWriter
+from aerodrome.routing.router import OpenStream, Router
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool
+
+
+def usage_from(data: dict[str, Any] | None) -> tuple[int, int] | None:
+    usage = data.get("usage") if data else None
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens")
+    completion = usage.get("completion_tokens", 0)
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    return prompt, completion
+
+
+def completion_text(data: dict[str, Any]) -> str:
+    parts = []
+    for choice in data.get("choices") or ():
+        msg = choice.get("message") or {}
+        content = msg.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        for call in msg.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            parts.append(str(fn.get("name", "")) + str(fn.get("arguments", "")))
+    return "".join(parts)
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        catalog: Callable[[], Catalog],
+        departments: Callable[[], dict[str, DepartmentConfig]],
+        policies: Callable[[], dict[str, str]],
+        server: ServerConfig,
+        router: Router,
+        limiter: RateLimiter,
+        ledger: BudgetLedger,
+        writer: RunWriter,
+        metrics: Metrics,
+    ) -> None:
+        self._catalog = catalog
+        self._departments = departments
+        self._policies = policies
+        self._server = server
+        self.router = router
+        self.limiter = limiter
+        self.ledger = ledger
+        self.writer = writer
+        self.metrics = metrics
+
+    # ----------------------------------------------------------------- admission
+
+    def admit(self, ctx: RunContext, principal: Principal, body: dict[str, Any], *, kind: str) -> None:
+        """Resolve the model and pass limits and budgets; raises 403/404/429."""
+        ctx.principal = principal
+        ctx.model = body["model"]
+        ctx.logging_policy = self._policies().get(principal.department_id, "metadata")
+        ctx.request_body = body
+        resolved = self._catalog().resolve(body["model"], principal)
+        ctx.resolved = resolved
+        kinds = {d.kind for d in resolved.deployments}
+        if kind not in kinds:
+            raise BadRequest(f"the model {resolved.name!r} serves {'/'.join(sorted(kinds))}, not {kind}",
+                             param="model", code="wrong_model_kind")
+        dept = self._departments().get(principal.department_id)
+        prompt = ctx.prompt_estimate = estimate_prompt_tokens(body)
+        rpm_default = self._server.default_key_limits.rpm
+        tpm_default = self._server.default_key_limits.tpm
+        key_id = principal.key_id or principal.name
+        dept_limits = dept.limits if dept else None
+        self.limiter.check(
+            [("key", key_id, principal.rpm or rpm_default, 1),
+             ("department", principal.department_id, dept_limits.rpm if dept_limits else None, 1)],
+            "requests",
+        )
+        self.limiter.check(
+            [("key", key_id, principal.tpm or tpm_default, prompt),
+             ("department", principal.department_id, dept_limits.tpm if dept_limits else None, prompt)],
+            "tokens",
+        )
+        scopes = []
+        if dept is not None and dept.budget is not None:
+            scopes.append(BudgetScope("department", dept.id, dept.budget))
+        if principal.budget is not None and principal.key_id is not None:
+            scopes.append(BudgetScope("key", principal.key_id, principal.budget))
+        if resolved.alias.budget is not None:
+            scopes.append(BudgetScope("alias", resolved.name, resolved.alias.budget))
+        if scopes:
+            in_price, out_price = resolved.max_prices()
+            max_out = requested_max_tokens(body) or resolved.max_output_tokens()
+            ctx.reservation = self.ledger.reserve(scopes, worst_case_usd(in_price, out_price, prompt, max_out))
+
+    # ----------------------------------------------------------------- calls
+
+    async def chat(self, ctx: RunContext, body: dict[str, Any]) -> dict[str, Any]:
+        assert ctx.resolved is not None
+        return await self.router.chat(ctx.resolved, body, ctx.attempts)
+
+    async def embeddings(self, ctx: RunContext, body: dict[str, Any]) -> dict[str, Any]:
+        assert ctx.resolved is not None
+        return await self.router.embeddings(ctx.resolved, body, ctx.attempts)
+
+    async def open_stream(self, ctx: RunContext, body: dict[str, Any]) -> OpenStream:
+        assert ctx.resolved is not None
+        ctx.stream = True
+        opts = body.get("stream_options") or {}
+        ctx.include_usage = bool(opts.get("include_usage"))
+        upstream_body = {**body, "stream_options": {**opts, "include_usage": True}}
+        opened = await self.router.open_stream(ctx.resolved, upstream_body, ctx.attempts)
+        ctx.ttft_s = time.perf_counter() - ctx.started
+        return opened
+
+    # ----------------------------------------------------------------- the run record
+
+    def finish(
+        self,
+        ctx: RunContext,
+        *,
+        status: str,
+        http_status: int,
+        error: AerodromeError | None = None,
+        response: dict[str, Any] | None = None,
+        usage: tuple[int, int] | None = None,
+        output_text: str | None = None,
+    ) -> None:
+        """Write the one run record of this call (idempotent), settle budgets, count metrics."""
+        if ctx.finished:
+            return
+        ctx.finished = True
+        latency = time.perf_counter() - ctx.started
+        dep = ctx.attempts.deployment
+        if usage is None and response is not None:
+            usage = usage_from(response)
+        estimated = False
+        if usage is None:
+            called = ctx.attempts.count > 0
+            text = output_text if output_text is not None else (completion_text(response) if response else "")
+            usage = (ctx.prompt_estimate if called else 0, estimate_text_tokens(text) if text else 0)
+            estimated = called
+        prompt_tokens, completion_tokens = usage
+        cost = cost_usd(dep, prompt_tokens, completion_tokens) if ctx.attempts.count else 0.0
+        if ctx.reservation is not None:
+            self.ledger.settle(ctx.reservation, cost)
+        principal = ctx.principal
+        if principal is not None and completion_tokens:
+            dept = self._departments().get(principal.department_id)
+            self.limiter.add(
+                [("key", principal.key_id or principal.name, principal.tpm or self._server.default_key_limits.tpm,
+                  completion_tokens),
+                 ("department", principal.department_id, dept.limits.tpm if dept else None, completion_tokens)],
+                "tokens",
+            )
+        alias = ctx.resolved.name if ctx.resolved else (ctx.model or "")
+        department = principal.department_id if principal else ""
+        code = error.code if error is not None else None
+        self.metrics.observe_request(
+            endpoint=ctx.endpoint, alias=alias, department=department, status=status, latency_s=latency,
+            ttft_s=ctx.ttft_s, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost,
+            error_code=code, attempts=ctx.attempts.count, deployment=dep.name if dep else None,
+        )
+        record: dict[str, Any] = {
+            "id": ctx.run_id,
+            "request_id": ctx.request_id,
+            "created_at": ctx.created_at,
+            "endpoint": ctx.endpoint,
+            "key_id": principal.key_id if principal else None,
+            "user_id": principal.user_id if principal else None,
+            "principal": principal.name if principal else "anonymous",
+            "department_id": principal.department_id if principal else None,
+            "alias": alias or None,
+            "deployment": dep.name if dep else None,
+            "provider": dep.provider if dep else None,
+            "upstream_model": dep.model if dep else None,
+            "use_case_id": None,
+            "spec_version": None,
+            "stream": ctx.stream,
+            "status": status,
+            "error_code": code,
+            "http_status": http_status,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "tokens_estimated": estimated,
+            "cost_usd": cost,
+            "latency_ms": round(latency * 1000, 3),
+            "ttft_ms": round(ctx.ttft_s * 1000, 3) if ctx.ttft_s is not None else None,
+            "attempts": ctx.attempts.count,
+            "cache_hit": False,
+            "input": None,
+            "output": None,
+            "meta": self._meta(ctx, error),
+        }
+        self._content(ctx, record, response, output_text)
+        self.writer.submit(record)
+
+    def _meta(self, ctx: RunContext, error: AerodromeError | None) -> dict[str, Any] | None:
+        meta: dict[str, Any] = {}
+        if ctx.attempts.errors:
+            meta["upstream_errors"] = ctx.attempts.errors[-6:]
+        if ctx.attempts.fallback:
+            meta["fallback"] = True
+        if error is not None:
+            meta["error"] = error.message[:500]
+        if ctx.resolved is not None and ctx.resolved.warnings:
+            meta["warnings"] = list(ctx.resolved.warnings)
+        return meta or None
+
+    def _content(
+        self, ctx: RunContext, record: dict[str, Any], response: dict[str, Any] | None, output_text: str | None
+    ) -> None:
+        policy = ctx.logging_policy
+        body = ctx.request_body
+        if policy == "off" or body is None:
+            return
+        text = output_text if output_text is not None else (completion_text(response) if response else None)
+        if policy == "full":
+            record["input"] = {k: body[k] for k in ("messages", "input", "tools") if k in body}
+            record["output"] = {"text": text} if text is not None else None
+            return
+        messages = body.get("messages") or []
+        record["input"] = {
+            "messages": len(messages),
+            "roles": [m.get("role") for m in messages if isinstance(m, dict)][:50],
+            "tools": len(body.get("tools") or []),
+        }
+        if text is not None:
+            record["output"] = {"chars": len(text)}
+
+
+async def drain(stream: AsyncIterator[dict[str, Any]]) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()

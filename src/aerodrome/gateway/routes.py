@@ -1,0 +1,139 @@
+"""OpenAI-compatible routes: thin handlers around the pipeline."""
+
+from __future__ import annotations
+
+
+import uuid
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from aerodrome.errors import AerodromeError
+from aerodrome.gateway.request import parse_json_object, read_body, validate_chat, validate_embeddings
+from aerodrome.gateway.run_context import RunContext
+from aerodrome.gateway.streaming import SSEResponse
+from aerodrome.runtime import Runtime
+
+router = APIRouter(tags=["gateway"])
+
+_CHAT_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {
+            "type": "object",
+            "required": ["model", "messages"],
+            "properties": {
+                "model": {"type": "string", "description": "a catalog alias, e.g. chat-small"},
+                "messages": {"type": "array", "items": {"type": "object"}},
+                "stream": {"type": "boolean"},
+                "stream_options": {"type": "object"},
+                "max_tokens": {"type": "integer"},
+                "temperature": {"type": "number"},
+                "tools": {"type": "array", "items": {"type": "object"}},
+            },
+        }}},
+    }
+}
+_EMB_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {
+            "type": "object",
+            "required": ["model", "input"],
+            "properties": {
+                "model": {"type": "string"},
+                "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                "encoding_format": {"type": "string", "enum": ["float", "base64"]},
+            },
+        }}},
+    }
+}
+
+
+def _json(data: dict[str, Any], headers: dict[str, str], status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+def _error(exc: AerodromeError, ctx: RunContext) -> Response:
+    return _json(exc.to_dict(), {**ctx.headers(), **exc.headers}, exc.status)
+
+
+async def _start(request: Request, rt: Runtime, endpoint: str) -> tuple[RunContext, dict[str, Any]]:
+    ctx = RunContext(endpoint=endpoint, request_id=request.headers.get("x-request-id") or uuid.uuid4().hex)
+    request.state.run_id = ctx.run_id
+    principal = await rt.authenticator.authenticate(request.headers.get("authorization"))
+    ctx.principal = principal
+    raw = await read_body(request.stream(), request.headers.get("content-length"), rt.config.server.max_body_bytes)
+    return ctx, parse_json_object(raw)
+
+
+@router.post("/v1/chat/completions", openapi_extra=_CHAT_DOC, summary="Create a chat completion (OpenAI-compatible)")
+async def chat_completions(request: Request) -> Any:
+    rt: Runtime = request.app.state.runtime
+    gw = rt.gateway
+    ctx = RunContext(endpoint="chat", request_id="")
+    try:
+        ctx, body = await _start(request, rt, "chat")
+        validate_chat(body)
+        assert ctx.principal is not None
+        gw.admit(ctx, ctx.principal, body, kind="chat")
+        if body.get("stream"):
+            opened = await gw.open_stream(ctx, body)
+            return SSEResponse(gw, ctx, opened, ctx.headers())
+        result = await gw.chat(ctx, body)
+    except AerodromeError as exc:
+        ctx.request_id = ctx.request_id or request.headers.get("x-request-id") or uuid.uuid4().hex
+        gw.finish(ctx, status="rejected" if not ctx.attempts.count else "error", http_status=exc.status, error=exc)
+        return _error(exc, ctx)
+    gw.finish(ctx, status="ok", http_status=200, response=result)
+    return _json(result, ctx.headers())
+
+
+@router.post("/v1/embeddings", openapi_extra=_EMB_DOC, summary="Create embeddings (OpenAI-compatible)")
+async def embeddings(request: Request) -> Any:
+    rt: Runtime = request.app.state.runtime
+    gw = rt.gateway
+    ctx = RunContext(endpoint="embeddings", request_id="")
+    try:
+        ctx, body = await _start(request, rt, "embeddings")
+        validate_embeddings(body)
+        assert ctx.principal is not None
+        gw.admit(ctx, ctx.principal, body, kind="embeddings")
+        result = await gw.embeddings(ctx, body)
+    except AerodromeError as exc:
+        ctx.request_id = ctx.request_id or request.headers.get("x-request-id") or uuid.uuid4().hex
+        gw.finish(ctx, status="rejected" if not ctx.attempts.count else "error", http_status=exc.status, error=exc)
+        return _error(exc, ctx)
+    gw.finish(ctx, status="ok", http_status=200, response=result, output_text="")
+    return _json(result, ctx.headers())
+
+
+@router.get("/v1/models", summary="List the models your key may use (OpenAI-compatible)")
+async def list_models(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    principal = await rt.authenticator.authenticate(request.headers.get("authorization"))
+    catalog = rt.catalog
+    created = int(rt.started_at)
+    data = []
+    for resolved in catalog.visible_aliases(principal):
+        first = resolved.deployments[0]
+        data.append({
+            "id": resolved.name,
+            "object": "model",
+            "created": created,
+            "owned_by": "aerodrome",
+            "aerodrome": {
+                "kind": catalog.alias_kind(resolved),
+                "deployments": [d.name for d in resolved.deployments],
+                "status": first.status,
+                "max_data_class": min((d.max_data_class for d in resolved.deployments),
+                                      key=lambda c: ["public", "internal", "confidential", "restricted"].index(c)),
+                "context_window": min(d.context_window for d in resolved.deployments),
+                "warnings": list(resolved.warnings),
+            },
+        })
+    return _json({"object": "list", "data": data}, {"x-request-id": uuid.uuid4().hex})
+
+

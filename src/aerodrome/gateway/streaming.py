@@ -1,0 +1,109 @@
+"""Server-sent events to the client, with disconnect detection and one run record.
+
+A plain ASGI response: it listens for ``http.disconnect`` while it streams, so
+a client that goes away cancels the upstream call at once (the provider's
+connection is closed) and the run is recorded as ``client_disconnected``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+
+from aerodrome.errors import AerodromeError, UpstreamError
+from aerodrome.gateway.pipeline import Gateway, usage_from
+from aerodrome.gateway.run_context import RunContext
+from aerodrome.routing.router import OpenStream
+
+log = logging.getLogger("aerodrome.gateway")
+_DONE = b"data: [DONE]\n\n"
+
+
+def _event(data: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+class SSEResponse:
+    def __init__(self, gateway: Gateway, ctx: RunContext, opened: OpenStream, headers: dict[str, str]) -> None:
+        self._gateway = gateway
+        self._ctx = ctx
+        self._opened = opened
+        self._headers = headers
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in self._headers.items()),
+        ]
+        streamer = asyncio.ensure_future(self._stream(send, headers))
+        listener = asyncio.ensure_future(self._listen(receive))
+        done, _ = await asyncio.wait({streamer, listener}, return_when=asyncio.FIRST_COMPLETED)
+        if listener in done and not streamer.done():
+            streamer.cancel()  # the client went away: stop, close the upstream, record it
+        else:
+            listener.cancel()
+        for task in (streamer, listener):
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def _listen(self, receive: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    async def _stream(self, send: Any, headers: list[tuple[bytes, bytes]]) -> None:
+        ctx, gateway = self._ctx, self._gateway
+        opened = self._opened
+        usage: tuple[int, int] | None = None
+        pieces: list[str] = []
+        status, error = "ok", None
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            chunk: dict[str, Any] | None = opened.first
+            stream = opened.rest
+            while chunk is not None:
+                found = usage_from(chunk)
+                if found is not None:
+                    usage = found
+                choices = chunk.get("choices")
+                if choices:
+                    for choice in choices:
+                        delta = choice.get("delta") or {}
+                        content = delta.get("content")
+                        if isinstance(content, str):
+                            pieces.append(content)
+                        for call in delta.get("tool_calls") or ():
+                            fn = call.get("function") or {}
+                            pieces.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))
+                    if found is not None and not ctx.include_usage:
+                        chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                    await send({"type": "http.response.body", "body": _event(chunk), "more_body": True})
+                elif found is None or ctx.include_usage:
+                    await send({"type": "http.response.body", "body": _event(chunk), "more_body": True})
+                chunk = await anext(stream, None)
+            await send({"type": "http.response.body", "body": _DONE, "more_body": False})
+        except asyncio.CancelledError:
+            status = "client_disconnected"
+            raise
+        except UpstreamError as exc:
+            status, error = "error", exc
+            await send({"type": "http.response.body", "body": _event(exc.to_dict()), "more_body": True})
+            await send({"type": "http.response.body", "body": _DONE, "more_body": False})
+        except AerodromeError as exc:  # pragma: no cover - providers raise only upstream errors
+            status, error = "error", exc
+        finally:
+            try:
+                await opened.rest.aclose()  # type: ignore[attr-defined]
+            except Exception:  # boundary: a failing close must not lose the run record
+                log.exception("closing the upstream stream failed", extra={"run_id": ctx.run_id})
+            text = "".join(pieces)
+            gateway.finish(ctx, status=status, http_status=200 if status != "client_disconnected" else 499,
+                           error=error, usage=usage, output_text=text)

@@ -1,0 +1,1 @@
+"""Identity: departments, users, roles, API keys, principals and permissions."""

@@ -1,0 +1,99 @@
+"""API-key authentication with a short-lived cache.
+
+The hot path is a dictionary look-up and one SHA-256. Entries (found or not) live
+``ttl_s`` seconds (≤ 5), so a key revoked on any replica stops working everywhere
+within that time; on the replica that revoked it, at once (:meth:`forget`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from aerodrome.config import Budget
+from aerodrome.errors import Unauthorized
+from aerodrome.identity import keys as keymat
+from aerodrome.identity.principal import Principal
+from aerodrome.identity.store import load_key
+
+
+@dataclass(slots=True)
+class _Entry:
+    row: dict[str, Any] | None
+    principal: Principal | None
+    fetched: float
+
+
+def _epoch(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def principal_from_row(row: dict[str, Any]) -> Principal:
+    budget = None
+    if row["budget_usd"] is not None:
+        budget = Budget(usd=row["budget_usd"], period=row["budget_period"] or "month")
+    name = row["user_email"] or f"key:{row['name'] or row['prefix']}"
+    return Principal(
+        name=name,
+        department_id=row["department_id"],
+        roles=frozenset({row["role"]}),
+        key_id=row["id"],
+        user_id=row["user_id"],
+        aliases=frozenset(row["aliases"]) if row["aliases"] is not None else None,
+        rpm=row["rpm"],
+        tpm=row["tpm"],
+        budget=budget,
+        expires_at=_epoch(row["expires_at"]),
+    )
+
+
+class Authenticator:
+    def __init__(self, engine: Engine, *, ttl_s: float = 2.0) -> None:
+        self._engine = engine
+        self._ttl = ttl_s
+        self._cache: dict[str, _Entry] = {}
+
+    def forget(self, prefix: str) -> None:
+        self._cache.pop(prefix, None)
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise Unauthorized(
+                "no API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key"
+            )
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("the Authorization header must be 'Bearer <key>'", code="invalid_api_key")
+        prefix = keymat.parse_prefix(token)
+        if prefix is None:
+            raise Unauthorized("invalid API key", code="invalid_api_key")
+        now = time.monotonic()
+        entry = self._cache.get(prefix)
+        if entry is None or now - entry.fetched > self._ttl:
+            row = await asyncio.to_thread(load_key, self._engine, prefix)
+            principal = principal_from_row(row) if row is not None else None
+            entry = _Entry(row=row, principal=principal, fetched=now)
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[prefix] = entry
+        row = entry.row
+        if row is None or entry.principal is None or not keymat.matches(token, row["hash"]):
+            raise Unauthorized("invalid API key", code="invalid_api_key")
+        if row["revoked_at"] is not None:
+            raise Unauthorized("this API key has been revoked", code="revoked_api_key")
+        if row.get("user_disabled"):
+            raise Unauthorized("the user of this API key is disabled", code="user_disabled")
+        principal = entry.principal
+        if principal.expires_at is not None and principal.expires_at <= time.time():
+            raise Unauthorized("this API key has expired", code="expired_api_key")
+        return principal

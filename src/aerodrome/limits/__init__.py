@@ -1,0 +1,1 @@
+"""Rate limits (RPM, TPM) and USD budgets with reservation (in-process backend)."""

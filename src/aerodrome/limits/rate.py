@@ -1,0 +1,72 @@
+"""Requests and tokens per minute, by a sliding-window counter (two fixed windows, weighted).
+
+Memory is two numbers per (scope, id); the estimate errs by at most the share of
+the previous minute still in the window, the usual trade for O(1) checks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from aerodrome.errors import TooManyRequests
+
+WINDOW_S = 60.0
+
+
+@dataclass(slots=True)
+class _Window:
+    start: float
+    current: float = 0.0
+    previous: float = 0.0
+
+
+class RateLimiter:
+    def __init__(self, *, clock: object = time.monotonic) -> None:
+        self._clock = clock
+        self._windows: dict[tuple[str, str], _Window] = {}
+
+    def _window(self, key: tuple[str, str], now: float) -> _Window:
+        win = self._windows.get(key)
+        if win is None:
+            win = self._windows[key] = _Window(start=now - (now % WINDOW_S))
+            return win
+        elapsed = now - win.start
+        if elapsed >= WINDOW_S:
+            periods = int(elapsed // WINDOW_S)
+            win.previous = win.current if periods == 1 else 0.0
+            win.current = 0.0
+            win.start += periods * WINDOW_S
+        return win
+
+    def _estimate(self, win: _Window, now: float) -> float:
+        weight = 1.0 - (now - win.start) / WINDOW_S
+        return win.previous * weight + win.current
+
+    def check(self, checks: list[tuple[str, str, int | None, float]], what: str) -> None:
+        """Admit ``amount`` on every (scope, id, limit, amount) or raise 429 and admit nothing."""
+        now = self._clock()  # type: ignore[operator]
+        wins = []
+        for scope, ident, limit, amount in checks:
+            if limit is None:
+                continue
+            win = self._window((f"{scope}:{what}", ident), now)
+            used = self._estimate(win, now)
+            if used + amount > limit and used > 0:
+                retry = WINDOW_S - (now - win.start)
+                raise TooManyRequests(
+                    f"{what} limit of {limit} per minute reached for {scope} {ident!r}; retry in {int(retry) + 1} s",
+                    retry_after=retry,
+                    code="rate_limited",
+                )
+            wins.append((win, amount))
+        for win, amount in wins:
+            win.current += amount
+
+    def add(self, adds: list[tuple[str, str, int | None, float]], what: str) -> None:
+        """Record usage after the fact (e.g. completion tokens); never refuses."""
+        now = self._clock()  # type: ignore[operator]
+        for scope, ident, limit, amount in adds:
+            if limit is None or amount == 0:
+                continue
+            self._window((f"{scope}:{what}", ident), now).current += amount

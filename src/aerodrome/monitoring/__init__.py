@@ -1,0 +1,1 @@
+"""Run records, Prometheus metrics and structured logs."""

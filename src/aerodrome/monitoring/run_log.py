@@ -1,0 +1,92 @@
+"""Run records: one per accepted request, written off the hot path in batches.
+
+The request path only appends a dict to a queue (no I/O); a writer thread inserts
+batches every ``flush_interval_s`` or ``batch_size`` records, and :meth:`close`
+flushes everything still pending (shutdown loses nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+
+from sqlalchemy import Engine
+
+from aerodrome.storage.tables import runs
+
+log = logging.getLogger("aerodrome.runs")
+_STOP = object()
+
+
+class RunWriter:
+    def __init__(self, engine: Engine, *, flush_interval_s: float = 0.2, batch_size: int = 500) -> None:
+        self._engine = engine
+        self._interval = flush_interval_s
+        self._batch = batch_size
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._written = 0
+        self._failed = 0
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._thread = threading.Thread(target=self._loop, name="aerodrome-run-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def written(self) -> int:
+        return self._written
+
+    @property
+    def failed(self) -> int:
+        return self._failed
+
+    def submit(self, record: dict[str, Any]) -> None:
+        with self._idle:
+            self._pending += 1
+        self._queue.put(record)
+
+    def _loop(self) -> None:
+        stop = False
+        while not stop:
+            batch: list[dict[str, Any]] = []
+            try:
+                item = self._queue.get(timeout=self._interval)
+            except queue.Empty:
+                continue
+            if item is _STOP:
+                stop = True
+            else:
+                batch.append(item)
+            while len(batch) < self._batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+            if batch:
+                self._write(batch)
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(runs.insert(), batch)
+            self._written += len(batch)
+        except Exception:  # boundary: never let the writer thread die; count and log the loss
+            self._failed += len(batch)
+            log.exception("could not write %d run records", len(batch))
+        with self._idle:
+            self._pending -= len(batch)
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Block until every submitted record is written (for tests and shutdown)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending <= 0, timeout=timeout)
+
+    def close(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join(timeout=30)

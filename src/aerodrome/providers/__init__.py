@@ -1,0 +1,1 @@
+"""Model providers: each speaks one wire protocol and returns OpenAI-shaped data."""

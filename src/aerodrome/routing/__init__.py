@@ -1,0 +1,1 @@
+"""Routing: alias → deployment, retries with backoff, fallbacks, circuit breaker, balancing."""

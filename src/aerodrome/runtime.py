@@ -1,0 +1,172 @@
+"""The running platform: every long-lived part, built once at start and closed at stop.
+
+Nothing here is module-level; ``create_app`` builds a Runtime in its lifespan and
+hands it to handlers through ``app.state.runtime``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime
+
+import aiohttp
+from sqlalchemy import Engine, select
+
+from aerodrome.catalog.catalog import Catalog
+from aerodrome.catalog.secrets import resolve_secret
+from aerodrome.catalog.store import build_catalog
+from aerodrome.config import DepartmentConfig, PlatformConfig
+from aerodrome.hookspecs import provider_registry
+from aerodrome.identity.authenticator import Authenticator
+from aerodrome.identity.store import apply_config, content_logging_policies
+from aerodrome.limits.budget import BudgetLedger, period_start
+from aerodrome.limits.rate import RateLimiter
+from aerodrome.monitoring.metrics import Metrics
+from aerodrome.monitoring.run_log import RunWriter
+from aerodrome.monitoring.runs import spent_since
+from aerodrome.providers.base import Provider, ProviderContext
+from aerodrome.routing.router import Router
+from aerodrome.storage.engine import is_sqlite, make_engine
+from aerodrome.storage.migrate import ensure_current
+from aerodrome.storage.tables import api_keys
+
+log = logging.getLogger("aerodrome")
+REFRESH_S = 5.0
+
+
+def open_database(config: PlatformConfig, database_url: str | None = None) -> Engine:
+    """Engine for the configured database, migrated (embedded) or checked (scaled)."""
+    url = database_url or config.resolved_database_url()
+    engine = make_engine(url)
+    auto = config.database.auto_migrate
+    ensure_current(engine, auto_migrate=is_sqlite(url) if auto is None else auto)
+    return engine
+
+
+class Runtime:
+    def __init__(self, config: PlatformConfig, engine: Engine) -> None:
+        from aerodrome.gateway.pipeline import Gateway
+
+        self.config = config
+        self.engine = engine
+        self.started_at = time.time()
+        self.metrics = Metrics()
+        self.catalog: Catalog = build_catalog(config, engine)
+        self.departments: dict[str, DepartmentConfig] = {d.id: d for d in config.departments}
+        self.policies: dict[str, str] = content_logging_policies(engine)
+        self.providers: dict[str, Provider] = {}
+        self.authenticator = Authenticator(engine, ttl_s=config.server.key_cache_ttl_s)
+        self.limiter = RateLimiter()
+        self.ledger = BudgetLedger()
+        self.writer = RunWriter(engine, flush_interval_s=config.server.run_flush_interval_s,
+                                batch_size=config.server.run_batch_size)
+        self.metrics.run_records_written.set_function(lambda: self.writer.written)
+        self.router = Router(config.routing, lambda: self.providers)
+        self.gateway = Gateway(
+            catalog=lambda: self.catalog,
+            departments=lambda: self.departments,
+            policies=lambda: self.policies,
+            server=config.server,
+            router=self.router,
+            limiter=self.limiter,
+            ledger=self.ledger,
+            writer=self.writer,
+            metrics=self.metrics,
+        )
+        self._http: aiohttp.ClientSession | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self.ready = False
+
+    # ------------------------------------------------------------- lifecycle
+
+    @classmethod
+    async def start(cls, config: PlatformConfig, engine: Engine) -> Runtime:
+        await asyncio.to_thread(apply_config, engine, config)
+        rt = cls(config, engine)
+        rt._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30),
+        )
+        rt._build_providers()
+        await asyncio.to_thread(rt._seed_budgets)
+        rt._refresher = asyncio.create_task(rt._refresh_loop())
+        rt.ready = True
+        return rt
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        for provider in self.providers.values():
+            await provider.aclose()
+        if self._http is not None:
+            await self._http.close()
+        await asyncio.to_thread(self.writer.close)  # flush every pending run record
+
+    # ------------------------------------------------------------- catalog
+
+    def _build_providers(self) -> None:
+        assert self._http is not None
+        registry = provider_registry()
+        providers: dict[str, Provider] = {}
+        for name, pconf in self.catalog.providers.items():
+            existing = self.providers.get(name)
+            if existing is not None and getattr(existing, "_aerodrome_config", None) == pconf:
+                providers[name] = existing
+                continue
+            factory = registry.get(pconf.kind)
+            api_key = resolve_secret(pconf.api_key, base_dir=self.config.base_dir)
+            provider = factory(ProviderContext(config=pconf, http=self._http, api_key=api_key))
+            with contextlib.suppress(AttributeError):
+                provider._aerodrome_config = pconf  # type: ignore[attr-defined]
+            providers[name] = provider  # type: ignore[assignment]
+        self.providers = providers
+
+    def set_catalog(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._build_providers()
+
+    async def _refresh_loop(self) -> None:
+        """Pick up catalog and policy changes made by other replicas."""
+        while True:
+            await asyncio.sleep(REFRESH_S)
+            try:
+                catalog = await asyncio.to_thread(build_catalog, self.config, self.engine)
+                policies = await asyncio.to_thread(content_logging_policies, self.engine)
+            except Exception:  # boundary: keep serving on the last good catalog
+                log.exception("catalog refresh failed; serving the last good catalog")
+                continue
+            self.policies = policies
+            if catalog.deployments != self.catalog.deployments or catalog.aliases != self.catalog.aliases \
+                    or catalog.providers != self.catalog.providers:
+                self.set_catalog(catalog)
+
+    # ------------------------------------------------------------- budgets
+
+    def _seed_budgets(self) -> None:
+        now = datetime.now(UTC)
+        for dept in self.config.departments:
+            if dept.budget:
+                spent = spent_since(self.engine, "department_id", period_start(dept.budget.period, now))
+                self.ledger.load_spent("department", dept.id, dept.budget, spent.get(dept.id, 0.0))
+        for alias in self.catalog.aliases.values():
+            if alias.budget:
+                spent = spent_since(self.engine, "alias", period_start(alias.budget.period, now))
+                self.ledger.load_spent("alias", alias.name, alias.budget, spent.get(alias.name, 0.0))
+        from aerodrome.config import Budget
+
+        with self.engine.connect() as conn:
+            keyed = conn.execute(
+                select(api_keys.c.id, api_keys.c.budget_usd, api_keys.c.budget_period)
+                .where(api_keys.c.budget_usd.is_not(None), api_keys.c.revoked_at.is_(None))
+            ).all()
+        by_period: dict[str, dict[str, float]] = {}
+        for key_id, usd, period in keyed:
+            budget = Budget(usd=usd, period=period or "month")
+            if budget.period not in by_period:
+                by_period[budget.period] = spent_since(self.engine, "key_id", period_start(budget.period, now))
+            self.ledger.load_spent("key", key_id, budget, by_period[budget.period].get(key_id, 0.0))

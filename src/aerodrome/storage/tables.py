@@ -1,0 +1,134 @@
+"""The schema, as SQLAlchemy Core tables. Changed only together with a migration."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+departments = Table(
+    "departments",
+    metadata,
+    Column("id", String(63), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("eligible_users", Integer, nullable=False, default=0),
+    Column("content_logging", String(16), nullable=False, default="metadata"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("department_id", String(63), ForeignKey("departments.id"), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("attributes", JSON, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("prefix", String(16), nullable=False, unique=True),
+    Column("hash", String(64), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    Column("department_id", String(63), ForeignKey("departments.id"), nullable=False),
+    Column("user_id", String(36), ForeignKey("users.id"), nullable=True),
+    Column("role", String(32), nullable=False),
+    Column("aliases", JSON, nullable=True),  # None: every alias the department may use
+    Column("rpm", Integer, nullable=True),
+    Column("tpm", Integer, nullable=True),
+    Column("budget_usd", Float, nullable=True),
+    Column("budget_period", String(8), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("created_by", String(200), nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Catalog entries added through the API (the config file's entries are not stored).
+catalog_entries = Table(
+    "catalog_entries",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # provider | deployment | alias
+    Column("name", String(128), primary_key=True),
+    Column("spec", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(200), nullable=False, default=""),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("request_id", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("endpoint", String(32), nullable=False),
+    Column("key_id", String(36), nullable=True),
+    Column("user_id", String(36), nullable=True),
+    Column("principal", String(320), nullable=False),
+    Column("department_id", String(63), nullable=True),
+    Column("alias", String(128), nullable=True),
+    Column("deployment", String(128), nullable=True),
+    Column("provider", String(64), nullable=True),
+    Column("upstream_model", String(200), nullable=True),
+    Column("use_case_id", String(128), nullable=True),
+    Column("spec_version", Integer, nullable=True),
+    Column("stream", Boolean, nullable=False, default=False),
+    Column("status", String(24), nullable=False),
+    Column("error_code", String(64), nullable=True),
+    Column("http_status", Integer, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("tokens_estimated", Boolean, nullable=False, default=False),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("latency_ms", Float, nullable=False),
+    Column("ttft_ms", Float, nullable=True),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("cache_hit", Boolean, nullable=False, default=False),
+    Column("input", JSON, nullable=True),
+    Column("output", JSON, nullable=True),
+    Column("meta", JSON, nullable=True),
+)
+Index("ix_runs_created_at", runs.c.created_at)
+Index("ix_runs_department_created", runs.c.department_id, runs.c.created_at)
+Index("ix_runs_key_created", runs.c.key_id, runs.c.created_at)
+Index("ix_runs_alias_created", runs.c.alias, runs.c.created_at)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("object_type", String(64), nullable=False),
+    Column("object_id", String(200), nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)

@@ -1,0 +1,1 @@
+from tests.upstream.fixtures import upstream, upstream_keyed  # noqa: F401
