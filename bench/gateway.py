@@ -27,6 +27,7 @@ and time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import http.client
 import json
@@ -40,9 +41,9 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -80,12 +81,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def spawn(argv: list[str], core: str, *, cwd: Path | None = None, env: dict | None = None, logfile: Path) -> subprocess.Popen:
+def spawn(
+    argv: list[str], core: str, *, cwd: Path | None = None, env: dict | None = None, logfile: Path
+) -> subprocess.Popen:
     """Start a process pinned to `core`, in its own session (so we can stop its tree)."""
     full = ["taskset", "-c", core, *argv] if shutil.which("taskset") else argv
-    fh = open(logfile, "wb")
-    p = subprocess.Popen(full, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    fh.close()
+    with open(logfile, "wb") as fh:
+        p = subprocess.Popen(
+            full,
+            cwd=cwd,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     _children.append(p)
     return p
 
@@ -96,17 +106,13 @@ def stop(p: subprocess.Popen | None, timeout: float = 10.0) -> None:
         if p in _children:
             _children.remove(p)
         return
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(p.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     try:
         p.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         p.wait(timeout=5)
     if p in _children:
         _children.remove(p)
@@ -158,7 +164,14 @@ def memory(p: subprocess.Popen) -> dict:
             name = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
             continue
-        procs.append({"pid": pid, "comm": name, "vmrss_kb": _status_kb(pid, "VmRSS"), "vmhwm_kb": _status_kb(pid, "VmHWM")})
+        procs.append(
+            {
+                "pid": pid,
+                "comm": name,
+                "vmrss_kb": _status_kb(pid, "VmRSS"),
+                "vmhwm_kb": _status_kb(pid, "VmHWM"),
+            }
+        )
     return {
         "vmrss_mb": round(sum(x["vmrss_kb"] for x in procs) / 1024, 1),
         "vmhwm_mb": round(sum(x["vmhwm_kb"] for x in procs) / 1024, 1),
@@ -177,7 +190,9 @@ def http_post(port: int, body: dict, headers: dict, timeout: float = 10.0) -> tu
         conn.close()
 
 
-def wait_first_success(port: int, headers: dict, p: subprocess.Popen, t0: float, timeout: float = STARTUP_TIMEOUT_S) -> float:
+def wait_first_success(
+    port: int, headers: dict, p: subprocess.Popen, t0: float, timeout: float = STARTUP_TIMEOUT_S
+) -> float:
     """Seconds from spawn (t0) to the first 200 on a chat completion. Raises on failure."""
     last = "no answer"
     deadline = t0 + timeout
@@ -203,7 +218,9 @@ def validate(port: int, headers: dict) -> None:
     if status != 200:
         raise RuntimeError(f"non-streaming: HTTP {status}: {data[:300]!r}")
     doc = json.loads(data)
-    if not doc.get("choices") or "mock upstream" not in (doc["choices"][0].get("message") or {}).get("content", ""):
+    if not doc.get("choices") or "mock upstream" not in (doc["choices"][0].get("message") or {}).get(
+        "content", ""
+    ):
         raise RuntimeError(f"non-streaming: unexpected body {data[:300]!r}")
     status, data = http_post(port, BODY_STREAM, headers)
     if status != 200:
@@ -214,12 +231,40 @@ def validate(port: int, headers: dict) -> None:
         raise RuntimeError(f"streaming: unexpected body ({n} events) {text[:300]!r}")
 
 
+def check_auth(port: int, headers_without_key: dict) -> dict:
+    """What a request without credentials gets (401/403 => auth is on)."""
+    try:
+        status, _ = http_post(port, BODY, headers_without_key)
+    except (OSError, http.client.HTTPException) as e:
+        return {"status": None, "refused": None, "error": str(e)}
+    return {"status": status, "refused": status in (401, 403)}
+
+
+def db_rows(path: Path) -> dict:
+    """Row counts of the non-empty tables of a SQLite file (evidence that run records were written)."""
+    import sqlite3
+
+    if not path.exists():
+        return {"error": f"{path.name} not found"}
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            counts = {t: con.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        return {"error": str(e)}
+    return {t: n for t, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n}
+
+
 # --------------------------------------------------------------------------- wrk
 WRK_DONE = r"""
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    'WRKJSON {"requests":%d,"duration_us":%d,"bytes":%d,"err_connect":%d,"err_read":%d,"err_write":%d,"err_status":%d,"err_timeout":%d,' ..
+    'WRKJSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+    '"err_connect":%d,"err_read":%d,"err_write":%d,"err_status":%d,"err_timeout":%d,' ..
     '"lat_min_us":%d,"lat_mean_us":%.1f,"lat_max_us":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d}\n',
     summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
     latency.min, latency.mean, latency.max,
@@ -233,8 +278,11 @@ def _lua_str(s: str) -> str:
 
 
 def wrk_script(tmp: Path, name: str, body: dict, headers: dict) -> Path:
-    lines = ['wrk.method = "POST"', f"wrk.body = {_lua_str(json.dumps(body, separators=(',', ':')))}",
-             'wrk.headers["Content-Type"] = "application/json"']
+    lines = [
+        'wrk.method = "POST"',
+        f"wrk.body = {_lua_str(json.dumps(body, separators=(',', ':')))}",
+        'wrk.headers["Content-Type"] = "application/json"',
+    ]
     for k, v in headers.items():
         lines.append(f"wrk.headers[{_lua_str(k)}] = {_lua_str(v)}")
     path = tmp / f"{name}.lua"
@@ -243,14 +291,26 @@ def wrk_script(tmp: Path, name: str, body: dict, headers: dict) -> Path:
 
 
 def run_wrk(port: int, script: Path, conns: int, duration: float, core: str = LOAD_CORE) -> dict:
-    dur = max(1, int(round(duration)))
-    argv = ["taskset", "-c", core, "wrk", "-t1", f"-c{conns}", f"-d{dur}s", "--timeout", "10s", "-s", str(script),
-            f"http://{HOST}:{port}{PATH}"]
+    dur = max(1, round(duration))
+    argv = [
+        "taskset",
+        "-c",
+        core,
+        "wrk",
+        "-t1",
+        f"-c{conns}",
+        f"-d{dur}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://{HOST}:{port}{PATH}",
+    ]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=dur + 60)
     line = next((ln for ln in r.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk failed (rc {r.returncode}): {r.stdout[-500:]} {r.stderr[-500:]}")
-    d = json.loads(line[len("WRKJSON "):])
+    d = json.loads(line[len("WRKJSON ") :])
     secs = d["duration_us"] / 1e6
     ok = d["requests"] - d["err_status"]
     d["concurrency"] = conns
@@ -269,10 +329,18 @@ def measure(port: int, headers: dict, tmp: Path, tag: str, duration: float, warm
         run_wrk(port, s_ns, 8, warmup)
         run_wrk(port, s_st, 8, max(1, warmup / 2))
     out = {}
-    for key, script, conns in (("c1", s_ns, 1), ("c1_stream", s_st, 1), ("c32", s_ns, 32), ("c32_stream", s_st, 32)):
+    for key, script, conns in (
+        ("c1", s_ns, 1),
+        ("c1_stream", s_st, 1),
+        ("c32", s_ns, 32),
+        ("c32_stream", s_st, 32),
+    ):
         d = run_wrk(port, script, conns, duration)
         out[key] = d
-        log(f"  {tag} {key:10s}: {d['ok_rps']:8.0f} ok req/s  p50 {d['p50_ms']:7.3f} ms  p99 {d['p99_ms']:7.3f} ms  errors {d['errors']}")
+        log(
+            f"  {tag} {key:10s}: {d['ok_rps']:8.0f} ok req/s  p50 {d['p50_ms']:7.3f} ms"
+            f"  p99 {d['p99_ms']:7.3f} ms  errors {d['errors']}"
+        )
     return out
 
 
@@ -285,6 +353,8 @@ class Started:
     t0: float
     notes: list[str] = field(default_factory=list)
     version: str = ""
+    auth_required: bool = False  # a request without credentials must be refused
+    db_path: Path | None = None  # SQLite file whose table row counts are reported after the run
 
 
 @dataclass
@@ -321,37 +391,92 @@ def start_aerodrome(tmp: Path, mock_port: int, args: argparse.Namespace) -> Star
     wd = tmp / "aerodrome"
     wd.mkdir()
     cfg = wd / "aerodrome.yaml"
-    cfg.write_text(textwrap.dedent(f"""\
+    cfg.write_text(
+        textwrap.dedent(f"""\
         database: {{url: "sqlite:///bench.db"}}
         departments:
-          - {{id: bench, name: Bench, content_logging: metadata, limits: {{rpm: 100000000, tpm: 1000000000}}, budget: {{usd: 1000000, period: month}}}}
+          - {{id: bench, name: Bench, content_logging: metadata,
+             limits: {{rpm: 100000000, tpm: 1000000000}}, budget: {{usd: 1000000, period: month}}}}
         providers:
-          - {{name: mock, kind: openai, base_url: "http://{HOST}:{mock_port}/v1", api_key: "env:BENCH_UPSTREAM_KEY"}}
+          - {{name: mock, kind: openai, base_url: "http://{HOST}:{mock_port}/v1",
+             api_key: "env:BENCH_UPSTREAM_KEY"}}
         deployments:
-          - {{name: mock-model, provider: mock, model: mock-model-2024, prices: {{input_per_mtok: 0.15, output_per_mtok: 0.6}}, max_data_class: internal}}
+          - {{name: mock-model, provider: mock, model: mock-model-2024,
+             prices: {{input_per_mtok: 0.15, output_per_mtok: 0.6}}, max_data_class: internal}}
         aliases:
           - {{name: chat-bench, deployments: [mock-model]}}
-        """))
+        """)
+    )
     env = dict(os.environ, BENCH_UPSTREAM_KEY="sk-mock")
-    r = subprocess.run([exe, "keys", "create", "--config", str(cfg), "--department", "bench", "--role", "user", "--name", "bench"],
-                       cwd=wd, env=env, capture_output=True, text=True, timeout=120)
+    keys_create = [
+        exe,
+        "keys",
+        "create",
+        "--config",
+        str(cfg),
+        "--department",
+        "bench",
+        "--role",
+        "user",
+        "--name",
+        "bench",
+    ]
+    r = subprocess.run(keys_create, cwd=wd, env=env, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        # maybe the schema must be created first
+        u = subprocess.run(
+            [exe, "db", "upgrade", "--config", str(cfg)],
+            cwd=wd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if u.returncode == 0:
+            r = subprocess.run(keys_create, cwd=wd, env=env, capture_output=True, text=True, timeout=120)
     lines = [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]
     if r.returncode != 0 or not lines:
-        raise RuntimeError(f"`aerodrome keys create` failed (rc {r.returncode}): {(r.stderr or r.stdout)[-600:]}")
+        raise RuntimeError(
+            f"`aerodrome keys create` failed (rc {r.returncode}): {(r.stderr or r.stdout)[-600:]}"
+        )
     key = lines[-1]
     port = free_port()
     t0 = time.monotonic()
-    p = spawn([exe, "serve", "--config", str(cfg), "--host", HOST, "--port", str(port), "--workers", "1"], GATEWAY_CORE,
-              cwd=wd, env=env, logfile=wd / "serve.log")
+    p = spawn(
+        [exe, "serve", "--config", str(cfg), "--host", HOST, "--port", str(port), "--workers", "1"],
+        GATEWAY_CORE,
+        cwd=wd,
+        env=env,
+        logfile=wd / "serve.log",
+    )
     ver = ""
     try:
-        vr = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-c", "import importlib.metadata as m; print(m.version('aerodrome'))"],
-                            capture_output=True, text=True, timeout=30)
+        vr = subprocess.run(
+            [
+                str(REPO / ".venv" / "bin" / "python"),
+                "-c",
+                "import importlib.metadata as m; print(m.version('aerodrome'))",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         ver = vr.stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         pass
-    return Started(p, port, {"Authorization": f"Bearer {key}"}, t0, version=ver or "dev",
-                   notes=["auth (API key), department rpm/tpm limits, monthly budget, run records (content_logging: metadata) in SQLite"])
+    return Started(
+        p,
+        port,
+        {"Authorization": f"Bearer {key}"},
+        t0,
+        version=ver or "dev",
+        auth_required=True,
+        db_path=wd / "bench.db",
+        notes=[
+            "auth (API key), department rpm/tpm limits, monthly budget,"
+            " run records (content_logging: metadata) in SQLite"
+        ],
+    )
 
 
 def ensure_litellm() -> Path:
@@ -363,7 +488,12 @@ def ensure_litellm() -> Path:
     venv.parent.mkdir(parents=True, exist_ok=True)
     pip = str(venv / "bin" / "pip")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    r = subprocess.run([pip, "install", "-q", f"litellm[proxy]=={LITELLM_VERSION}"], capture_output=True, text=True, timeout=1800)
+    r = subprocess.run(
+        [pip, "install", "-q", f"litellm[proxy]=={LITELLM_VERSION}"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if r.returncode != 0:
         # The registry mirror may lack some exact pins of this release (seen: certifi>=2026.10.19,
         # litellm-proxy-extras==0.4.113): install the wheel without deps and its proxy requirements
@@ -371,7 +501,11 @@ def ensure_litellm() -> Path:
         log("  pinned install failed; retrying with the release's requirements, unsatisfiable pins relaxed")
         subprocess.run([pip, "install", "-q", "packaging"], check=True, timeout=600)
         dl = venv.parent / "dl"
-        subprocess.run([pip, "download", "--no-deps", "-q", "-d", str(dl), f"litellm=={LITELLM_VERSION}"], check=True, timeout=600)
+        subprocess.run(
+            [pip, "download", "--no-deps", "-q", "-d", str(dl), f"litellm=={LITELLM_VERSION}"],
+            check=True,
+            timeout=600,
+        )
         whl = next(dl.glob("litellm-*.whl"))
         code = textwrap.dedent("""\
             import sys, zipfile
@@ -388,11 +522,19 @@ def ensure_litellm() -> Path:
                 r.marker = None
                 print(r.name if r.name in relax else str(r))
             """)
-        req = subprocess.run([str(venv / "bin" / "python"), "-c", code, str(whl)], capture_output=True, text=True, check=True, timeout=60)
+        req = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", code, str(whl)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
         reqfile = venv.parent / "requirements.txt"
         reqfile.write_text(req.stdout)
         subprocess.run([pip, "install", "-q", "--no-deps", str(whl)], check=True, timeout=600)
-        r = subprocess.run([pip, "install", "-q", "-r", str(reqfile)], capture_output=True, text=True, timeout=1800)
+        r = subprocess.run(
+            [pip, "install", "-q", "-r", str(reqfile)], capture_output=True, text=True, timeout=1800
+        )
         if r.returncode != 0 or not exe.exists():
             raise RuntimeError(f"pip install failed: {r.stderr[-600:]}")
     return exe
@@ -402,12 +544,13 @@ def start_litellm(tmp: Path, mock_port: int, args: argparse.Namespace) -> Starte
     try:
         exe = ensure_litellm()
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError, StopIteration) as e:
-        raise RuntimeError(f"LiteLLM install failed: {e}")
+        raise RuntimeError(f"LiteLLM install failed: {e}") from e
     wd = tmp / "litellm"
     wd.mkdir()
     cfg = wd / "litellm.yaml"
     master = "sk-bench-master-0123456789"
-    cfg.write_text(textwrap.dedent(f"""\
+    cfg.write_text(
+        textwrap.dedent(f"""\
         model_list:
           - model_name: chat-bench
             litellm_params:
@@ -418,19 +561,44 @@ def start_litellm(tmp: Path, mock_port: int, args: argparse.Namespace) -> Starte
           master_key: {master}
         litellm_settings:
           telemetry: false
-        """))
-    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR", LITELLM_TELEMETRY="False",
-               NO_DOCS="True", DISABLE_ADMIN_UI="True")
+        """)
+    )
+    env = dict(
+        os.environ,
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        LITELLM_LOG="ERROR",
+        LITELLM_TELEMETRY="False",
+        NO_DOCS="True",
+        DISABLE_ADMIN_UI="True",
+    )
     env.pop("DATABASE_URL", None)
     port = free_port()
     t0 = time.monotonic()
-    p = spawn([str(exe), "--config", str(cfg), "--host", HOST, "--port", str(port), "--num_workers", "1"], GATEWAY_CORE,
-              cwd=wd, env=env, logfile=wd / "litellm.log")
-    ver = subprocess.run([str(exe.parent / "python"), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
-                         capture_output=True, text=True, timeout=60).stdout.strip()
-    return Started(p, port, {"Authorization": f"Bearer {master}"}, t0, version=ver,
-                   notes=["auth: master key only (no database => no virtual keys, no budgets/limits, no spend logs)",
-                          "uvicorn, 1 worker, default logging (LITELLM_LOG=ERROR), local model cost map"])
+    p = spawn(
+        [str(exe), "--config", str(cfg), "--host", HOST, "--port", str(port), "--num_workers", "1"],
+        GATEWAY_CORE,
+        cwd=wd,
+        env=env,
+        logfile=wd / "litellm.log",
+    )
+    ver = subprocess.run(
+        [str(exe.parent / "python"), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.strip()
+    return Started(
+        p,
+        port,
+        {"Authorization": f"Bearer {master}"},
+        t0,
+        version=ver,
+        auth_required=True,
+        notes=[
+            "auth: master key only (no database => no virtual keys, no budgets/limits, no spend logs)",
+            "uvicorn, 1 worker, default logging (LITELLM_LOG=ERROR), local model cost map",
+        ],
+    )
 
 
 def ensure_portkey() -> tuple[Path, str]:
@@ -440,19 +608,35 @@ def ensure_portkey() -> tuple[Path, str]:
     if not script.exists():
         if not shutil.which("npm"):
             raise RuntimeError("npm not found")
-        log(f"installing @portkey-ai/gateway@{PORTKEY_VERSION} into {folder} (own node folder, not a project dependency)")
+        log(
+            f"installing @portkey-ai/gateway@{PORTKEY_VERSION} into {folder}"
+            " (own node folder, not a project dependency)"
+        )
         folder.mkdir(parents=True, exist_ok=True)
         # Portkey declares "@hono/node-server": "^1.3.3", which resolves to a release whose
         # lightweight Response shares the upstream fetch response's immutable Headers: every
         # proxied streaming response then fails with "TypeError: immutable" (same class as
         # Portkey-AI/gateway#1389 / #1550). Portkey's own repository builds against 1.13.5
         # (it ships patches/@hono+node-server+1.13.5.patch), so override to that release.
-        (folder / "package.json").write_text(json.dumps({
-            "name": "portkey-bench", "private": True,
-            "dependencies": {"@portkey-ai/gateway": PORTKEY_VERSION},
-            "overrides": {"@hono/node-server": HONO_NODE_SERVER},
-        }, indent=2) + "\n")
-        r = subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=folder, capture_output=True, text=True, timeout=1200)
+        (folder / "package.json").write_text(
+            json.dumps(
+                {
+                    "name": "portkey-bench",
+                    "private": True,
+                    "dependencies": {"@portkey-ai/gateway": PORTKEY_VERSION},
+                    "overrides": {"@hono/node-server": HONO_NODE_SERVER},
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        r = subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
         if r.returncode != 0 or not script.exists():
             raise RuntimeError(f"npm install failed: {(r.stderr or r.stdout)[-600:]}")
     version = json.loads((pkg / "package.json").read_text()).get("version", "?")
@@ -470,17 +654,31 @@ def start_portkey(tmp: Path, mock_port: int, args: argparse.Namespace) -> Starte
     try:
         script, ver = ensure_portkey()
     except (subprocess.TimeoutExpired, OSError) as e:
-        raise RuntimeError(f"Portkey install failed: {e}")
+        raise RuntimeError(f"Portkey install failed: {e}") from e
     wd = tmp / "portkey"
     wd.mkdir()
     port = free_port()
     t0 = time.monotonic()
-    p = spawn(["node", str(script), f"--port={port}", "--headless"], GATEWAY_CORE, cwd=wd, env=dict(os.environ),
-              logfile=wd / "portkey.log")
-    headers = {"x-portkey-provider": "openai", "x-portkey-custom-host": f"http://{HOST}:{mock_port}/v1",
-               "Authorization": "Bearer sk-mock"}
-    return Started(p, port, headers, t0, version=ver,
-                   notes=["no auth of its own (OSS gateway forwards the provider key), no logging store, no budgets"])
+    p = spawn(
+        ["node", str(script), f"--port={port}", "--headless"],
+        GATEWAY_CORE,
+        cwd=wd,
+        env=dict(os.environ),
+        logfile=wd / "portkey.log",
+    )
+    headers = {
+        "x-portkey-provider": "openai",
+        "x-portkey-custom-host": f"http://{HOST}:{mock_port}/v1",
+        "Authorization": "Bearer sk-mock",
+    }
+    return Started(
+        p,
+        port,
+        headers,
+        t0,
+        version=ver,
+        notes=["no auth of its own (OSS gateway forwards the provider key), no logging store, no budgets"],
+    )
 
 
 GATEWAYS = [
@@ -494,7 +692,10 @@ GATEWAYS = [
 def mock_python() -> str:
     """Prefer an interpreter that has uvloop for the mock."""
     for cand in (sys.executable, str(REPO / ".venv" / "bin" / "python")):
-        if Path(cand).exists() and subprocess.run([cand, "-c", "import uvloop"], capture_output=True, timeout=30).returncode == 0:
+        if (
+            Path(cand).exists()
+            and subprocess.run([cand, "-c", "import uvloop"], capture_output=True, timeout=30).returncode == 0
+        ):
             return cand
     return sys.executable
 
@@ -559,9 +760,11 @@ def print_table(summaries: dict[str, dict], direct: dict) -> str:
             cells.append(f"{(fmt.format(v) if v is not None else '-'):>14s}")
         out.append(f"{label:{w0}s}" + "".join(cells) + f"{target:>10s}")
     out.append("")
-    out.append(f"direct (wrk -> mock): c=1 p50 {direct['c1']['p50_ms']:.3f} ms p99 {direct['c1']['p99_ms']:.3f} ms; "
-               f"stream p50 {direct['c1_stream']['p50_ms']:.3f} ms; c=32 {direct['c32']['ok_rps']:.0f} req/s, "
-               f"stream {direct['c32_stream']['ok_rps']:.0f} req/s")
+    out.append(
+        f"direct (wrk -> mock): c=1 p50 {direct['c1']['p50_ms']:.3f} ms p99 {direct['c1']['p99_ms']:.3f} ms; "
+        f"stream p50 {direct['c1_stream']['p50_ms']:.3f} ms; c=32 {direct['c32']['ok_rps']:.0f} req/s, "
+        f"stream {direct['c32_stream']['ok_rps']:.0f} req/s"
+    )
     if "aerodrome" in summaries:
         a = summaries["aerodrome"]
         for n in names:
@@ -569,8 +772,14 @@ def print_table(summaries: dict[str, dict], direct: dict) -> str:
                 continue
             p = summaries[n]
             parts = []
-            for key, label in (("added_p50_ms", "added p50"), ("added_p99_ms", "added p99"), ("rps_c32", "req/s"),
-                               ("rps_c32_stream", "req/s stream"), ("rss_mb", "RSS"), ("startup_s", "startup")):
+            for key, label in (
+                ("added_p50_ms", "added p50"),
+                ("added_p99_ms", "added p99"),
+                ("rps_c32", "req/s"),
+                ("rps_c32_stream", "req/s stream"),
+                ("rss_mb", "RSS"),
+                ("startup_s", "startup"),
+            ):
                 if p.get(key) and a.get(key) is not None and p[key] > 0:
                     parts.append(f"{label} x{a[key] / p[key]:.2f}")
                 else:
@@ -584,10 +793,23 @@ def print_table(summaries: dict[str, dict], direct: dict) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description="Benchmark Aerodrome against a local mock upstream, with peers.")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per measured point (default 10)")
-    ap.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up load per gateway (default 2)")
-    ap.add_argument("--peers", action="store_true", help="also run LiteLLM proxy and Portkey gateway (installed into bench/.peers)")
-    ap.add_argument("--only", choices=[g.name for g in GATEWAYS], action="append", help="run only this gateway (repeatable)")
-    ap.add_argument("--out", type=Path, default=None, help="results JSON path (default bench/results/gateway-<date>.json)")
+    ap.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of warm-up load per gateway (default 2)"
+    )
+    ap.add_argument(
+        "--peers",
+        action="store_true",
+        help="also run LiteLLM proxy and Portkey gateway (installed into bench/.peers)",
+    )
+    ap.add_argument(
+        "--only",
+        choices=[g.name for g in GATEWAYS],
+        action="append",
+        help="run only this gateway (repeatable)",
+    )
+    ap.add_argument(
+        "--out", type=Path, default=None, help="results JSON path (default bench/results/gateway-<date>.json)"
+    )
     args = ap.parse_args()
 
     if not shutil.which("wrk"):
@@ -602,25 +824,57 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="aerodrome-bench-"))
     results: dict = {
         "date": _dt.date.today().isoformat(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "cpu_model": next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")},
-        "method": {"gateway_core": GATEWAY_CORE, "load_core": LOAD_CORE, "duration_s": args.duration, "warmup_s": args.warmup,
-                   "load_generator": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0:1],
-                   "body": BODY},
-        "targets": TARGETS, "reference": REFERENCE, "gateways": {}, "skipped": {},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpu_model": next(
+                (
+                    ln.split(":", 1)[1].strip()
+                    for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                    if ln.startswith("model name")
+                ),
+                "?",
+            ),
+        },
+        "method": {
+            "gateway_core": GATEWAY_CORE,
+            "load_core": LOAD_CORE,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "load_generator": subprocess.run(
+                ["wrk", "-v"], capture_output=True, text=True
+            ).stdout.splitlines()[0:1],
+            "body": BODY,
+        },
+        "targets": TARGETS,
+        "reference": REFERENCE,
+        "gateways": {},
+        "skipped": {},
     }
     summaries: dict[str, dict] = {}
     try:
         mock_port = free_port()
         py = mock_python()
-        mock = spawn([py, str(BENCH / "mock_upstream.py"), "--port", str(mock_port)], LOAD_CORE, logfile=tmp / "mock.log")
+        mock = spawn(
+            [py, str(BENCH / "mock_upstream.py"), "--port", str(mock_port)],
+            LOAD_CORE,
+            logfile=tmp / "mock.log",
+        )
         wait_port(mock_port)
         log(f"mock upstream on port {mock_port}, core {LOAD_CORE} ({(tmp / 'mock.log').read_text().strip()})")
         validate(mock_port, {})
         # mock capacity with the load generator on the other core: shows the mock is not the bottleneck
-        cap = run_wrk(mock_port, wrk_script(tmp, "cap", BODY, {}), 32, min(args.duration, 5), core=GATEWAY_CORE)
-        cap_st = run_wrk(mock_port, wrk_script(tmp, "capst", BODY_STREAM, {}), 32, min(args.duration, 5), core=GATEWAY_CORE)
-        log(f"mock capacity (wrk on core {GATEWAY_CORE}, c=32): {cap['ok_rps']:.0f} req/s, stream {cap_st['ok_rps']:.0f} req/s")
+        cap = run_wrk(
+            mock_port, wrk_script(tmp, "cap", BODY, {}), 32, min(args.duration, 5), core=GATEWAY_CORE
+        )
+        cap_st = run_wrk(
+            mock_port, wrk_script(tmp, "capst", BODY_STREAM, {}), 32, min(args.duration, 5), core=GATEWAY_CORE
+        )
+        log(
+            f"mock capacity (wrk on core {GATEWAY_CORE}, c=32): {cap['ok_rps']:.0f} req/s,"
+            f" stream {cap_st['ok_rps']:.0f} req/s"
+        )
         results["mock_capacity"] = {"c32": cap, "c32_stream": cap_st}
         log("direct baseline (wrk -> mock, both on core 1)")
         direct = measure(mock_port, {}, tmp, "direct", args.duration, args.warmup)
@@ -632,20 +886,44 @@ def main() -> int:
             try:
                 st = gw.prepare(tmp, mock_port, args)
                 startup = wait_first_success(st.port, st.headers, st.proc, st.t0)
-                log(f"  {gw.name} {st.version}: first request served {startup:.2f}s after spawn (pid {st.proc.pid})")
+                log(
+                    f"  {gw.name} {st.version}: first request served {startup:.2f}s after spawn"
+                    f" (pid {st.proc.pid})"
+                )
                 validate(st.port, st.headers)
+                auth = check_auth(
+                    st.port, {k: v for k, v in st.headers.items() if k.lower() != "authorization"}
+                )
+                if st.auth_required and auth["refused"] is not True:
+                    raise RuntimeError(f"auth is expected on but a request without a key got {auth}")
                 mem_idle = memory(st.proc)
                 m = measure(st.port, st.headers, tmp, gw.name, args.duration, args.warmup)
                 if st.proc.poll() is not None:
                     raise RuntimeError(f"process died during the load (rc {st.proc.returncode})")
                 mem_after = memory(st.proc)
-                res = {"version": st.version, "notes": st.notes, "startup_s": startup, "mem_idle": mem_idle,
-                       "mem_after": mem_after, "measure": m}
+                res = {
+                    "version": st.version,
+                    "notes": st.notes,
+                    "startup_s": startup,
+                    "mem_idle": mem_idle,
+                    "mem_after": mem_after,
+                    "measure": m,
+                    "auth_check": auth,
+                }
                 res["summary"] = summarize(gw.name, res, direct)
                 results["gateways"][gw.name] = res
                 summaries[gw.name] = res["summary"]
-                log(f"  {gw.name}: RSS idle {mem_idle['vmrss_mb']} MB, after load {mem_after['vmrss_mb']} MB (HWM {mem_after['vmhwm_mb']} MB)")
-            except (RuntimeError, OSError, subprocess.SubprocessError, ValueError, http.client.HTTPException) as e:
+                log(
+                    f"  {gw.name}: RSS idle {mem_idle['vmrss_mb']} MB, after load {mem_after['vmrss_mb']} MB"
+                    f" (HWM {mem_after['vmhwm_mb']} MB)"
+                )
+            except (
+                RuntimeError,
+                OSError,
+                subprocess.SubprocessError,
+                ValueError,
+                http.client.HTTPException,
+            ) as e:
                 why = f"{type(e).__name__}: {e}" if not isinstance(e, RuntimeError) else str(e)
                 logtail = ""
                 if st is not None:
@@ -658,6 +936,10 @@ def main() -> int:
             finally:
                 if st is not None:
                     stop(st.proc)
+                    if st.db_path is not None and gw.name in results["gateways"]:
+                        rows = db_rows(st.db_path)
+                        results["gateways"][gw.name]["db_rows"] = rows
+                        log(f"  {gw.name} database rows after the run: {rows}")
         stop(mock)
 
         print()

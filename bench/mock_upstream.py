@@ -62,12 +62,28 @@ def _sse_body() -> bytes:
         "system_fingerprint": "fp_mock",
     }
     events = []
-    first = dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}])
+    first = dict(
+        base,
+        choices=[
+            {
+                "index": 0,
+                "delta": {"role": "assistant", "content": ""},
+                "logprobs": None,
+                "finish_reason": None,
+            }
+        ],
+    )
     events.append(first)
     for w in _STREAM_WORDS[:9]:
-        events.append(dict(base, choices=[{"index": 0, "delta": {"content": w}, "logprobs": None, "finish_reason": None}]))
+        events.append(
+            dict(
+                base, choices=[{"index": 0, "delta": {"content": w}, "logprobs": None, "finish_reason": None}]
+            )
+        )
     events.append(dict(base, choices=[{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]))
-    events.append(dict(base, choices=[], usage={"prompt_tokens": 9, "completion_tokens": 10, "total_tokens": 19}))
+    events.append(
+        dict(base, choices=[], usage={"prompt_tokens": 9, "completion_tokens": 10, "total_tokens": 19})
+    )
     out = bytearray()
     for ev in events:
         data = b"data: " + json.dumps(ev, separators=(",", ":")).encode() + b"\n\n"
@@ -102,16 +118,22 @@ RESP_STREAM = (
 RESP_MODELS = _response(
     "200 OK",
     b"application/json",
-    json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model", "created": CREATED, "owned_by": "mock"}]}).encode(),
+    json.dumps(
+        {"object": "list", "data": [{"id": MODEL, "object": "model", "created": CREATED, "owned_by": "mock"}]}
+    ).encode(),
 )
-RESP_404 = _response("404 Not Found", b"application/json", b'{"error":{"message":"not found","type":"invalid_request_error"}}')
-RESP_400 = _response("400 Bad Request", b"application/json", b'{"error":{"message":"bad request"}}', close=True)
+RESP_404 = _response(
+    "404 Not Found", b"application/json", b'{"error":{"message":"not found","type":"invalid_request_error"}}'
+)
+RESP_400 = _response(
+    "400 Bad Request", b"application/json", b'{"error":{"message":"bad request"}}', close=True
+)
 
 _STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
 
 
 class MockProtocol(asyncio.Protocol):
-    __slots__ = ("transport", "buf")
+    __slots__ = ("buf", "transport")
 
     def connection_made(self, transport):  # type: ignore[override]
         self.transport = transport
@@ -207,7 +229,9 @@ def main() -> None:
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(MockProtocol, args.host, args.port, backlog=1024, reuse_address=True)
+        server = await loop.create_server(
+            MockProtocol, args.host, args.port, backlog=1024, reuse_address=True
+        )
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)

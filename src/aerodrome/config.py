@@ -34,33 +34,50 @@ class _Model(BaseModel):
 class Limits(_Model):
     """Requests and tokens per minute; None means unlimited."""
 
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
+    rpm: int | None = Field(default=None, ge=1, description="requests per minute; empty: unlimited")
+    tpm: int | None = Field(
+        default=None, ge=1, description="tokens (prompt + completion) per minute; empty: unlimited"
+    )
 
 
 class Budget(_Model):
     """A USD budget over a period. ``soft_pct`` of it raises a warning; the whole refuses."""
 
-    usd: float = Field(gt=0)
-    period: Period = "month"
-    soft_pct: float = Field(default=0.8, gt=0, le=1)
+    usd: float = Field(
+        gt=0, description="hard limit in USD per period: requests past it get 429 budget_exceeded"
+    )
+    period: Period = Field(default="month", description="day, month (calendar, UTC) or total")
+    soft_pct: float = Field(
+        default=0.8, gt=0, le=1, description="share of the budget that raises a warning header and event"
+    )
 
 
 class DepartmentConfig(_Model):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
-    name: str = ""
-    eligible_users: int = Field(default=0, ge=0)
-    content_logging: ContentLogging = "metadata"
-    limits: Limits = Limits()
-    budget: Budget | None = None
+    id: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="short identifier: lowercase letters, digits, - and _",
+    )
+    name: str = Field(default="", description="display name")
+    eligible_users: int = Field(
+        default=0, ge=0, description="people who could use AI here (the adoption denominator)"
+    )
+    content_logging: ContentLogging = Field(
+        default="metadata",
+        description="what run records keep of prompts and answers: off, metadata (counts only) or full",
+    )
+    limits: Limits = Field(default=Limits(), description="RPM and TPM for the whole department")
+    budget: Budget | None = Field(default=None, description="USD budget for the whole department")
 
 
 class UserConfig(_Model):
-    email: str
+    email: str = Field(description="the user's email (their identity)")
     name: str = ""
-    department: str
-    roles: list[str] = ["user"]
-    attributes: dict[str, Any] = {}
+    department: str = Field(description="id of the user's department")
+    roles: list[str] = Field(
+        default=["user"],
+        description="platform_admin, department_admin, builder, reviewer, approver, auditor, user",
+    )
+    attributes: dict[str, Any] = Field(default={}, description="cohort attributes, e.g. {cohort: volunteer}")
 
     @field_validator("roles")
     @classmethod
@@ -72,75 +89,128 @@ class UserConfig(_Model):
 
 
 class ProviderConfig(_Model):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-    kind: str  # openai | anthropic | local | any registered provider kind
-    base_url: str | None = None
-    # A secret reference: "env:NAME", "file:/path"; never the secret itself in the file.
-    api_key: str | None = None
-    headers: dict[str, str] = {}
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", description="name deployments refer to")
+    kind: str = Field(
+        description="openai (any OpenAI-compatible server), anthropic, local, or a plugin's kind"
+    )
+    base_url: str | None = Field(default=None, description="API base URL including /v1")
+    api_key: str | None = Field(
+        default=None, description="secret reference: env:NAME or file:/path (never the secret itself)"
+    )
+    headers: dict[str, str] = Field(
+        default={}, description="extra headers sent upstream (not returned by the API)"
+    )
 
     @field_validator("api_key")
     @classmethod
     def _secret_ref(cls, value: str | None) -> str | None:
         if value is None or value.startswith(("env:", "file:")):
             return value
-        raise ValueError("api_key must be a secret reference such as 'env:OPENAI_API_KEY' or 'file:/run/secrets/key'")
+        raise ValueError(
+            "api_key must be a secret reference such as 'env:OPENAI_API_KEY' or 'file:/run/secrets/key'"
+        )
 
 
 class Prices(_Model):
-    input_per_mtok: float = Field(default=0.0, ge=0)
-    output_per_mtok: float = Field(default=0.0, ge=0)
+    input_per_mtok: float = Field(default=0.0, ge=0, description="USD per million prompt tokens")
+    output_per_mtok: float = Field(default=0.0, ge=0, description="USD per million completion tokens")
 
 
 class DeploymentConfig(_Model):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
-    provider: str
-    model: str  # upstream model id, pinned to a version
-    status: ApprovalStatus = "approved"
-    hosting: Hosting = "vendor"
-    trains_on_data: bool = False
-    region: str = ""
-    max_data_class: DataClass = "internal"
-    prices: Prices = Prices()
-    context_window: int = Field(default=8192, ge=1)
-    max_output_tokens: int = Field(default=4096, ge=1)
-    timeout_s: float = Field(default=60.0, gt=0)
-    weight: float = Field(default=1.0, gt=0)
-    kind: Literal["chat", "embeddings"] = "chat"
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$", description="name aliases refer to")
+    provider: str = Field(description="name of the provider serving it")
+    model: str = Field(description="upstream model id, pinned to a version (e.g. gpt-4o-mini-2024-07-18)")
+    status: ApprovalStatus = Field(
+        default="approved",
+        description="approved, trial, deprecated (answers with a warning header) or blocked (refused)",
+    )
+    hosting: Hosting = Field(default="vendor", description="on-prem, private-cloud or vendor")
+    trains_on_data: bool = Field(
+        default=False, description="whether the vendor may train on what it receives"
+    )
+    region: str = Field(default="", description="where the data is processed")
+    max_data_class: DataClass = Field(
+        default="internal",
+        description="highest data class it may receive: public < internal < confidential < restricted",
+    )
+    prices: Prices = Field(default=Prices(), description="USD per million tokens")
+    context_window: int = Field(default=8192, ge=1, description="tokens")
+    max_output_tokens: int = Field(
+        default=4096,
+        ge=1,
+        description="largest completion; used to reserve budget when a request sets no max_tokens",
+    )
+    timeout_s: float = Field(
+        default=60.0, gt=0, description="per attempt; for streams, the longest wait for the next bytes"
+    )
+    weight: float = Field(
+        default=1.0, gt=0, description="share of traffic for aliases with strategy weighted"
+    )
+    kind: Literal["chat", "embeddings"] = Field(default="chat", description="chat or embeddings")
 
 
 class AliasConfig(_Model):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
-    deployments: list[str] = Field(min_length=1)
-    strategy: Literal["fallback", "round_robin", "weighted"] = "fallback"
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$", description="the model name clients send"
+    )
+    deployments: list[str] = Field(
+        min_length=1, description="deployments behind the alias, in fallback order"
+    )
+    strategy: Literal["fallback", "round_robin", "weighted"] = Field(
+        default="fallback",
+        description="fallback (in order), round_robin or weighted (by deployment weight); failures always fall through to the others",
+    )
     description: str = ""
-    budget: Budget | None = None
+    budget: Budget | None = Field(default=None, description="USD budget for all use of this alias")
 
 
 class BreakerConfig(_Model):
-    failures: int = Field(default=5, ge=1)
-    cooldown_s: float = Field(default=30.0, gt=0)
+    failures: int = Field(
+        default=5, ge=1, description="consecutive failures that open a deployment's circuit"
+    )
+    cooldown_s: float = Field(
+        default=30.0, gt=0, description="how long an open circuit skips the deployment before one trial"
+    )
 
 
 class RoutingConfig(_Model):
-    max_retries: int = Field(default=2, ge=0, le=10)
-    backoff_initial_s: float = Field(default=0.1, ge=0)
-    backoff_max_s: float = Field(default=2.0, ge=0)
+    max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="extra attempts per deployment on retryable errors (5xx, 429, timeouts, resets)",
+    )
+    backoff_initial_s: float = Field(
+        default=0.1, ge=0, description="first backoff; doubles per retry, with jitter"
+    )
+    backoff_max_s: float = Field(default=2.0, ge=0, description="longest backoff")
     breaker: BreakerConfig = BreakerConfig()
 
 
 class DatabaseConfig(_Model):
-    url: str = "sqlite:///aerodrome.db"
-    # None: migrate automatically on SQLite (embedded mode), never on PostgreSQL.
-    auto_migrate: bool | None = None
+    url: str = Field(
+        default="sqlite:///aerodrome.db",
+        description="sqlite:///file.db (relative to the config file) or postgresql://user@host/db",
+    )
+    auto_migrate: bool | None = Field(
+        default=None,
+        description="empty: migrate on start with SQLite, never with PostgreSQL (run aerodrome db upgrade)",
+    )
 
 
 class ServerConfig(_Model):
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    key_cache_ttl_s: float = Field(default=2.0, ge=0, le=5)
-    run_flush_interval_s: float = Field(default=0.2, gt=0)
-    run_batch_size: int = Field(default=500, ge=1)
-    default_key_limits: Limits = Limits()
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="larger request bodies get 413")
+    key_cache_ttl_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=5,
+        description="how long a key check is cached: a revocation reaches every replica within this time",
+    )
+    run_flush_interval_s: float = Field(
+        default=0.2, gt=0, description="how often run records are written in a batch"
+    )
+    run_batch_size: int = Field(default=500, ge=1, description="largest batch of run records per write")
+    default_key_limits: Limits = Field(default=Limits(), description="RPM / TPM for keys that set none")
 
 
 class PlatformConfig(_Model):

@@ -69,8 +69,9 @@ async def _start(request: Request, rt: Runtime, endpoint: str) -> tuple[RunConte
     return ctx, parse_json_object(raw)
 
 
-@router.post("/v1/chat/completions", openapi_extra=_CHAT_DOC, summary="Create a chat completion (OpenAI-compatible)")
-async def chat_completions(request: Request) -> Any:
+@router.post("/v1/chat/completions", openapi_extra=_CHAT_DOC, summary="Create a chat completion (OpenAI-compatible)",
+             response_model=None)
+async def chat_completions(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     gw = rt.gateway
     ctx = RunContext(endpoint="chat", request_id="")
@@ -91,8 +92,9 @@ async def chat_completions(request: Request) -> Any:
     return _json(result, ctx.headers())
 
 
-@router.post("/v1/embeddings", openapi_extra=_EMB_DOC, summary="Create embeddings (OpenAI-compatible)")
-async def embeddings(request: Request) -> Any:
+@router.post("/v1/embeddings", openapi_extra=_EMB_DOC, summary="Create embeddings (OpenAI-compatible)",
+             response_model=None)
+async def embeddings(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     gw = rt.gateway
     ctx = RunContext(endpoint="embeddings", request_id="")

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import orjson
+from starlette.responses import Response
 
 from aerodrome.errors import AerodromeError, UpstreamError
 from aerodrome.gateway.pipeline import Gateway, usage_from
@@ -26,8 +27,10 @@ def _event(data: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
-class SSEResponse:
+class SSEResponse(Response):
     def __init__(self, gateway: Gateway, ctx: RunContext, opened: OpenStream, headers: dict[str, str]) -> None:
+        self.status_code = 200
+        self.background = None
         self._gateway = gateway
         self._ctx = ctx
         self._opened = opened

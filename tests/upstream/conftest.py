@@ -1,1 +1,0 @@
-from tests.upstream.fixtures import upstream, upstream_keyed  # noqa: F401
