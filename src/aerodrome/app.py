@@ -74,6 +74,8 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
         version=__version__,
         summary="Governed OpenAI-compatible gateway and platform API",
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI would load scripts from a CDN; the console (issue 7) serves docs offline
+        redoc_url=None,
     )
 
     @app.exception_handler(AerodromeError)

@@ -18,7 +18,8 @@ from sqlalchemy import Engine, select
 from aerodrome.catalog.catalog import Catalog
 from aerodrome.catalog.secrets import resolve_secret
 from aerodrome.catalog.store import build_catalog
-from aerodrome.config import DepartmentConfig, PlatformConfig
+from aerodrome.config import DeploymentConfig, DepartmentConfig, PlatformConfig
+from aerodrome.errors import AerodromeError
 from aerodrome.hookspecs import provider_registry
 from aerodrome.identity.authenticator import Authenticator
 from aerodrome.identity.store import apply_config, content_logging_policies
@@ -78,6 +79,7 @@ class Runtime:
         )
         self._http: aiohttp.ClientSession | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._warmers: list[asyncio.Task[None]] = []
         self.ready = False
 
     # ------------------------------------------------------------- lifecycle
@@ -92,11 +94,27 @@ class Runtime:
         rt._build_providers()
         await asyncio.to_thread(rt._seed_budgets)
         rt._refresher = asyncio.create_task(rt._refresh_loop())
+        rt._warmers = [asyncio.create_task(rt._warm(dep)) for dep in rt._local_embedding_deployments()]
         rt.ready = True
         return rt
 
+    def _local_embedding_deployments(self) -> list[DeploymentConfig]:
+        return [
+            d for d in self.catalog.deployments.values()
+            if d.kind == "embeddings" and self.catalog.providers[d.provider].kind == "local"
+        ]
+
+    async def _warm(self, dep: DeploymentConfig) -> None:
+        """Load local embedding models in the background so the first request does not wait for them."""
+        try:
+            await self.providers[dep.provider].embeddings(dep, {"model": dep.model, "input": "warm up"})
+        except AerodromeError as exc:
+            log.info("local embeddings not warmed", extra={"deployment": dep.name, "reason": exc.message})
+
     async def stop(self) -> None:
         self.ready = False
+        for task in self._warmers:
+            task.cancel()
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

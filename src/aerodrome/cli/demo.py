@@ -62,7 +62,7 @@ def demo(
         f"  config:     {path}\n"
         f"  admin key:  {directory / 'admin.key'} (mode 600)\n"
         f"  gateway:    {base}/v1  (OpenAI-compatible; models: chat-small, embed-small)\n"
-        f"  API docs:   {base}/docs\n"
+        f"  API spec:   {base}/openapi.json\n"
         f"  try:        curl {base}/v1/chat/completions -H 'Authorization: Bearer '$(cat {directory / 'admin.key'}) "
         "-H 'Content-Type: application/json' -d '{\"model\":\"chat-small\",\"messages\":[{\"role\":\"user\","
         "\"content\":\"[1] Parental leave is 16 weeks at full pay.\\nQuestion: How long is parental leave?\"}]}'",

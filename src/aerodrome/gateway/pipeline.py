@@ -184,8 +184,9 @@ class Gateway:
         alias = ctx.resolved.name if ctx.resolved else (ctx.model or "")
         department = principal.department_id if principal else ""
         code = error.code if error is not None else None
+        # Metric labels only take catalog names: a client's unknown model name must not grow the series.
         self.metrics.observe_request(
-            endpoint=ctx.endpoint, alias=alias, department=department, status=status, latency_s=latency,
+            endpoint=ctx.endpoint, alias=ctx.resolved.name if ctx.resolved else "unknown", department=department, status=status, latency_s=latency,
             ttft_s=ctx.ttft_s, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost,
             error_code=code, attempts=ctx.attempts.count, deployment=dep.name if dep else None,
         )

@@ -178,13 +178,21 @@ def create_key(engine: Engine, req: KeyRequest, *, actor: str, creator: Principa
     return material.plaintext, record
 
 
+def _own_keys(principal: Principal) -> Any:
+    """Keys a principal owns: those it created, its own key, and keys issued to its user."""
+    cond = (api_keys.c.created_by == principal.name) | (api_keys.c.id == (principal.key_id or ""))
+    if principal.user_id:
+        cond = cond | (api_keys.c.user_id == principal.user_id)
+    return cond
+
+
 def list_keys(engine: Engine, principal: Principal | None, scope: Scope, *, department: str | None = None,
               include_revoked: bool = True) -> list[dict[str, Any]]:
     q = select(*_PUBLIC_KEY_COLUMNS).order_by(api_keys.c.created_at)
     if principal is not None and scope == "department":
         q = q.where(api_keys.c.department_id == principal.department_id)
     elif principal is not None and scope == "own":
-        q = q.where(api_keys.c.created_by == principal.name)
+        q = q.where(_own_keys(principal))
     if department:
         q = q.where(api_keys.c.department_id == department)
     if not include_revoked:
@@ -204,7 +212,8 @@ def revoke_key(engine: Engine, key_ref: str, *, actor: str, principal: Principal
         if principal is not None:
             if scope == "department" and row["department_id"] != principal.department_id:
                 raise Forbidden("this key belongs to another department")
-            if scope == "own" and row["created_by"] != principal.name:
+            if scope == "own" and row["created_by"] != principal.name and row["id"] != principal.key_id and not (
+                    principal.user_id and row["user_id"] == principal.user_id):
                 raise Forbidden("you may revoke only keys you created")
         if row["revoked_at"] is not None:
             raise Conflict("this key is already revoked", code="key_already_revoked")
