@@ -17,6 +17,31 @@ from tests.upstream.fixtures import UpstreamServer
 URL = "/v1/chat/completions"
 
 
+@pytest.fixture(scope="module")
+def shared_upstream() -> Iterator[UpstreamServer]:
+    with UpstreamServer() as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def shared_gateway(shared_upstream: UpstreamServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with gateway_with(shared_upstream.url, tmp_path_factory.mktemp("gw")) as gw:
+        yield gw
+
+
+@pytest.fixture
+def upstream(shared_upstream: UpstreamServer) -> UpstreamServer:
+    """One upstream for the module, fresh (no faults, no requests) for each test."""
+    shared_upstream.reset()
+    return shared_upstream
+
+
+@pytest.fixture
+def gateway(shared_gateway: Gateway, upstream: UpstreamServer) -> Gateway:
+    """One gateway for the module; each test makes its own keys, so limits do not leak."""
+    return shared_gateway
+
+
 @pytest.fixture
 def key(gateway: Gateway) -> str:
     return gateway.make_key("hr")
