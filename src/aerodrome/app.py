@@ -117,4 +117,8 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
 
 def app_from_env() -> FastAPI:
     """Uvicorn factory for ``--workers N`` (each worker builds its app from the environment)."""
-    return create_app(Settings())
+    from aerodrome.monitoring.logs import configure
+
+    settings = Settings()
+    configure(settings.log_level, json=settings.log_json)
+    return create_app(settings)

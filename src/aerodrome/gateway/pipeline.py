@@ -5,6 +5,7 @@ No HTTP here: the routes read bodies and render answers; this module decides.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from aerodrome.limits.rate import RateLimiter
 from aerodrome.monitoring.metrics import Metrics
 from aerodrome.monitoring.run_log import RunWriter
 from aerodrome.routing.router import OpenStream, Router
+
+log = logging.getLogger("aerodrome.gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +226,12 @@ class Gateway:
         }
         self._content(ctx, record, response, output_text)
         self.writer.submit(record)
+        if error is not None and status == "error":
+            log.warning(
+                "gateway call failed",
+                extra={"run_id": ctx.run_id, "request_id": ctx.request_id, "code": code, "alias": alias,
+                       "department": department, "attempts": ctx.attempts.count, "error": error.message[:300]},
+            )
 
     def _meta(self, ctx: RunContext, error: AerodromeError | None) -> dict[str, Any] | None:
         meta: dict[str, Any] = {}
