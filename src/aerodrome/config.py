@@ -213,6 +213,38 @@ class ServerConfig(_Model):
     default_key_limits: Limits = Field(default=Limits(), description="RPM / TPM for keys that set none")
 
 
+class ReadersConfig(_Model):
+    """Who may read a collection: members of these departments ("*": every department) or holders of these roles."""
+
+    departments: list[str] = Field(default=[], description='department ids; "*" means every department')
+    roles: list[str] = Field(default=[], description="roles that may read it whatever their department")
+
+
+class CollectionConfig(_Model):
+    """A knowledge collection: sources, data class, readers, chunking, embedding, quality rules."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="identifier used in use cases and the API")
+    description: str = ""
+    data_class: DataClass = Field(default="internal", description="public < internal < confidential < restricted")
+    readers: ReadersConfig = Field(default=ReadersConfig(), description="who may retrieve from it")
+    sources: list[dict[str, Any]] = Field(
+        default=[], description="connectors, e.g. {kind: folder, path: docs/hr}; see docs/knowledge.md"
+    )
+    chunking: dict[str, Any] = Field(default={}, description="{max_chars, overlap_chars}")
+    embedding: str = Field(
+        default="local", description="local (built-in all-MiniLM-L6-v2) or an embeddings alias of the catalog"
+    )
+    quality: dict[str, Any] = Field(default={}, description="data-quality rules: thresholds and what to quarantine")
+
+
+class KnowledgeConfig(_Model):
+    index: Literal["sqlite", "postgres"] = Field(default="sqlite", description="index backend")
+    index_url: str | None = Field(
+        default=None, description="sqlite: a file (default: the platform database file); postgres: a URL with pgvector"
+    )
+    embedding_batch: int = Field(default=64, ge=1, le=2048, description="chunks embedded per call")
+
+
 class PlatformConfig(_Model):
     """The whole platform configuration, as read from ``aerodrome.yaml``."""
 
@@ -224,6 +256,8 @@ class PlatformConfig(_Model):
     providers: list[ProviderConfig] = []
     deployments: list[DeploymentConfig] = []
     aliases: list[AliasConfig] = []
+    knowledge: KnowledgeConfig = KnowledgeConfig()
+    collections: list[CollectionConfig] = []
     # Set by load_config: the directory relative paths resolve against.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -233,6 +267,7 @@ class PlatformConfig(_Model):
         _unique("providers", [p.name for p in self.providers])
         _unique("deployments", [d.name for d in self.deployments])
         _unique("aliases", [a.name for a in self.aliases])
+        _unique("collections", [c.name for c in self.collections])
         departments = {d.id for d in self.departments}
         for user in self.users:
             if user.department not in departments:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import aiohttp
 from sqlalchemy import Engine, select
@@ -33,6 +34,9 @@ from aerodrome.routing.router import Router
 from aerodrome.storage.engine import is_sqlite, make_engine
 from aerodrome.storage.migrate import ensure_current
 from aerodrome.storage.tables import api_keys
+
+if TYPE_CHECKING:
+    from aerodrome.knowledge.service import KnowledgeService
 
 log = logging.getLogger("aerodrome")
 REFRESH_S = 5.0
@@ -77,6 +81,10 @@ class Runtime:
             writer=self.writer,
             metrics=self.metrics,
         )
+        from aerodrome.jobs.runner import JobRunner
+
+        self._knowledge: KnowledgeService | None = None
+        self.jobs = JobRunner(engine)
         self._http: aiohttp.ClientSession | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._warmers: list[asyncio.Task[None]] = []
@@ -86,8 +94,12 @@ class Runtime:
 
     @classmethod
     async def start(cls, config: PlatformConfig, engine: Engine) -> Runtime:
+        from aerodrome.knowledge.collections import apply_config as apply_collections
+
         await asyncio.to_thread(apply_config, engine, config)
+        await asyncio.to_thread(apply_collections, engine, config)
         rt = cls(config, engine)
+        await asyncio.to_thread(rt.jobs.fail_interrupted)
         rt._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30),
         )
@@ -124,6 +136,21 @@ class Runtime:
         if self._http is not None:
             await self._http.close()
         await asyncio.to_thread(self.writer.close)  # flush every pending run record
+        await asyncio.to_thread(self.jobs.close)
+        if self._knowledge is not None:
+            self._knowledge.close()
+
+    @property
+    def knowledge(self) -> KnowledgeService:
+        """The index and embedders, opened on first use (the gateway alone never needs them)."""
+        if self._knowledge is None:
+            from aerodrome.knowledge.service import KnowledgeService
+
+            self._knowledge = KnowledgeService(
+                self.engine, self.config, lambda: self.catalog,
+                database_url=self.engine.url.render_as_string(hide_password=False),
+            )
+        return self._knowledge
 
     # ------------------------------------------------------------- catalog
 

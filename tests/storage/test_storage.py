@@ -45,7 +45,7 @@ def test_upgrade_from_empty_to_head(engine: Engine) -> None:
     assert _tables(engine) == set()
     migrate.upgrade(engine)
     assert migrate.current_revision(engine) == migrate.head_revision(engine) is not None
-    assert _tables(engine) == TABLES == set(metadata.tables)
+    assert _tables(engine) == set(metadata.tables) and TABLES <= _tables(engine)
     migrate.ensure_current(engine, auto_migrate=False)  # up to date: no error
 
 

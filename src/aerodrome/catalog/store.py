@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Engine, and_, delete, select
 
 from aerodrome.audit import trail
@@ -35,8 +36,16 @@ def put_entry(engine: Engine, config: PlatformConfig, kind: str, spec: dict[str,
     entries.append((kind, spec))
     try:
         catalog = Catalog.build(config.providers, config.deployments, config.aliases, entries)
-    except (ConfigError, ValueError) as exc:
-        raise BadRequest(str(exc).split("\nFor further information")[0]) from None
+    except ValidationError as exc:
+        # Never echo the input values: a raw secret sent by mistake must not come back.
+        problems = [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors(include_input=False)]
+        message = "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in problems)
+        raise BadRequest(f"invalid {kind} {spec.get('name')!r}: {message}",
+                         param=problems[0][0] or None if problems else None) from None
+    except ConfigError as exc:
+        raise BadRequest(exc.message) from None
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     name = str(spec["name"])
     with engine.begin() as conn:
         conn.execute(delete(catalog_entries).where(and_(catalog_entries.c.kind == kind, catalog_entries.c.name == name)))

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from aerodrome.cli.workspace import ConfigOption, database, load
+from aerodrome.cli.workspace import ConfigOption, load, opened
 from aerodrome.storage import migrate
 
 app = typer.Typer(help="Database schema: upgrade to this version, show the current revision.", no_args_is_help=True)
@@ -18,10 +18,10 @@ out = Console()
 def upgrade(config: Path | None = ConfigOption) -> None:
     """Apply every pending migration (a separate step in the scaled mode)."""
     settings, cfg, _ = load(config)
-    engine = database(settings, cfg, migrate=False)
-    before = migrate.current_revision(engine)
-    migrate.upgrade(engine)
-    after = migrate.current_revision(engine)
+    with opened(settings, cfg, migrate=False) as engine:
+        before = migrate.current_revision(engine)
+        migrate.upgrade(engine)
+        after = migrate.current_revision(engine)
     out.print(f"database at revision {after} (was {before or 'empty'})", highlight=False)
 
 
@@ -29,7 +29,7 @@ def upgrade(config: Path | None = ConfigOption) -> None:
 def current(config: Path | None = ConfigOption) -> None:
     """Show the database's revision and the one this version needs."""
     settings, cfg, _ = load(config)
-    engine = database(settings, cfg, migrate=False)
-    cur, head = migrate.current_revision(engine), migrate.head_revision(engine)
+    with opened(settings, cfg, migrate=False) as engine:
+        cur, head = migrate.current_revision(engine), migrate.head_revision(engine)
     state = "up to date" if cur == head else "out of date: run `aerodrome db upgrade`"
     out.print(f"current: {cur or 'none'}\nrequired: {head}\n{state}", highlight=False)

@@ -9,10 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aerodrome.cli.workspace import ConfigOption, database, fail, load
+from aerodrome.cli.workspace import ConfigOption, fail, load, opened
 from aerodrome.config import Budget
 from aerodrome.errors import AerodromeError
 from aerodrome.identity import store
+from aerodrome.identity.keys import PREFIX_LEN
 
 app = typer.Typer(help="API keys: shown once, stored hashed, scoped to a department.", no_args_is_help=True)
 out = Console()
@@ -33,18 +34,18 @@ def create(
 ) -> None:
     """Create a key. The key is printed once, alone on the last line."""
     settings, cfg, _ = load(config)
-    engine = database(settings, cfg)
-    store.apply_config(engine, cfg)
     req = store.KeyRequest(
         department_id=department, role=role, name=name, user_email=user,
         aliases=[a.strip() for a in aliases.split(",") if a.strip()] if aliases else None,
         rpm=rpm, tpm=tpm, budget=Budget(usd=budget_usd) if budget_usd else None,
         expires_at=datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None,
     )
-    try:
-        plaintext, record = store.create_key(engine, req, actor="cli")
-    except AerodromeError as exc:
-        fail(exc.message)
+    with opened(settings, cfg) as engine:
+        store.apply_config(engine, cfg)
+        try:
+            plaintext, record = store.create_key(engine, req, actor="cli")
+        except AerodromeError as exc:
+            fail(exc.message)
     out.print(f"created key {record['prefix']} ({record['id']}) for department {department}, role {role}; "
               "it is shown once:", highlight=False, soft_wrap=True)
     print(plaintext)
@@ -58,9 +59,13 @@ def list_keys(
 ) -> None:
     """List keys (never their secrets)."""
     settings, cfg, _ = load(config)
-    rows = store.list_keys(database(settings, cfg), None, "all", department=department, include_revoked=all_keys)
+    with opened(settings, cfg) as engine:
+        rows = store.list_keys(engine, None, "all", department=department, include_revoked=all_keys)
     table = Table(title="API keys")
-    for col in ("prefix", "id", "name", "department", "role", "aliases", "expires", "revoked", "created"):
+    # prefix and id are what `keys revoke` takes: never cut them, however narrow the terminal
+    table.add_column("prefix", no_wrap=True, min_width=PREFIX_LEN)
+    table.add_column("id", overflow="fold")
+    for col in ("name", "department", "role", "aliases", "expires", "revoked", "created"):
         table.add_column(col)
     for r in rows:
         table.add_row(r["prefix"], r["id"], r["name"], r["department_id"], r["role"],
@@ -73,8 +78,9 @@ def list_keys(
 def revoke(key: str = typer.Argument(..., help="the key's id or prefix"), config: Path | None = ConfigOption) -> None:
     """Revoke a key; every server refuses it within seconds."""
     settings, cfg, _ = load(config)
-    try:
-        record = store.revoke_key(database(settings, cfg), key, actor="cli")
-    except AerodromeError as exc:
-        fail(exc.message)
+    with opened(settings, cfg) as engine:
+        try:
+            record = store.revoke_key(engine, key, actor="cli")
+        except AerodromeError as exc:
+            fail(exc.message)
     out.print(f"revoked key {record['prefix']} ({record['id']})", highlight=False)

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aerodrome.catalog.store import build_catalog
-from aerodrome.cli.workspace import ConfigOption, database, load
+from aerodrome.cli.workspace import ConfigOption, load, opened
 
 app = typer.Typer(help="The model catalog: aliases, deployments, status, prices.", no_args_is_help=True)
 out = Console()
@@ -19,7 +19,8 @@ out = Console()
 def list_models(config: Path | None = ConfigOption) -> None:
     """List aliases and the deployments behind them."""
     settings, cfg, _ = load(config)
-    catalog = build_catalog(cfg, database(settings, cfg))
+    with opened(settings, cfg) as engine:
+        catalog = build_catalog(cfg, engine)
     table = Table(title="Aerodrome model catalog")
     for col in ("alias", "deployment", "provider", "upstream model", "status", "hosting", "max data class",
                 "$/M in", "$/M out"):

@@ -53,5 +53,5 @@ def serve(
     settings, cfg, path = load(config)
     if path is None:
         err.print("no config file: serving the embedded defaults with no models (`aerodrome init` writes one)")
-    database(settings, cfg)  # migrate (embedded) or refuse a stale schema (scaled) before any worker starts
+    database(settings, cfg).dispose()  # migrate (embedded) or refuse a stale schema (scaled) before any worker starts
     run_server(path, host or settings.host, port or settings.port, workers or settings.workers, settings.log_level)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -41,6 +43,16 @@ def load(option: Path | None) -> tuple[Settings, PlatformConfig, Path | None]:
     except AerodromeError as exc:
         fail(exc.message)
         raise  # unreachable
+
+
+@contextmanager
+def opened(settings: Settings, config: PlatformConfig, *, migrate: bool = True) -> Iterator[Engine]:
+    """The database for one command, closed when the command is done."""
+    engine = database(settings, config, migrate=migrate)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def database(settings: Settings, config: PlatformConfig, *, migrate: bool = True) -> Engine:

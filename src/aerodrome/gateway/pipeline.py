@@ -184,7 +184,7 @@ class Gateway:
                  ("department", principal.department_id, dept.limits.tpm if dept else None, completion_tokens)],
                 "tokens",
             )
-        alias = ctx.resolved.name if ctx.resolved else (ctx.model or "")
+        alias = ctx.resolved.name if ctx.resolved else (ctx.model or "")[:128]  # the column's size
         department = principal.department_id if principal else ""
         code = error.code if error is not None else None
         # Metric labels only take catalog names: a client's unknown model name must not grow the series.

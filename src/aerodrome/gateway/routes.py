@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 
+import logging
 import uuid
 from typing import Any
 
@@ -11,12 +12,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from aerodrome.errors import AerodromeError
+from aerodrome.gateway.pipeline import Gateway
 from aerodrome.gateway.request import parse_json_object, read_body, validate_chat, validate_embeddings
 from aerodrome.gateway.run_context import RunContext
 from aerodrome.gateway.streaming import SSEResponse
 from aerodrome.runtime import Runtime
 
 router = APIRouter(tags=["gateway"])
+log = logging.getLogger("aerodrome.gateway")
 
 _CHAT_DOC = {
     "requestBody": {
@@ -60,13 +63,33 @@ def _error(exc: AerodromeError, ctx: RunContext) -> Response:
     return _json(exc.to_dict(), {**ctx.headers(), **exc.headers}, exc.status)
 
 
-async def _start(request: Request, rt: Runtime, endpoint: str) -> tuple[RunContext, dict[str, Any]]:
-    ctx = RunContext(endpoint=endpoint, request_id=request.headers.get("x-request-id") or uuid.uuid4().hex)
+def _refused(gw: Gateway, ctx: RunContext, exc: Exception) -> Response:
+    """Record the run of a failed request and answer with the error."""
+    if not isinstance(exc, AerodromeError):
+        log.exception("unhandled error in the gateway", extra={"run_id": ctx.run_id, "request_id": ctx.request_id})
+        exc = AerodromeError("internal error; the platform team can find it in the logs by the run id")
+    gw.finish(ctx, status="rejected" if not ctx.attempts.count else "error", http_status=exc.status, error=exc)
+    return _error(exc, ctx)
+
+
+def request_id(request: Request) -> str:
+    """The client's x-request-id (printable ASCII, at most 64 characters, as stored), or a new one."""
+    given = request.headers.get("x-request-id", "")
+    given = "".join(ch for ch in given if " " < ch <= "~")[:64]
+    return given or uuid.uuid4().hex
+
+
+def _context(request: Request, endpoint: str) -> RunContext:
+    ctx = RunContext(endpoint=endpoint, request_id=request_id(request))
     request.state.run_id = ctx.run_id
-    principal = await rt.authenticator.authenticate(request.headers.get("authorization"))
-    ctx.principal = principal
+    return ctx
+
+
+async def _start(request: Request, rt: Runtime, ctx: RunContext) -> dict[str, Any]:
+    """Authenticate (onto ``ctx``, so a later refusal is still recorded for the caller), read the body."""
+    ctx.principal = await rt.authenticator.authenticate(request.headers.get("authorization"))
     raw = await read_body(request.stream(), request.headers.get("content-length"), rt.config.server.max_body_bytes)
-    return ctx, parse_json_object(raw)
+    return parse_json_object(raw)
 
 
 @router.post("/v1/chat/completions", openapi_extra=_CHAT_DOC, summary="Create a chat completion (OpenAI-compatible)",
@@ -74,9 +97,9 @@ async def _start(request: Request, rt: Runtime, endpoint: str) -> tuple[RunConte
 async def chat_completions(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     gw = rt.gateway
-    ctx = RunContext(endpoint="chat", request_id="")
+    ctx = _context(request, "chat")
     try:
-        ctx, body = await _start(request, rt, "chat")
+        body = await _start(request, rt, ctx)
         validate_chat(body)
         assert ctx.principal is not None
         gw.admit(ctx, ctx.principal, body, kind="chat")
@@ -84,10 +107,8 @@ async def chat_completions(request: Request) -> Response:
             opened = await gw.open_stream(ctx, body)
             return SSEResponse(gw, ctx, opened, ctx.headers())
         result = await gw.chat(ctx, body)
-    except AerodromeError as exc:
-        ctx.request_id = ctx.request_id or request.headers.get("x-request-id") or uuid.uuid4().hex
-        gw.finish(ctx, status="rejected" if not ctx.attempts.count else "error", http_status=exc.status, error=exc)
-        return _error(exc, ctx)
+    except Exception as exc:  # boundary: every request gets its run record and an OpenAI-shaped answer
+        return _refused(gw, ctx, exc)
     gw.finish(ctx, status="ok", http_status=200, response=result)
     return _json(result, ctx.headers())
 
@@ -97,17 +118,15 @@ async def chat_completions(request: Request) -> Response:
 async def embeddings(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     gw = rt.gateway
-    ctx = RunContext(endpoint="embeddings", request_id="")
+    ctx = _context(request, "embeddings")
     try:
-        ctx, body = await _start(request, rt, "embeddings")
+        body = await _start(request, rt, ctx)
         validate_embeddings(body)
         assert ctx.principal is not None
         gw.admit(ctx, ctx.principal, body, kind="embeddings")
         result = await gw.embeddings(ctx, body)
-    except AerodromeError as exc:
-        ctx.request_id = ctx.request_id or request.headers.get("x-request-id") or uuid.uuid4().hex
-        gw.finish(ctx, status="rejected" if not ctx.attempts.count else "error", http_status=exc.status, error=exc)
-        return _error(exc, ctx)
+    except Exception as exc:  # boundary: every request gets its run record and an OpenAI-shaped answer
+        return _refused(gw, ctx, exc)
     gw.finish(ctx, status="ok", http_status=200, response=result, output_text="")
     return _json(result, ctx.headers())
 
@@ -136,6 +155,6 @@ async def list_models(request: Request) -> Response:
                 "warnings": list(resolved.warnings),
             },
         })
-    return _json({"object": "list", "data": data}, {"x-request-id": uuid.uuid4().hex})
+    return _json({"object": "list", "data": data}, {"x-request-id": request_id(request)})
 
 

@@ -86,7 +86,7 @@ class SSEResponse(Response):
                         for call in delta.get("tool_calls") or ():
                             fn = call.get("function") or {}
                             pieces.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))
-                    if found is not None and not ctx.include_usage:
+                    if "usage" in chunk and not ctx.include_usage:  # the client did not ask for usage
                         chunk = {k: v for k, v in chunk.items() if k != "usage"}
                     await send({"type": "http.response.body", "body": _event(chunk), "more_body": True})
                 elif found is None or ctx.include_usage:

@@ -27,6 +27,8 @@ ACTIONS: tuple[str, ...] = (
     "runs.read",
     "budgets.read",
     "audit.read",
+    "collections.read",
+    "collections.write",
 )
 
 PERMISSIONS: dict[tuple[str, str], Scope] = {
@@ -41,12 +43,15 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("department_admin", "catalog.read"): "all",
     ("department_admin", "runs.read"): "department",
     ("department_admin", "budgets.read"): "department",
+    ("department_admin", "collections.read"): "department",
+    ("department_admin", "collections.write"): "department",
     # builders make use cases for their department
     ("builder", "departments.read"): "department",
     ("builder", "keys.read"): "own",
     ("builder", "keys.write"): "own",
     ("builder", "catalog.read"): "all",
     ("builder", "runs.read"): "department",
+    ("builder", "collections.read"): "department",
     # reviewers and approvers see their department's work
     ("reviewer", "catalog.read"): "all",
     ("reviewer", "runs.read"): "department",
@@ -62,11 +67,13 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("auditor", "runs.read"): "all",
     ("auditor", "budgets.read"): "all",
     ("auditor", "audit.read"): "all",
+    ("auditor", "collections.read"): "all",
     # employees: the catalog they may use, their own keys and runs
     ("user", "catalog.read"): "all",
     ("user", "keys.read"): "own",
     ("user", "keys.write"): "own",
     ("user", "runs.read"): "own",
+    ("user", "collections.read"): "department",
 }
 
 # Roles a principal may put on a key it creates (beyond its own roles).

@@ -68,6 +68,9 @@ def content_logging_policies(engine: Engine) -> dict[str, str]:
 
 def upsert_user(engine: Engine, user: UserConfig, *, actor: str = "config") -> str:
     with engine.begin() as conn:
+        if conn.execute(select(departments.c.id).where(departments.c.id == user.department)).first() is None:
+            raise NotFound(f"unknown department {user.department!r}", code="department_not_found",
+                           param="department")
         row = conn.execute(select(users).where(users.c.email == user.email)).first()
         values = {"name": user.name, "department_id": user.department, "roles": sorted(user.roles),
                   "attributes": user.attributes}

@@ -10,7 +10,6 @@ cannot overspend. Crossing the soft threshold adds a warning (header and event).
 from __future__ import annotations
 
 import logging
-
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -18,6 +17,7 @@ from aerodrome.config import Budget, Period
 from aerodrome.errors import BudgetExceeded
 
 log = logging.getLogger("aerodrome.budget")
+_ADJECTIVE = {"day": "daily", "month": "monthly", "total": "total"}
 
 
 def period_start(period: Period, now: datetime) -> datetime:
@@ -71,10 +71,17 @@ class BudgetLedger:
         key = (scope.kind, scope.ident)
         acct = self._accounts.get(key)
         start = period_start(scope.budget.period, now)
-        if acct is None or acct.start != start or acct.budget != scope.budget:
-            spent = acct.spent if acct is not None and acct.start == start else 0.0
-            reserved = acct.reserved if acct is not None else 0.0
-            acct = self._accounts[key] = _Account(budget=scope.budget, start=start, spent=spent, reserved=reserved)
+        if acct is None:
+            acct = self._accounts[key] = _Account(budget=scope.budget, start=start)
+            return acct
+        # Change the account in place: reservations in flight hold it and settle on it.
+        if acct.start != start:  # a new period: spending starts again from zero
+            acct.start = start
+            acct.spent = 0.0
+            acct.warned = False
+        if acct.budget != scope.budget:
+            acct.budget = scope.budget
+            acct.warned = False
         return acct
 
     def load_spent(self, kind: str, ident: str, budget: Budget, spent: float) -> None:
@@ -90,7 +97,7 @@ class BudgetLedger:
                 end = period_end(scope.budget.period, now)
                 retry = (end - now).total_seconds() if end else 86400.0
                 raise BudgetExceeded(
-                    f"the {scope.budget.period}ly budget of {scope.kind} {scope.ident!r} (${scope.budget.usd:.2f}) "
+                    f"the {_ADJECTIVE[scope.budget.period]} budget of {scope.kind} {scope.ident!r} (${scope.budget.usd:g}) "
                     f"is used up: ${acct.spent:.4f} spent, ${acct.reserved:.4f} reserved by requests in flight, "
                     f"this request may cost up to ${amount:.4f}",
                     retry_after=retry,
@@ -100,7 +107,9 @@ class BudgetLedger:
             acct.reserved += amount
             used = (acct.spent + acct.reserved) / acct.budget.usd
             if used >= acct.budget.soft_pct:
-                res.warnings.append(f"{scope.kind} {scope.ident} at {used:.0%} of its {scope.budget.period}ly budget")
+                res.warnings.append(
+                    f"{scope.kind} {scope.ident} at {used:.0%} of its {_ADJECTIVE[scope.budget.period]} budget"
+                )
                 if not acct.warned:
                     acct.warned = True
                     self.soft_events += 1

@@ -43,6 +43,21 @@ class RateLimiter:
         weight = 1.0 - (now - win.start) / WINDOW_S
         return win.previous * weight + win.current
 
+    @staticmethod
+    def _retry_after(win: _Window, now: float, limit: float, amount: float) -> float:
+        """Seconds until ``amount`` fits, if nothing else is admitted meanwhile.
+
+        The previous window's share decays linearly, so the end of the current window
+        is not enough: the count just moves into ``previous`` with full weight.
+        """
+        if amount > limit:  # admitted only into an empty window
+            at = win.start + 2 * WINDOW_S
+        elif win.current + amount <= limit:  # this window, once enough of the previous one has decayed
+            at = win.start + WINDOW_S * (1.0 - (limit - amount - win.current) / win.previous)
+        else:  # the next window, once enough of this one has decayed
+            at = win.start + WINDOW_S * (2.0 - (limit - amount) / win.current)
+        return max(0.001, at - now)
+
     def check(self, checks: list[tuple[str, str, int | None, float]], what: str) -> None:
         """Admit ``amount`` on every (scope, id, limit, amount) or raise 429 and admit nothing."""
         now = self._clock()  # type: ignore[operator]
@@ -53,7 +68,7 @@ class RateLimiter:
             win = self._window((f"{scope}:{what}", ident), now)
             used = self._estimate(win, now)
             if used + amount > limit and used > 0:
-                retry = WINDOW_S - (now - win.start)
+                retry = self._retry_after(win, now, limit, amount)
                 raise TooManyRequests(
                     f"{what} limit of {limit} per minute reached for {scope} {ident!r}; retry in {int(retry) + 1} s",
                     retry_after=retry,

@@ -18,7 +18,8 @@ class Metrics:
             ["endpoint", "alias", "department", "status"], registry=r,
         )
         self.latency = Histogram(
-            "aerodrome_request_latency_seconds", "Total gateway request latency", ["endpoint", "alias"],
+            "aerodrome_request_latency_seconds", "Total gateway request latency by endpoint, alias and department",
+            ["endpoint", "alias", "department"],
             buckets=LATENCY_BUCKETS, registry=r,
         )
         self.ttft = Histogram(
@@ -66,7 +67,7 @@ class Metrics:
         deployment: str | None,
     ) -> None:
         self._child(self.requests, endpoint, alias, department, status).inc()
-        self._child(self.latency, endpoint, alias).observe(latency_s)
+        self._child(self.latency, endpoint, alias, department).observe(latency_s)
         if ttft_s is not None:
             self._child(self.ttft, alias).observe(ttft_s)
         if prompt_tokens:

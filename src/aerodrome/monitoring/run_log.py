@@ -70,14 +70,26 @@ class RunWriter:
             if batch:
                 self._write(batch)
 
+    def _insert(self, batch: list[dict[str, Any]]) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(runs.insert(), batch)
+        self._written += len(batch)
+
     def _write(self, batch: list[dict[str, Any]]) -> None:
         try:
-            with self._engine.begin() as conn:
-                conn.execute(runs.insert(), batch)
-            self._written += len(batch)
-        except Exception:  # boundary: never let the writer thread die; count and log the loss
-            self._failed += len(batch)
-            log.exception("could not write %d run records", len(batch))
+            self._insert(batch)
+        except Exception:  # boundary: never let the writer thread die
+            if len(batch) == 1:
+                self._failed += 1
+                log.exception("could not write a run record", extra={"run_id": batch[0].get("id")})
+            else:  # one bad record must not cost the others theirs: write them one by one
+                log.warning("a batch of %d run records failed; writing them one by one", len(batch))
+                for record in batch:
+                    try:
+                        self._insert([record])
+                    except Exception:  # boundary: count and log the loss
+                        self._failed += 1
+                        log.exception("could not write a run record", extra={"run_id": record.get("id")})
         with self._idle:
             self._pending -= len(batch)
             self._idle.notify_all()

@@ -1,8 +1,14 @@
-"""A circuit breaker per deployment: closed → open after N failures → half-open trial."""
+"""A circuit breaker per deployment: closed → open after N failures → half-open trial.
+
+``available`` is a look (may this deployment be tried at all?); ``allow`` takes the
+half-open trial slot, so call it only right before actually calling the deployment,
+and end every allowed call with ``success``, ``failure`` or ``release``.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aerodrome.config import BreakerConfig
@@ -16,20 +22,37 @@ class _State:
 
 
 class CircuitBreakers:
-    def __init__(self, config: BreakerConfig) -> None:
+    def __init__(self, config: BreakerConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._config = config
+        self._clock = clock
         self._states: dict[str, _State] = {}
 
-    def allow(self, name: str) -> bool:
+    def available(self, name: str) -> bool:
+        """Whether a call may be tried now (closed, or half-open with no trial running); takes nothing."""
         state = self._states.get(name)
         if state is None or state.opened_at is None:
             return True
-        if time.monotonic() - state.opened_at < self._config.cooldown_s:
+        if self._clock() - state.opened_at < self._config.cooldown_s:
+            return False
+        return not state.trial_in_flight
+
+    def allow(self, name: str) -> bool:
+        """Whether to call now; in half-open state this takes the one trial slot."""
+        state = self._states.get(name)
+        if state is None or state.opened_at is None:
+            return True
+        if self._clock() - state.opened_at < self._config.cooldown_s:
             return False
         if state.trial_in_flight:  # half-open: one trial request at a time
             return False
         state.trial_in_flight = True
         return True
+
+    def release(self, name: str) -> None:
+        """An allowed call ended without telling whether the deployment is healthy (cancelled, 4xx)."""
+        state = self._states.get(name)
+        if state is not None:
+            state.trial_in_flight = False
 
     def success(self, name: str) -> None:
         state = self._states.get(name)
@@ -43,12 +66,12 @@ class CircuitBreakers:
         state.failures += 1
         state.trial_in_flight = False
         if state.opened_at is not None or state.failures >= self._config.failures:
-            state.opened_at = time.monotonic()
+            state.opened_at = self._clock()
 
     def state(self, name: str) -> str:
         state = self._states.get(name)
         if state is None or state.opened_at is None:
             return "closed"
-        if time.monotonic() - state.opened_at < self._config.cooldown_s:
+        if self._clock() - state.opened_at < self._config.cooldown_s:
             return "open"
         return "half_open"

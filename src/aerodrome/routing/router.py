@@ -65,7 +65,7 @@ class Router:
             first = self._rng.choices(deps, weights=[d.weight for d in deps])[0]
             deps.remove(first)
             deps.insert(0, first)
-        allowed = [d for d in deps if self.breakers.allow(d.name)]
+        allowed = [d for d in deps if self.breakers.available(d.name)]
         if not allowed:
             raise ServiceUnavailable(
                 f"every deployment of {resolved.name!r} is failing (circuit open); try again shortly",
@@ -96,11 +96,15 @@ class Router:
         providers = self._providers()
         for position, dep in enumerate(self.order(resolved)):
             provider = providers[dep.provider]
+            # Take the breaker's (half-open) trial slot only for a deployment actually called.
+            if not self.breakers.allow(dep.name):
+                continue
             for retry in range(self._config.max_retries + 1):
                 attempts.count += 1
                 try:
                     result = await call(provider, dep)
                 except UpstreamRejected:
+                    self.breakers.release(dep.name)  # the caller's fault says nothing on health
                     attempts.deployment = dep
                     raise
                 except UpstreamError as exc:
@@ -112,11 +116,18 @@ class Router:
                     if retry < self._config.max_retries:
                         await asyncio.sleep(self._backoff(retry))
                     continue
+                except BaseException:  # cancelled (client gone) or a bug: free a trial slot
+                    self.breakers.release(dep.name)
+                    raise
                 self.breakers.success(dep.name)
                 attempts.deployment = dep
                 attempts.fallback = position > 0
                 return result
-        assert last is not None
+        if last is None:  # every deployment's breaker opened while we waited for a trial slot
+            raise ServiceUnavailable(
+                f"every deployment of {resolved.name!r} is failing (circuit open); try again shortly",
+                code="circuit_open",
+            )
         raise self._failed(resolved, attempts, last)
 
     async def chat(self, resolved: ResolvedAlias, body: dict[str, Any], attempts: Attempts) -> dict[str, Any]:

@@ -158,3 +158,56 @@ audit_events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# ------------------------------------------------------------------ knowledge
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("spec", JSON, nullable=False),  # the CollectionConfig as given (config file or API)
+    Column("origin", String(16), nullable=False),  # config | api
+    Column("embedding_model", String(200), nullable=True),  # what the index was built with
+    Column("sync_status", String(16), nullable=False, default="never"),  # never | running | ok | failed
+    Column("last_sync_at", DateTime(timezone=True), nullable=True),
+    Column("last_sync", JSON, nullable=True),  # counts of the last sync
+    Column("quality", JSON, nullable=True),  # the last data-quality report
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("collection", String(128), ForeignKey("collections.name", ondelete="CASCADE"), primary_key=True),
+    Column("document_id", String(1024), primary_key=True),  # the source's own id
+    Column("uri", String(2048), nullable=False),
+    Column("title", String(1024), nullable=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # ok | error | quarantined
+    Column("error", String(1000), nullable=True),
+    Column("warnings", JSON, nullable=True),
+    Column("problems", JSON, nullable=True),  # quality problems found for this document
+    Column("modified_at", DateTime(timezone=True), nullable=True),
+    Column("chunks", Integer, nullable=False, default=0),
+    Column("chars", Integer, nullable=False, default=0),
+    Column("synced_at", DateTime(timezone=True), nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False),  # ingest | ...
+    Column("target", String(200), nullable=False),
+    Column("status", String(16), nullable=False),  # queued | running | succeeded | failed
+    Column("done", Integer, nullable=False, default=0),
+    Column("total", Integer, nullable=True),
+    Column("message", String(1000), nullable=False, default=""),
+    Column("result", JSON, nullable=True),
+    Column("created_by", String(320), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+Index("ix_jobs_kind_target", jobs.c.kind, jobs.c.target)

@@ -1,0 +1,1 @@
+"""Shared knowledge: collections, connectors, parsing, chunking, embedding, index backends, search."""
