@@ -49,8 +49,12 @@ class SecurityHeaders:
 
 
 def _error_response(exc: AerodromeError) -> Response:
-    return Response(orjson.dumps(exc.to_dict()), status_code=exc.status, media_type="application/json",
-                    headers=exc.headers)
+    return Response(
+        orjson.dumps(exc.to_dict()),
+        status_code=exc.status,
+        media_type="application/json",
+        headers=exc.headers,
+    )
 
 
 def create_app(settings: Settings | None = None, config: PlatformConfig | None = None) -> FastAPI:
@@ -86,7 +90,11 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
     async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = f"{loc}: {first.get('msg', 'invalid request')}" if loc else str(first.get("msg", "invalid request"))
+        message = (
+            f"{loc}: {first.get('msg', 'invalid request')}"
+            if loc
+            else str(first.get("msg", "invalid request"))
+        )
         return _error_response(BadRequest(message, param=loc or None, code="invalid_request"))
 
     @app.exception_handler(StarletteHTTPException)

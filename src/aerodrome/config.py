@@ -223,9 +223,13 @@ class ReadersConfig(_Model):
 class CollectionConfig(_Model):
     """A knowledge collection: sources, data class, readers, chunking, embedding, quality rules."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="identifier used in use cases and the API")
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="identifier used in use cases and the API"
+    )
     description: str = ""
-    data_class: DataClass = Field(default="internal", description="public < internal < confidential < restricted")
+    data_class: DataClass = Field(
+        default="internal", description="public < internal < confidential < restricted"
+    )
     readers: ReadersConfig = Field(default=ReadersConfig(), description="who may retrieve from it")
     sources: list[dict[str, Any]] = Field(
         default=[], description="connectors, e.g. {kind: folder, path: docs/hr}; see docs/knowledge.md"
@@ -234,13 +238,16 @@ class CollectionConfig(_Model):
     embedding: str = Field(
         default="local", description="local (built-in all-MiniLM-L6-v2) or an embeddings alias of the catalog"
     )
-    quality: dict[str, Any] = Field(default={}, description="data-quality rules: thresholds and what to quarantine")
+    quality: dict[str, Any] = Field(
+        default={}, description="data-quality rules: thresholds and what to quarantine"
+    )
 
 
 class KnowledgeConfig(_Model):
     index: Literal["sqlite", "postgres"] = Field(default="sqlite", description="index backend")
     index_url: str | None = Field(
-        default=None, description="sqlite: a file (default: the platform database file); postgres: a URL with pgvector"
+        default=None,
+        description="sqlite: a file (default: the platform database file); postgres: a URL with pgvector",
     )
     embedding_batch: int = Field(default=64, ge=1, le=2048, description="chunks embedded per call")
 

@@ -53,7 +53,9 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             known = ", ".join(sorted(self._items))
-            raise ConfigError(f"unknown {self.group.split('.')[-1][:-1]} kind {name!r} (known: {known})") from None
+            raise ConfigError(
+                f"unknown {self.group.split('.')[-1][:-1]} kind {name!r} (known: {known})"
+            ) from None
 
     def names(self) -> list[str]:
         self._load_entry_points()

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 from aerodrome.catalog.catalog import Catalog
 from aerodrome.catalog.secrets import resolve_secret
 from aerodrome.catalog.store import build_catalog
-from aerodrome.config import DeploymentConfig, DepartmentConfig, PlatformConfig
+from aerodrome.config import DepartmentConfig, DeploymentConfig, PlatformConfig
 from aerodrome.errors import AerodromeError
 from aerodrome.hookspecs import provider_registry
 from aerodrome.identity.authenticator import Authenticator
@@ -66,8 +66,11 @@ class Runtime:
         self.authenticator = Authenticator(engine, ttl_s=config.server.key_cache_ttl_s)
         self.limiter = RateLimiter()
         self.ledger = BudgetLedger()
-        self.writer = RunWriter(engine, flush_interval_s=config.server.run_flush_interval_s,
-                                batch_size=config.server.run_batch_size)
+        self.writer = RunWriter(
+            engine,
+            flush_interval_s=config.server.run_flush_interval_s,
+            batch_size=config.server.run_batch_size,
+        )
         self.metrics.run_records_written.set_function(lambda: self.writer.written)
         self.router = Router(config.routing, lambda: self.providers)
         self.gateway = Gateway(
@@ -101,7 +104,9 @@ class Runtime:
         rt = cls(config, engine)
         await asyncio.to_thread(rt.jobs.fail_interrupted)
         rt._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30),
+            connector=aiohttp.TCPConnector(
+                limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30
+            ),
         )
         rt._build_providers()
         await asyncio.to_thread(rt._seed_budgets)
@@ -112,7 +117,8 @@ class Runtime:
 
     def _local_embedding_deployments(self) -> list[DeploymentConfig]:
         return [
-            d for d in self.catalog.deployments.values()
+            d
+            for d in self.catalog.deployments.values()
             if d.kind == "embeddings" and self.catalog.providers[d.provider].kind == "local"
         ]
 
@@ -147,7 +153,9 @@ class Runtime:
             from aerodrome.knowledge.service import KnowledgeService
 
             self._knowledge = KnowledgeService(
-                self.engine, self.config, lambda: self.catalog,
+                self.engine,
+                self.config,
+                lambda: self.catalog,
                 database_url=self.engine.url.render_as_string(hide_password=False),
             )
         return self._knowledge
@@ -186,8 +194,11 @@ class Runtime:
                 log.exception("catalog refresh failed; serving the last good catalog")
                 continue
             self.policies = policies
-            if catalog.deployments != self.catalog.deployments or catalog.aliases != self.catalog.aliases \
-                    or catalog.providers != self.catalog.providers:
+            if (
+                catalog.deployments != self.catalog.deployments
+                or catalog.aliases != self.catalog.aliases
+                or catalog.providers != self.catalog.providers
+            ):
                 self.set_catalog(catalog)
 
     # ------------------------------------------------------------- budgets
@@ -206,12 +217,15 @@ class Runtime:
 
         with self.engine.connect() as conn:
             keyed = conn.execute(
-                select(api_keys.c.id, api_keys.c.budget_usd, api_keys.c.budget_period)
-                .where(api_keys.c.budget_usd.is_not(None), api_keys.c.revoked_at.is_(None))
+                select(api_keys.c.id, api_keys.c.budget_usd, api_keys.c.budget_period).where(
+                    api_keys.c.budget_usd.is_not(None), api_keys.c.revoked_at.is_(None)
+                )
             ).all()
         by_period: dict[str, dict[str, float]] = {}
         for key_id, usd, period in keyed:
             budget = Budget(usd=usd, period=period or "month")
             if budget.period not in by_period:
-                by_period[budget.period] = spent_since(self.engine, "key_id", period_start(budget.period, now))
+                by_period[budget.period] = spent_since(
+                    self.engine, "key_id", period_start(budget.period, now)
+                )
             self.ledger.load_spent("key", key_id, budget, by_period[budget.period].get(key_id, 0.0))

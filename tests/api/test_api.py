@@ -23,7 +23,9 @@ def _assert_error(r: httpx.Response, status: int, code: str | None = None) -> di
 
 
 def _chat(c: httpx.Client, model: str = "chat-small") -> httpx.Response:
-    return c.post("/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
+    return c.post(
+        "/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    )
 
 
 def test_openapi_lists_the_gateway_and_management_routes(gateway: Gateway) -> None:
@@ -34,9 +36,22 @@ def test_openapi_lists_the_gateway_and_management_routes(gateway: Gateway) -> No
     spec = r.json()
     assert spec["openapi"].startswith("3.") and spec["info"]["title"] == "Aerodrome"
     paths = spec["paths"]
-    for path in ("/v1/chat/completions", "/v1/embeddings", "/v1/models", "/api/keys", "/api/keys/{key_ref}",
-                 "/api/departments", "/api/users", "/api/runs", "/api/runs/{run_id}", "/api/budgets",
-                 "/api/audit", "/api/audit/verify", "/api/catalog/{kind}", "/api/catalog/{kind}/{name}"):
+    for path in (
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "/api/keys",
+        "/api/keys/{key_ref}",
+        "/api/departments",
+        "/api/users",
+        "/api/runs",
+        "/api/runs/{run_id}",
+        "/api/budgets",
+        "/api/audit",
+        "/api/audit/verify",
+        "/api/catalog/{kind}",
+        "/api/catalog/{kind}/{name}",
+    ):
         assert path in paths, path
     assert "post" in paths["/v1/chat/completions"] and "requestBody" in paths["/v1/chat/completions"]["post"]
     assert {"get", "post"} <= set(paths["/api/keys"])
@@ -69,6 +84,7 @@ def test_runs_filters_paging_and_isolation(gateway: Gateway, upstream: UpstreamS
     created = [r["created_at"] for r in everything]
     assert created == sorted(created, reverse=True)  # newest first
     with gateway.client(gateway.admin_key) as c:
+
         def get(**params: object) -> dict[str, object]:
             r = c.get("/api/runs", params=params)
             assert r.status_code == 200, r.text
@@ -82,7 +98,11 @@ def test_runs_filters_paging_and_isolation(gateway: Gateway, upstream: UpstreamS
         assert get(alias="chat-local")["total"] == 1
         assert get(alias="chat-ha")["total"] == 1
         errors = get(status="error")
-        assert errors["total"] == 1 and errors["data"][0]["error_code"] and errors["data"][0]["http_status"] == 502
+        assert (
+            errors["total"] == 1
+            and errors["data"][0]["error_code"]
+            and errors["data"][0]["http_status"] == 502
+        )
         assert get(status="ok")["total"] == 7
         assert get(department="hr", alias="chat-small", status="ok")["total"] == 4
         assert get(until=t1.isoformat())["total"] == 6
@@ -120,8 +140,10 @@ def test_runs_filters_paging_and_isolation(gateway: Gateway, upstream: UpstreamS
 
 def test_departments_and_users(gateway: Gateway) -> None:
     with gateway.client(gateway.admin_key) as c:
-        r = c.post("/api/departments", json={"id": "legal", "name": "Legal", "eligible_users": 7,
-                                             "content_logging": "off"})
+        r = c.post(
+            "/api/departments",
+            json={"id": "legal", "name": "Legal", "eligible_users": 7, "content_logging": "off"},
+        )
         assert r.status_code == 201, r.text
         depts = {d["id"]: d for d in c.get("/api/departments").json()["data"]}
         assert {"platform", "hr", "finance", "legal"} <= set(depts)
@@ -129,15 +151,19 @@ def test_departments_and_users(gateway: Gateway) -> None:
         _assert_error(c.post("/api/departments", json={"id": "Bad Id!"}), 400)
         _assert_error(c.post("/api/departments", json={"id": "x", "content_logging": "sometimes"}), 400)
 
-        r = c.post("/api/users", json={"email": "lee@example.com", "name": "Lee", "department": "legal",
-                                       "roles": ["builder"]})
+        r = c.post(
+            "/api/users",
+            json={"email": "lee@example.com", "name": "Lee", "department": "legal", "roles": ["builder"]},
+        )
         assert r.status_code == 201, r.text
         user_id = r.json()["id"]
         users = {u["email"]: u for u in c.get("/api/users").json()["data"]}
         assert users["lee@example.com"]["id"] == user_id
         assert users["lee@example.com"]["roles"] == ["builder"]
-        _assert_error(c.post("/api/users", json={"email": "z@example.com", "department": "legal",
-                                                 "roles": ["wizard"]}), 400)
+        _assert_error(
+            c.post("/api/users", json={"email": "z@example.com", "department": "legal", "roles": ["wizard"]}),
+            400,
+        )
         r = c.post("/api/users", json={"email": "nobody@example.com", "department": "no-such-dept"})
         assert r.status_code in (400, 404), r.text
         assert "nobody@example.com" not in c.get("/api/users").text
@@ -147,8 +173,11 @@ def test_departments_and_users(gateway: Gateway) -> None:
         assert r.status_code == 201, r.text
         assert r.json()["user_id"] == user_id
         _assert_error(c.post("/api/keys", json={"department": "hr", "user": "lee@example.com"}), 400)
-        _assert_error(c.post("/api/keys", json={"department": "legal", "user": "ghost@example.com"}), 404,
-                      "user_not_found")
+        _assert_error(
+            c.post("/api/keys", json={"department": "legal", "user": "ghost@example.com"}),
+            404,
+            "user_not_found",
+        )
         _assert_error(c.post("/api/keys", json={"department": "atlantis"}), 404, "department_not_found")
     with gateway.client(r.json()["key"]) as c:
         assert _chat(c).status_code == 200
@@ -158,7 +187,9 @@ def test_departments_and_users(gateway: Gateway) -> None:
 
 def test_budgets(gateway: Gateway) -> None:
     with gateway.client(gateway.admin_key) as c:
-        r = c.post("/api/keys", json={"department": "hr", "role": "user", "budget": {"usd": 3, "period": "day"}})
+        r = c.post(
+            "/api/keys", json={"department": "hr", "role": "user", "budget": {"usd": 3, "period": "day"}}
+        )
         assert r.status_code == 201, r.text
         key_id = r.json()["id"]
         data = c.get("/api/budgets").json()["data"]
@@ -192,10 +223,23 @@ def test_department_budgets_are_scoped(upstream: UpstreamServer, tmp_path: Path)
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/api/keys"), ("POST", "/api/keys"), ("DELETE", "/api/keys/abc"), ("GET", "/api/departments"),
-     ("POST", "/api/departments"), ("GET", "/api/users"), ("POST", "/api/users"), ("GET", "/api/runs"),
-     ("GET", "/api/runs/abc"), ("GET", "/api/budgets"), ("GET", "/api/audit"), ("GET", "/api/audit/verify"),
-     ("GET", "/api/catalog/aliases"), ("PUT", "/api/catalog/aliases/x"), ("DELETE", "/api/catalog/aliases/x")],
+    [
+        ("GET", "/api/keys"),
+        ("POST", "/api/keys"),
+        ("DELETE", "/api/keys/abc"),
+        ("GET", "/api/departments"),
+        ("POST", "/api/departments"),
+        ("GET", "/api/users"),
+        ("POST", "/api/users"),
+        ("GET", "/api/runs"),
+        ("GET", "/api/runs/abc"),
+        ("GET", "/api/budgets"),
+        ("GET", "/api/audit"),
+        ("GET", "/api/audit/verify"),
+        ("GET", "/api/catalog/aliases"),
+        ("PUT", "/api/catalog/aliases/x"),
+        ("DELETE", "/api/catalog/aliases/x"),
+    ],
 )
 def test_management_endpoints_need_a_key(gateway: Gateway, method: str, path: str) -> None:
     with httpx.Client(base_url=gateway.url) as c:
@@ -215,7 +259,9 @@ def test_unknown_endpoint_and_method(gateway: Gateway) -> None:
 
 def test_invalid_key_bodies(gateway: Gateway) -> None:
     with gateway.client(gateway.admin_key) as c:
-        err = _assert_error(c.post("/api/keys", json={"department": "hr", "rpm": "lots"}), 400, "invalid_request")
+        err = _assert_error(
+            c.post("/api/keys", json={"department": "hr", "rpm": "lots"}), 400, "invalid_request"
+        )
         assert err["param"] == "rpm"
         err = _assert_error(c.post("/api/keys", json={"department": "hr", "aliases": "chat-small"}), 400)
         assert err["param"] == "aliases"
@@ -225,7 +271,9 @@ def test_invalid_key_bodies(gateway: Gateway) -> None:
         assert err["param"] == "department"
         err = _assert_error(c.post("/api/keys", json={"department": "hr", "role": "emperor"}), 400)
         assert err["param"] == "role"
-        _assert_error(c.post("/api/keys", content=b"{not json", headers={"content-type": "application/json"}), 400)
+        _assert_error(
+            c.post("/api/keys", content=b"{not json", headers={"content-type": "application/json"}), 400
+        )
         _assert_error(c.post("/api/keys", json=["department", "hr"]), 400)
         before = len(c.get("/api/keys").json()["data"])
         assert before == 1  # none of the bad requests created a key

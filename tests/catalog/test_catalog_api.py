@@ -41,32 +41,55 @@ def test_list_catalog(gateway: Gateway) -> None:
         assert r.status_code == 403
 
 
-def test_provider_secret_is_a_reference_and_never_returned(gateway: Gateway,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_provider_secret_is_a_reference_and_never_returned(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SOME_SECRET", SECRET)
     with gateway.client(gateway.admin_key) as c:
-        r = c.put("/api/catalog/providers/vendor", json={"kind": "openai", "base_url": "http://127.0.0.1:9/v1",
-                                                         "api_key": "env:SOME_SECRET",
-                                                         "headers": {"X-Org": SECRET}})
+        r = c.put(
+            "/api/catalog/providers/vendor",
+            json={
+                "kind": "openai",
+                "base_url": "http://127.0.0.1:9/v1",
+                "api_key": "env:SOME_SECRET",
+                "headers": {"X-Org": SECRET},
+            },
+        )
         assert r.status_code == 200, r.text
         assert SECRET not in r.text
         body = r.json()
         assert body["api_key_ref"] == "env:SOME_SECRET" and body["api_key_set"] is True
         assert body["header_names"] == ["X-Org"] and body["source"] == "api"
         assert "api_key" not in body and "headers" not in body
-        texts = [c.get(path).text for path in ("/api/catalog/providers", "/api/catalog/providers/vendor",
-                                               "/api/catalog/deployments", "/api/catalog/aliases", "/api/audit")]
+        texts = [
+            c.get(path).text
+            for path in (
+                "/api/catalog/providers",
+                "/api/catalog/providers/vendor",
+                "/api/catalog/deployments",
+                "/api/catalog/aliases",
+                "/api/audit",
+            )
+        ]
         for t in texts:
             assert SECRET not in t
-        r = c.put("/api/catalog/providers/unset", json={"kind": "openai", "base_url": "http://127.0.0.1:9/v1",
-                                                        "api_key": "env:AERODROME_TEST_UNSET_VARIABLE"})
+        r = c.put(
+            "/api/catalog/providers/unset",
+            json={
+                "kind": "openai",
+                "base_url": "http://127.0.0.1:9/v1",
+                "api_key": "env:AERODROME_TEST_UNSET_VARIABLE",
+            },
+        )
         assert r.status_code == 200 and r.json()["api_key_set"] is False
 
 
 def test_raw_secret_is_refused_and_not_echoed(gateway: Gateway) -> None:
     with gateway.client(gateway.admin_key) as c:
-        r = c.put("/api/catalog/providers/raw", json={"kind": "openai", "base_url": "http://127.0.0.1:9/v1",
-                                                      "api_key": SECRET})
+        r = c.put(
+            "/api/catalog/providers/raw",
+            json={"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": SECRET},
+        )
         assert r.status_code == 400, r.text
         assert r.json()["error"]["type"] == "invalid_request_error"
         assert "env:" in r.json()["error"]["message"]  # it says what to do instead
@@ -81,7 +104,9 @@ def test_catalog_changes_take_effect_without_restart(gateway: Gateway, upstream:
         assert _chat(c, "chat-new").status_code == 404
         r = admin.put("/api/catalog/providers/mock2", json={"kind": "openai", "base_url": upstream.url})
         assert r.status_code == 200, r.text
-        r = admin.put("/api/catalog/deployments/mock-new", json={"provider": "mock2", "model": "gpt-new-2024"})
+        r = admin.put(
+            "/api/catalog/deployments/mock-new", json={"provider": "mock2", "model": "gpt-new-2024"}
+        )
         assert r.status_code == 200, r.text
         assert r.json()["source"] == "api" and r.json()["status"] == "approved"
         r = admin.put("/api/catalog/aliases/chat-new", json={"deployments": ["mock-new"]})
@@ -111,7 +136,9 @@ def test_catalog_changes_take_effect_without_restart(gateway: Gateway, upstream:
 def test_catalog_entries_survive_a_restart(upstream: UpstreamServer, tmp_path: Path) -> None:
     cfg = base_config(upstream.url, db_url=f"sqlite:///{tmp_path}/gw.db")
     with run_gateway(cfg, tmp_path) as gw, gw.client(gw.admin_key) as admin:
-        assert admin.put("/api/catalog/aliases/chat-extra", json={"deployments": ["mock-a"]}).status_code == 200
+        assert (
+            admin.put("/api/catalog/aliases/chat-extra", json={"deployments": ["mock-a"]}).status_code == 200
+        )
     with run_gateway(cfg, tmp_path) as gw, gw.client(gw.admin_key) as c:
         assert _chat(c, "chat-extra").status_code == 200
 
@@ -143,7 +170,9 @@ def test_invalid_catalog_changes_are_refused(gateway: Gateway) -> None:
         assert r.status_code in (400, 404), r.text
         assert c.get("/api/catalog/aliases/chat-small").json()["deployments"] == ["mock-a"]
         # a deployment still used by an alias cannot be deleted
-        assert c.put("/api/catalog/deployments/d1", json={"provider": "mock", "model": "m"}).status_code == 200
+        assert (
+            c.put("/api/catalog/deployments/d1", json={"provider": "mock", "model": "m"}).status_code == 200
+        )
         assert c.put("/api/catalog/aliases/a1", json={"deployments": ["d1"]}).status_code == 200
         r = c.delete("/api/catalog/deployments/d1")
         assert r.status_code == 400 and "a1" in r.json()["error"]["message"], r.text
@@ -155,11 +184,18 @@ def test_blocked_and_deprecated(gateway: Gateway) -> None:
     user = gateway.make_key("hr", "user")
     with gateway.client(gateway.admin_key) as admin, gateway.client(user) as c:
         for name, status in (("dep-blocked", "blocked"), ("dep-old", "deprecated")):
-            r = admin.put(f"/api/catalog/deployments/{name}", json={"provider": "mock", "model": "gpt-mock",
-                                                                    "status": status})
+            r = admin.put(
+                f"/api/catalog/deployments/{name}",
+                json={"provider": "mock", "model": "gpt-mock", "status": status},
+            )
             assert r.status_code == 200, r.text
-        assert admin.put("/api/catalog/aliases/chat-blocked", json={"deployments": ["dep-blocked"]}).status_code == 200
-        assert admin.put("/api/catalog/aliases/chat-old", json={"deployments": ["dep-old"]}).status_code == 200
+        assert (
+            admin.put("/api/catalog/aliases/chat-blocked", json={"deployments": ["dep-blocked"]}).status_code
+            == 200
+        )
+        assert (
+            admin.put("/api/catalog/aliases/chat-old", json={"deployments": ["dep-old"]}).status_code == 200
+        )
         r = _chat(c, "chat-blocked")
         assert r.status_code == 403 and r.json()["error"]["code"] == "model_blocked", r.text
         r = _chat(c, "chat-old")
@@ -169,22 +205,35 @@ def test_blocked_and_deprecated(gateway: Gateway) -> None:
         models = {m["id"] for m in c.get("/v1/models").json()["data"]}
         assert "chat-old" in models and "chat-blocked" not in models
         # blocking a deployment behind a fallback alias skips it
-        assert admin.put("/api/catalog/aliases/chat-mixed",
-                         json={"deployments": ["dep-blocked", "mock-b"]}).status_code == 200
+        assert (
+            admin.put(
+                "/api/catalog/aliases/chat-mixed", json={"deployments": ["dep-blocked", "mock-b"]}
+            ).status_code
+            == 200
+        )
         assert _chat(c, "chat-mixed").status_code == 200
         assert admin.get("/api/catalog/aliases/chat-mixed").json()["usable_deployments"] == ["mock-b"]
 
 
 def test_every_catalog_change_is_audited_and_the_chain_verifies(gateway: Gateway) -> None:
     with gateway.client(gateway.admin_key) as c:
-        assert c.put("/api/catalog/providers/p1", json={"kind": "openai", "base_url": "http://x/v1"}).status_code == 200
+        assert (
+            c.put("/api/catalog/providers/p1", json={"kind": "openai", "base_url": "http://x/v1"}).status_code
+            == 200
+        )
         assert c.put("/api/catalog/deployments/d1", json={"provider": "p1", "model": "m"}).status_code == 200
         assert c.put("/api/catalog/aliases/a1", json={"deployments": ["d1"]}).status_code == 200
-        assert c.put("/api/catalog/aliases/a1", json={"deployments": ["d1"], "description": "v2"}).status_code == 200
+        assert (
+            c.put("/api/catalog/aliases/a1", json={"deployments": ["d1"], "description": "v2"}).status_code
+            == 200
+        )
         assert c.delete("/api/catalog/aliases/a1").status_code == 200
         events = c.get("/api/audit").json()["data"]
-        catalog_events = [(e["action"], e["object_id"], e["actor"]) for e in reversed(events)
-                          if e["action"].startswith("catalog.")]
+        catalog_events = [
+            (e["action"], e["object_id"], e["actor"])
+            for e in reversed(events)
+            if e["action"].startswith("catalog.")
+        ]
         assert catalog_events == [
             ("catalog.provider.put", "p1", "admin@example.com"),
             ("catalog.deployment.put", "d1", "admin@example.com"),
@@ -199,18 +248,34 @@ def test_every_catalog_change_is_audited_and_the_chain_verifies(gateway: Gateway
         assert c.get("/api/audit/verify").status_code == 403
 
 
-def test_provider_secret_never_in_logs(gateway: Gateway, upstream_keyed: UpstreamServer,
-                                       monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-                                       capfd: pytest.CaptureFixture[str]) -> None:
+def test_provider_secret_never_in_logs(
+    gateway: Gateway,
+    upstream_keyed: UpstreamServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("KEYED_SECRET", UPSTREAM_KEY)
     caplog.set_level(logging.DEBUG)
     user = gateway.make_key("hr", "user")
     with gateway.client(gateway.admin_key) as admin, gateway.client(user) as c:
-        assert admin.put("/api/catalog/providers/keyed", json={"kind": "openai", "base_url": upstream_keyed.url,
-                                                               "api_key": "env:KEYED_SECRET"}).status_code == 200
-        assert admin.put("/api/catalog/deployments/keyed-d", json={"provider": "keyed", "model": "gpt-mock",
-                                                                   "timeout_s": 2}).status_code == 200
-        assert admin.put("/api/catalog/aliases/chat-keyed", json={"deployments": ["keyed-d"]}).status_code == 200
+        assert (
+            admin.put(
+                "/api/catalog/providers/keyed",
+                json={"kind": "openai", "base_url": upstream_keyed.url, "api_key": "env:KEYED_SECRET"},
+            ).status_code
+            == 200
+        )
+        assert (
+            admin.put(
+                "/api/catalog/deployments/keyed-d",
+                json={"provider": "keyed", "model": "gpt-mock", "timeout_s": 2},
+            ).status_code
+            == 200
+        )
+        assert (
+            admin.put("/api/catalog/aliases/chat-keyed", json={"deployments": ["keyed-d"]}).status_code == 200
+        )
         ok = _chat(c, "chat-keyed")
         assert ok.status_code == 200, ok.text  # the secret reached the upstream
         seen = upstream_keyed.requests("/v1/chat/completions")[-1]["headers"]
@@ -222,9 +287,18 @@ def test_provider_secret_never_in_logs(gateway: Gateway, upstream_keyed: Upstrea
         assert _chat(c, "chat-keyed").status_code == 502
         # a wrong secret: the upstream refuses it
         monkeypatch.setenv("KEYED_SECRET", "sk-wrong-" + SECRET)
-        assert admin.put("/api/catalog/providers/keyed", json={"kind": "openai", "base_url": upstream_keyed.url,
-                                                               "api_key": "env:KEYED_SECRET",
-                                                               "headers": {"X-Debug": "1"}}).status_code == 200
+        assert (
+            admin.put(
+                "/api/catalog/providers/keyed",
+                json={
+                    "kind": "openai",
+                    "base_url": upstream_keyed.url,
+                    "api_key": "env:KEYED_SECRET",
+                    "headers": {"X-Debug": "1"},
+                },
+            ).status_code
+            == 200
+        )
         refused = _chat(c, "chat-keyed")
         assert refused.status_code >= 400
         for r in (ok, failed, refused):
@@ -232,9 +306,33 @@ def test_provider_secret_never_in_logs(gateway: Gateway, upstream_keyed: Upstrea
     gateway.flush()
     out, err = capfd.readouterr()
     logged = caplog.text + out + err
-    assert any(r.name.startswith("aerodrome") and r.levelno >= logging.WARNING for r in caplog.records), \
+    assert any(r.name.startswith("aerodrome") and r.levelno >= logging.WARNING for r in caplog.records), (
         "expected the failing calls to be logged"
+    )
     assert UPSTREAM_KEY not in repr(gateway.runs(alias="chat-keyed"))
     assert UPSTREAM_KEY not in logged and SECRET not in logged
     for rec in caplog.records:
         assert UPSTREAM_KEY not in repr(vars(rec)) and SECRET not in repr(vars(rec))
+
+
+def test_file_secret_references(gateway: Gateway, tmp_path: Path) -> None:
+    secret_file = tmp_path / "vendor.key"
+    secret_file.write_text(SECRET + "\n")
+    with gateway.client(gateway.admin_key) as c:
+        base = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}
+        r = c.put("/api/catalog/providers/filed", json={**base, "api_key": f"file:{secret_file}"})
+        assert r.status_code == 200, r.text
+        assert r.json()["api_key_set"] is True and SECRET not in r.text
+        # an unreadable file is refused up front, and the catalog stays readable
+        r = c.put("/api/catalog/providers/broken", json={**base, "api_key": "file:/nonexistent/vendor.key"})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["param"] == "api_key"
+        providers = c.get("/api/catalog/providers")
+        assert providers.status_code == 200, providers.text
+        assert "broken" not in {p["name"] for p in providers.json()["data"]}
+        # a file that disappears later is reported, not a 500
+        secret_file.unlink()
+        providers = c.get("/api/catalog/providers")
+        assert providers.status_code == 200, providers.text
+        filed = next(p for p in providers.json()["data"] if p["name"] == "filed")
+        assert filed["api_key_set"] is False and "cannot be read" in filed["api_key_problem"]

@@ -28,8 +28,16 @@ runner = CliRunner()
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> Any:
-    return runner.invoke(app, list(args), env={"AERODROME_CONFIG": None, "AERODROME_DATABASE_URL": None,  # type: ignore[dict-item]
-                                              "COLUMNS": "200", **(env or {})})
+    return runner.invoke(
+        app,
+        list(args),
+        env={
+            "AERODROME_CONFIG": None,
+            "AERODROME_DATABASE_URL": None,  # type: ignore[dict-item]
+            "COLUMNS": "200",
+            **(env or {}),
+        },
+    )
 
 
 @pytest.fixture
@@ -68,7 +76,9 @@ def test_init_writes_a_commented_config_and_refuses_to_overwrite(tmp_path: Path)
 
 def test_keys_create_list_revoke(config_file: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     path, cfg = config_file
-    r = cli("keys", "create", "--config", str(path), "--department", "hr", "--role", "builder", "--name", "ci-bot")
+    r = cli(
+        "keys", "create", "--config", str(path), "--department", "hr", "--role", "builder", "--name", "ci-bot"
+    )
     assert r.exit_code == 0, r.output
     lines = r.stdout.strip().splitlines()
     key = lines[-1]
@@ -76,8 +86,18 @@ def test_keys_create_list_revoke(config_file: tuple[Path, dict[str, Any]], tmp_p
     assert prefix is not None, f"the last line is not a key alone: {key!r}"
     assert key.strip() == key and " " not in key
     assert sum(key in line for line in lines) == 1  # shown once
-    r2 = cli("keys", "create", "--config", str(path), "--department", "hr", "--name", "second",
-             "--aliases", "chat-local")
+    r2 = cli(
+        "keys",
+        "create",
+        "--config",
+        str(path),
+        "--department",
+        "hr",
+        "--name",
+        "second",
+        "--aliases",
+        "chat-local",
+    )
     assert r2.exit_code == 0, r2.output
     second = r2.stdout.strip().splitlines()[-1]
 
@@ -123,7 +143,9 @@ def test_keys_create_refuses_bad_input(config_file: tuple[Path, dict[str, Any]])
     assert parse_prefix((r.stdout.strip().splitlines() or [""])[-1]) is None
 
 
-def test_keys_list_in_a_narrow_terminal_shows_whole_prefixes(config_file: tuple[Path, dict[str, Any]]) -> None:
+def test_keys_list_in_a_narrow_terminal_shows_whole_prefixes(
+    config_file: tuple[Path, dict[str, Any]],
+) -> None:
     path, _ = config_file
     r = cli("keys", "create", "--config", str(path), "--department", "hr", "--name", "a-rather-long-key-name")
     prefix = parse_prefix(r.stdout.strip().splitlines()[-1])
@@ -148,8 +170,12 @@ def test_bad_config_gives_a_clear_error(tmp_path: Path) -> None:
     bad_ref = tmp_path / "badref.yaml"
     bad_ref.write_text("providers:\n  - {name: openai, kind: openai, api_key: sk-raw-secret-value}\n")
     missing = tmp_path / "missing.yaml"
-    for path, must_name in ((bad_yaml, "YAML"), (unknown_field, "server.max_body_bytez"),
-                            (bad_ref, "providers.0.api_key"), (missing, "not found")):
+    for path, must_name in (
+        (bad_yaml, "YAML"),
+        (unknown_field, "server.max_body_bytez"),
+        (bad_ref, "providers.0.api_key"),
+        (missing, "not found"),
+    ):
         for args in (["models", "list"], ["keys", "list"], ["db", "current"], ["serve"]):
             r = cli(*args, "--config", str(path))
             assert r.exit_code not in (0, None), (args, r.output)
@@ -161,8 +187,9 @@ def test_bad_config_gives_a_clear_error(tmp_path: Path) -> None:
 
 def test_db_current_and_upgrade_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     path = tmp_path / "pg.yaml"
-    path.write_text(yaml.safe_dump({"database": {"url": pg_url},
-                                    "departments": [{"id": "hr"}]}), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump({"database": {"url": pg_url}, "departments": [{"id": "hr"}]}), encoding="utf-8"
+    )
     r = cli("db", "current", "--config", str(path))
     assert r.exit_code == 0, r.output
     assert "current: none" in r.stdout and "aerodrome db upgrade" in r.stdout
@@ -184,8 +211,13 @@ def test_serve_refuses_a_stale_postgresql_schema(pg_url: str, tmp_path: Path) ->
     path = tmp_path / "pg.yaml"
     path.write_text(yaml.safe_dump({"database": {"url": pg_url}}), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AERODROME_")}
-    proc = subprocess.run([AERODROME, "serve", "--config", str(path), "--port", str(free_port())],
-                          capture_output=True, text=True, timeout=30, env=env)
+    proc = subprocess.run(
+        [AERODROME, "serve", "--config", str(path), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
     assert proc.returncode != 0
     assert "aerodrome db upgrade" in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
@@ -198,9 +230,14 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
     directory = tmp_path / "demo"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AERODROME_", "OPENAI_"))}
-    proc = subprocess.Popen([AERODROME, "demo", "--dir", str(directory), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=tmp_path)
+    proc = subprocess.Popen(
+        [AERODROME, "demo", "--dir", str(directory), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         started = time.monotonic()
@@ -224,8 +261,13 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
             assert {"chat-small", "embed-small"} <= models
             resp = client.chat.completions.create(
                 model="chat-small",
-                messages=[{"role": "user", "content": "[1] Parental leave is 16 weeks at full pay.\n"
-                                                      "Question: How long is parental leave?"}],
+                messages=[
+                    {
+                        "role": "user",
+                        "content": "[1] Parental leave is 16 weeks at full pay.\n"
+                        "Question: How long is parental leave?",
+                    }
+                ],
             )
         finally:
             client.close()

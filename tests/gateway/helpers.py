@@ -19,7 +19,9 @@ def chat_body(model: str = "chat-small", content: str = "hello there", **kw: Any
     return {"model": model, "messages": [{"role": "user", "content": content}], **kw}
 
 
-def assert_error(resp: httpx.Response, status: int, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+def assert_error(
+    resp: httpx.Response, status: int, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
     """The answer is an error in OpenAI's shape with this status (and code / param); returns the error."""
     assert resp.status_code == status, resp.text
     body = resp.json()

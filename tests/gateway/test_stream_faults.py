@@ -35,7 +35,9 @@ def test_a_stream_broken_mid_way_ends_with_an_sse_error_event(
     assert len(errors) == 1
     err = errors[0]["error"]
     assert set(err) == {"message", "type", "param", "code"}
-    expected = "malformed_stream" if "malformed_sse_after" in fault else ("truncated_stream", "upstream_connection")
+    expected = (
+        "malformed_stream" if "malformed_sse_after" in fault else ("truncated_stream", "upstream_connection")
+    )
     assert err["code"] in expected
     assert events.index(errors[0]) > max(events.index(c) for c in chunks)
     assert upstream.stats()["requests"] == 1  # never retried once the client has data
@@ -78,9 +80,58 @@ def test_client_disconnect_cancels_the_upstream_and_records_one_run(
 
 def test_a_stream_without_usage_gets_estimated_tokens(gateway: Gateway, upstream: UpstreamServer) -> None:
     upstream.fault(omit_usage=True)
-    r, events = _stream(gateway, chat_body(content=LONG, stream=True, stream_options={"include_usage": True}))
+    _, events = _stream(gateway, chat_body(content=LONG, stream=True, stream_options={"include_usage": True}))
     assert events[-1] == "[DONE]"
     run = gateway.runs()[0]
     assert run["status"] == "ok"
     assert run["tokens_estimated"] is True
     assert run["prompt_tokens"] > 0 and run["completion_tokens"] > 0
+
+
+class _Broken:
+    """Wraps a provider: streams break with a plain exception after two chunks; chat raises one at once."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.kind = "openai"
+
+    async def chat(self, deployment: object, body: dict[str, object]) -> dict[str, object]:
+        raise KeyError("a bug in a provider")
+
+    async def chat_stream(self, deployment: object, body: dict[str, object]):  # type: ignore[no-untyped-def]
+        count = 0
+        async for chunk in self.inner.chat_stream(deployment, body):  # type: ignore[attr-defined]
+            if count == 2:
+                raise KeyError("a bug in a provider")
+            count += 1
+            yield chunk
+
+    async def embeddings(self, deployment: object, body: dict[str, object]) -> dict[str, object]:
+        raise KeyError("a bug")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_an_unexpected_failure_still_answers_in_shape_and_records_one_run(
+    gateway: Gateway, upstream: UpstreamServer
+) -> None:
+    rt = gateway.runtime
+    original = rt.providers["mock"]
+    rt.providers = {**rt.providers, "mock": _Broken(original)}  # type: ignore[dict-item]
+    try:
+        key = gateway.make_key("hr")
+        with gateway.client(key) as c:
+            r = c.post(URL, json=chat_body())
+            with c.stream("POST", URL, json=chat_body(content=LONG, stream=True)) as s:
+                events = sse_events(s)
+    finally:
+        rt.providers = {**rt.providers, "mock": original}
+    assert r.status_code == 500
+    assert r.json()["error"]["code"] == "internal_error" and "x-aerodrome-run-id" in r.headers
+    assert events[-1] == "[DONE]"
+    assert events[-2]["error"]["code"] == "internal_error"
+    runs = {run["id"]: run for run in gateway.runs()}
+    assert len(runs) == 2
+    assert runs[r.headers["x-aerodrome-run-id"]]["status"] == "error"
+    assert runs[s.headers["x-aerodrome-run-id"]]["status"] == "error"

@@ -19,26 +19,50 @@ def _request_for(action: str, role: str) -> tuple[str, str, dict[str, Any] | Non
         "departments.read": ("GET", "/api/departments", None),
         "departments.write": ("POST", "/api/departments", {"id": f"new-{role.replace('_', '-')}"}),
         "users.read": ("GET", "/api/users", None),
-        "users.write": ("POST", "/api/users", {"email": f"{role}@walk.example", "department": "hr",
-                                               "roles": ["user"]}),
+        "users.write": (
+            "POST",
+            "/api/users",
+            {"email": f"{role}@walk.example", "department": "hr", "roles": ["user"]},
+        ),
         "keys.read": ("GET", "/api/keys", None),
         # a role may always put its own role on a key (may_grant), in its own department
         "keys.write": ("POST", "/api/keys", {"department": "hr", "role": role, "name": f"walk-{role}"}),
         "catalog.read": ("GET", "/api/catalog/providers", None),
-        "catalog.write": ("PUT", f"/api/catalog/providers/walk-{role}",
-                          {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}),
+        "catalog.write": (
+            "PUT",
+            f"/api/catalog/providers/walk-{role}",
+            {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
+        ),
         "runs.read": ("GET", "/api/runs", None),
         "budgets.read": ("GET", "/api/budgets", None),
         "audit.read": ("GET", "/api/audit", None),
+        "collections.read": ("GET", "/api/collections", None),
+        # a collection read by the caller's department alone: what a department scope may manage
+        "collections.write": (
+            "POST",
+            "/api/collections",
+            {"name": f"walk-{role.replace('_', '-')}", "readers": {"departments": ["hr"]}},
+        ),
     }[action]
 
 
 def test_every_action_has_an_endpoint_in_the_walk() -> None:
     assert {a for a in perm.ACTIONS} == {
-        "departments.read", "departments.write", "users.read", "users.write", "keys.read", "keys.write",
-        "catalog.read", "catalog.write", "runs.read", "budgets.read", "audit.read",
+        "departments.read",
+        "departments.write",
+        "users.read",
+        "users.write",
+        "keys.read",
+        "keys.write",
+        "catalog.read",
+        "catalog.write",
+        "runs.read",
+        "budgets.read",
+        "audit.read",
+        "collections.read",
+        "collections.write",
     }, "a new action needs an endpoint in _request_for"
-    for (role, action) in perm.PERMISSIONS:
+    for role, action in perm.PERMISSIONS:
         assert role in ROLES and action in perm.ACTIONS
 
 
@@ -63,8 +87,10 @@ def test_walk_the_whole_permission_table(gateway: Gateway) -> None:
 
 def _chat(gateway: Gateway, key: str) -> str:
     with gateway.client(key) as c:
-        r = c.post("/v1/chat/completions", json={"model": "chat-small", "messages": [{"role": "user",
-                                                                                     "content": "hi"}]})
+        r = c.post(
+            "/v1/chat/completions",
+            json={"model": "chat-small", "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert r.status_code == 200, r.text
         return r.headers["x-aerodrome-run-id"]
 
@@ -143,7 +169,9 @@ def test_privilege_escalation_is_refused(gateway: Gateway) -> None:
         for role in ("platform_admin", "auditor"):
             r = c.post("/api/keys", json={"department": "hr", "role": role})
             assert r.status_code == 403, r.text
-            r = c.post("/api/users", json={"email": f"{role}@esc.example", "department": "hr", "roles": [role]})
+            r = c.post(
+                "/api/users", json={"email": f"{role}@esc.example", "department": "hr", "roles": [role]}
+            )
             assert r.status_code == 403, r.text
         assert c.post("/api/keys", json={"department": "hr", "role": "builder"}).status_code == 201
     with gateway.client(user) as c:

@@ -14,8 +14,8 @@ from tests.harness import Gateway
 from tests.upstream.fixtures import UpstreamServer
 
 URL = "/v1/chat/completions"
-# "hi" with max_tokens=5 reserves (7 prompt + 5 × 2) / 1e6 = $0.000017 at admission and
-# costs (1 + 2 × 2) / 1e6 = $0.000005 once the mock answered "Echo: hi".
+# "hi" with max_tokens=5 reserves (7 prompt + 5 * 2) / 1e6 = $0.000017 at admission and
+# costs (1 + 2 * 2) / 1e6 = $0.000005 once the mock answered "Echo: hi".
 SMALL = chat_body(content="hi", max_tokens=5)
 TINY_BUDGET = 0.0001
 
@@ -33,7 +33,9 @@ async def _burst(url: str, key: str, n: int, body: dict[str, Any]) -> list[httpx
         return list(await asyncio.gather(*(c.post(URL, json=body) for _ in range(n))))
 
 
-def test_concurrent_requests_cannot_overspend_a_key_budget(gateway: Gateway, upstream: UpstreamServer) -> None:
+def test_concurrent_requests_cannot_overspend_a_key_budget(
+    gateway: Gateway, upstream: UpstreamServer
+) -> None:
     upstream.fault(delay_s=0.3, times=40)  # keep the admitted ones in flight while the rest arrive
     key = gateway.make_key("hr", budget={"usd": TINY_BUDGET, "period": "day"})
     answers = asyncio.run(_burst(gateway.url, key, 40, SMALL))
@@ -78,7 +80,9 @@ def test_budget_soft_threshold_sends_a_warning_header(upstream: UpstreamServer, 
     assert "department 'finance'" in seen[-1].json()["error"]["message"]
 
 
-def test_department_budget_covers_every_key_of_the_department(upstream: UpstreamServer, tmp_path: Path) -> None:
+def test_department_budget_covers_every_key_of_the_department(
+    upstream: UpstreamServer, tmp_path: Path
+) -> None:
     depts = _departments(hr={"usd": TINY_BUDGET, "period": "month"})
     with gateway_with(upstream.url, tmp_path, departments=depts) as gw:
         keys = [gw.make_key("hr") for _ in range(3)]
@@ -119,8 +123,10 @@ def test_budgets_survive_a_restart(upstream: UpstreamServer, tmp_path: Path) -> 
     depts = _departments(hr={"usd": 1.0, "period": "month"})
     with gateway_with(upstream.url, tmp_path, departments=depts) as gw:
         with gw.client(gw.admin_key) as admin:
-            created = admin.post("/api/keys", json={"department": "hr", "role": "user",
-                                                    "budget": {"usd": 0.5, "period": "day"}}).json()
+            created = admin.post(
+                "/api/keys",
+                json={"department": "hr", "role": "user", "budget": {"usd": 0.5, "period": "day"}},
+            ).json()
         with gw.client(created["key"]) as c:
             for _ in range(5):
                 assert c.post(URL, json=chat_body(content="a longer question " * 20)).status_code == 200
@@ -131,3 +137,22 @@ def test_budgets_survive_a_restart(upstream: UpstreamServer, tmp_path: Path) -> 
             budgets = {(b["scope"], b["id"]): b for b in admin.get("/api/budgets").json()["data"]}
         assert budgets[("department", "hr")]["spent"] == pytest.approx(spent, rel=1e-6)
         assert budgets[("key", created["id"])]["spent"] == pytest.approx(spent, rel=1e-6)
+
+
+def test_department_rate_limit_is_shared_by_its_keys(upstream: UpstreamServer, tmp_path: Path) -> None:
+    depts = config(None, tmp_path)["departments"]
+    for d in depts:
+        if d["id"] == "finance":
+            d["limits"] = {"rpm": 3}
+    with gateway_with(upstream.url, tmp_path, departments=depts) as gw:
+        keys = [gw.make_key("finance") for _ in range(2)]
+        codes = []
+        for i in range(4):
+            with gw.client(keys[i % 2]) as c:
+                r = c.post(URL, json=SMALL)
+                codes.append(r.status_code)
+        assert codes == [200, 200, 200, 429]
+        err = assert_error(r, 429, "rate_limited")
+        assert "department 'finance'" in err["message"] and "retry-after" in r.headers
+        with gw.client(gw.make_key("hr")) as c:
+            assert c.post(URL, json=SMALL).status_code == 200

@@ -21,7 +21,9 @@ class Clock:
         return self.now
 
 
-def req(ident: str = "k1", limit: int | None = 3, amount: float = 1) -> list[tuple[str, str, int | None, float]]:
+def req(
+    ident: str = "k1", limit: int | None = 3, amount: float = 1
+) -> list[tuple[str, str, int | None, float]]:
     return [("key", ident, limit, amount)]
 
 
@@ -136,7 +138,9 @@ class Now:
         return self.now
 
 
-def scope(usd: float = 1.0, period: str = "day", soft: float = 0.8, ident: str = "k1", kind: str = "key") -> BudgetScope:
+def scope(
+    usd: float = 1.0, period: str = "day", soft: float = 0.8, ident: str = "k1", kind: str = "key"
+) -> BudgetScope:
     return BudgetScope(kind, ident, Budget(usd=usd, period=period, soft_pct=soft))  # type: ignore[arg-type]
 
 
@@ -182,7 +186,9 @@ def test_retry_after_points_at_the_end_of_the_period() -> None:
     assert period_start("month", datetime(2026, 12, 31, 5, tzinfo=UTC)) == datetime(2026, 12, 1, tzinfo=UTC)
 
 
-def test_soft_threshold_warns_on_every_request_past_it_and_logs_one_event(caplog: pytest.LogCaptureFixture) -> None:
+def test_soft_threshold_warns_on_every_request_past_it_and_logs_one_event(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     ledger = BudgetLedger(now=Now(datetime(2026, 3, 10, 12, tzinfo=UTC)))
     s = scope(usd=1.0, soft=0.5)
     first = ledger.reserve([s], 0.2)

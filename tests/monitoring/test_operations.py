@@ -16,14 +16,20 @@ def _samples(gateway: Gateway) -> list[tuple[str, dict[str, str], float]]:
         r = c.get("/metrics")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
-    return [(s.name, dict(s.labels), s.value) for fam in text_string_to_metric_families(r.text) for s in fam.samples]
+    return [
+        (s.name, dict(s.labels), s.value)
+        for fam in text_string_to_metric_families(r.text)
+        for s in fam.samples
+    ]
 
 
 def _value(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float:
     return sum(v for n, lab, v in samples if n == name and all(lab.get(k) == x for k, x in labels.items()))
 
 
-def test_metrics_count_requests_latency_tokens_cost_and_errors(gateway: Gateway, upstream: UpstreamServer) -> None:
+def test_metrics_count_requests_latency_tokens_cost_and_errors(
+    gateway: Gateway, upstream: UpstreamServer
+) -> None:
     hr, finance = gateway.make_key("hr"), gateway.make_key("finance")
     with gateway.client(hr) as c:
         for _ in range(3):
@@ -31,9 +37,8 @@ def test_metrics_count_requests_latency_tokens_cost_and_errors(gateway: Gateway,
         upstream.fault(status=500, times=2)
         assert c.post(URL, json=chat_body()).status_code == 502
         assert c.post(URL, json=chat_body("no-such-model")).status_code == 404
-    with gateway.client(finance) as c:
-        with c.stream("POST", URL, json=chat_body("chat-ha", stream=True)) as r:
-            r.read()
+    with gateway.client(finance) as c, c.stream("POST", URL, json=chat_body("chat-ha", stream=True)) as r:
+        r.read()
     s = _samples(gateway)
     common = {"alias": "chat-small", "department": "hr"}
     assert _value(s, "aerodrome_requests_total", status="ok", endpoint="chat", **common) == 3

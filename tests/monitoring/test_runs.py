@@ -14,7 +14,7 @@ from aerodrome.monitoring.run_log import RunWriter
 from aerodrome.storage.engine import make_engine
 from aerodrome.storage.migrate import ensure_current
 from aerodrome.storage.tables import runs as runs_table
-from tests.gateway.helpers import assert_error, chat_body, gateway_with, one_run, routing, sse_events
+from tests.gateway.helpers import assert_error, chat_body, gateway_with, one_run, sse_events
 from tests.harness import Gateway, base_config, postgres_available, postgres_database, run_gateway
 from tests.upstream.fixtures import UpstreamServer
 
@@ -32,7 +32,9 @@ def test_exactly_one_run_per_request_whatever_the_outcome(gateway: Gateway, upst
         answers.append(c.post(URL, json=chat_body("no-such-model")))  # rejected: 404
         answers.append(c.post(URL, json={"model": "chat-small", "messages": "x"}))  # rejected: 400
         answers.append(c.post(URL, content=b"{nope"))  # rejected: invalid JSON
-        answers.append(c.post(URL, json=chat_body()))  # rejected: 429 (rpm=3; refusals before admission do not count)
+        answers.append(
+            c.post(URL, json=chat_body())
+        )  # rejected: 429 (rpm=3; refusals before admission do not count)
     with gateway.client() as anonymous:
         answers.append(anonymous.post(URL, json=chat_body()))  # rejected: 401
     assert [r.status_code for r in answers] == [200, 200, 502, 404, 400, 400, 429, 401]
@@ -41,8 +43,16 @@ def test_exactly_one_run_per_request_whatever_the_outcome(gateway: Gateway, upst
     runs = gateway.runs()
     assert sorted(r["id"] for r in runs) == sorted(ids)  # exactly one each, nothing else
     by_id = {r["id"]: r for r in runs}
-    assert [by_id[i]["status"] for i in ids] == ["ok", "ok", "error", "rejected", "rejected", "rejected",
-                                                 "rejected", "rejected"]
+    assert [by_id[i]["status"] for i in ids] == [
+        "ok",
+        "ok",
+        "error",
+        "rejected",
+        "rejected",
+        "rejected",
+        "rejected",
+        "rejected",
+    ]
     assert [by_id[i]["http_status"] for i in ids] == [r.status_code for r in answers]
     assert by_id[ids[2]]["error_code"] == "upstream_500" and by_id[ids[2]]["attempts"] == 2
     assert by_id[ids[3]]["error_code"] == "model_not_found" and by_id[ids[3]]["alias"] == "no-such-model"
@@ -67,11 +77,15 @@ def test_tokens_cost_and_latency_come_from_the_upstream(gateway: Gateway) -> Non
     assert run["upstream_model"] == "gpt-mock" and run["endpoint"] == "chat" and run["stream"] is False
     assert run["principal"].startswith("key:") and run["department_id"] == "hr"
     created = datetime.fromisoformat(run["created_at"])
-    assert created.tzinfo is not None or abs((created - datetime.now(UTC).replace(tzinfo=None)).total_seconds()) < 60
+    assert (
+        created.tzinfo is not None
+        or abs((created - datetime.now(UTC).replace(tzinfo=None)).total_seconds()) < 60
+    )
 
 
-def test_tokens_are_estimated_and_marked_when_the_upstream_omits_usage(gateway: Gateway,
-                                                                       upstream: UpstreamServer) -> None:
+def test_tokens_are_estimated_and_marked_when_the_upstream_omits_usage(
+    gateway: Gateway, upstream: UpstreamServer
+) -> None:
     upstream.fault(omit_usage=True, times=2)
     key = gateway.make_key("hr")
     with gateway.client(key) as c:
@@ -89,8 +103,10 @@ def test_tokens_are_estimated_and_marked_when_the_upstream_omits_usage(gateway: 
 def test_streams_record_usage_and_time_to_first_token(gateway: Gateway, upstream: UpstreamServer) -> None:
     upstream.fault(slow_stream_s=0.05)
     key = gateway.make_key("hr")
-    with gateway.client(key) as c, c.stream("POST", URL, json=chat_body(content="three little words",
-                                                                        stream=True)) as r:
+    with (
+        gateway.client(key) as c,
+        c.stream("POST", URL, json=chat_body(content="three little words", stream=True)) as r,
+    ):
         events = sse_events(r)
     assert events[-1] == "[DONE]"
     run = one_run(gateway, r)
@@ -103,8 +119,16 @@ def test_streams_record_usage_and_time_to_first_token(gateway: Gateway, upstream
 def _content_run(gateway: Gateway, department: str) -> dict[str, Any]:
     key = gateway.make_key(department)
     with gateway.client(key) as c:
-        r = c.post(URL, json={"model": "chat-small", "messages": [
-            {"role": "system", "content": "be brief"}, {"role": "user", "content": "my salary is 5000"}]})
+        r = c.post(
+            URL,
+            json={
+                "model": "chat-small",
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "user", "content": "my salary is 5000"},
+                ],
+            },
+        )
     assert r.status_code == 200
     return one_run(gateway, r)
 
@@ -152,9 +176,21 @@ def _engine(tmp_path: Path) -> Any:
 
 def _record(run_id: str) -> dict[str, Any]:
     return {
-        "id": run_id, "request_id": "r", "created_at": datetime.now(UTC), "endpoint": "chat", "principal": "t",
-        "stream": False, "status": "ok", "http_status": 200, "prompt_tokens": 1, "completion_tokens": 1,
-        "tokens_estimated": False, "cost_usd": 0.0, "latency_ms": 1.0, "attempts": 1, "cache_hit": False,
+        "id": run_id,
+        "request_id": "r",
+        "created_at": datetime.now(UTC),
+        "endpoint": "chat",
+        "principal": "t",
+        "stream": False,
+        "status": "ok",
+        "http_status": 200,
+        "prompt_tokens": 1,
+        "completion_tokens": 1,
+        "tokens_estimated": False,
+        "cost_usd": 0.0,
+        "latency_ms": 1.0,
+        "attempts": 1,
+        "cache_hit": False,
     }
 
 
@@ -187,7 +223,9 @@ def test_one_bad_record_does_not_lose_its_batch(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_server_shutdown_flushes_the_runs_of_answered_requests(upstream: UpstreamServer, tmp_path: Path) -> None:
+def test_server_shutdown_flushes_the_runs_of_answered_requests(
+    upstream: UpstreamServer, tmp_path: Path
+) -> None:
     with gateway_with(upstream.url, tmp_path) as gw:
         key = gw.make_key("hr")
         with gw.client(key) as c:
@@ -201,8 +239,9 @@ def test_server_shutdown_flushes_the_runs_of_answered_requests(upstream: Upstrea
 
 
 @pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not running at 127.0.0.1:5432")
-def test_runs_with_oversized_client_values_are_stored_on_postgresql(upstream: UpstreamServer,
-                                                                     tmp_path: Path) -> None:
+def test_runs_with_oversized_client_values_are_stored_on_postgresql(
+    upstream: UpstreamServer, tmp_path: Path
+) -> None:
     with postgres_database() as url:
         cfg = base_config(upstream.url, db_url=url, database={"url": url, "auto_migrate": True})
         with run_gateway(cfg, tmp_path) as gw:

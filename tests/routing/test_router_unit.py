@@ -51,10 +51,15 @@ class FakeProvider:
         return {"choices": [], "model": body["model"], "from": deployment.name}
 
 
-def router(provider: FakeProvider, *, retries: int = 1, failures: int = 3, cooldown: float = 10.0,
-           seed: int = 7) -> Router:
-    cfg = RoutingConfig(max_retries=retries, backoff_initial_s=0.0, backoff_max_s=0.0,
-                        breaker=BreakerConfig(failures=failures, cooldown_s=cooldown))
+def router(
+    provider: FakeProvider, *, retries: int = 1, failures: int = 3, cooldown: float = 10.0, seed: int = 7
+) -> Router:
+    cfg = RoutingConfig(
+        max_retries=retries,
+        backoff_initial_s=0.0,
+        backoff_max_s=0.0,
+        breaker=BreakerConfig(failures=failures, cooldown_s=cooldown),
+    )
     return Router(cfg, lambda: {"fake": provider}, rng=random.Random(seed))  # type: ignore[dict-item]
 
 

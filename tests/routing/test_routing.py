@@ -50,7 +50,9 @@ def test_retry_with_backoff_succeeds_after_one_503(gateway: Gateway, upstream: U
     assert "503" in run["meta"]["upstream_errors"][0]
 
 
-def test_upstream_400_is_not_retried_and_comes_back_as_400(gateway: Gateway, upstream: UpstreamServer) -> None:
+def test_upstream_400_is_not_retried_and_comes_back_as_400(
+    gateway: Gateway, upstream: UpstreamServer
+) -> None:
     upstream.fault(status=400, times=5, message="max_tokens is too large for this model")
     key = gateway.make_key("hr")
     with gateway.client(key) as c:
@@ -91,7 +93,9 @@ def test_circuit_breaker_opens_skips_and_recovers(breaker_gateway: Gateway, upst
         assert gw.runtime.router.breakers.state("mock-a") == "closed"
 
 
-def test_every_deployment_open_is_503_circuit_open(breaker_gateway: Gateway, upstream: UpstreamServer) -> None:
+def test_every_deployment_open_is_503_circuit_open(
+    breaker_gateway: Gateway, upstream: UpstreamServer
+) -> None:
     gw = breaker_gateway
     upstream.fault(status=500, times=2)
     key = gw.make_key("hr")
@@ -131,7 +135,9 @@ def rr_gateway(upstream: UpstreamServer, tmp_path: Path) -> Iterator[Gateway]:
         yield gw
 
 
-def test_round_robin_spreads_requests_over_the_deployments(rr_gateway: Gateway, upstream: UpstreamServer) -> None:
+def test_round_robin_spreads_requests_over_the_deployments(
+    rr_gateway: Gateway, upstream: UpstreamServer
+) -> None:
     key = rr_gateway.make_key("hr")
     with rr_gateway.client(key) as c:
         served = [c.post(URL, json=chat_body("chat-rr")).headers["x-aerodrome-deployment"] for _ in range(6)]
@@ -145,7 +151,10 @@ def test_stream_falls_back_before_the_first_chunk(
 ) -> None:
     upstream.fault(times=10, model="gpt-mock", **fault)
     key = gateway.make_key("hr")
-    with gateway.client(key) as c, c.stream("POST", URL, json=chat_body("chat-ha", content="hi", stream=True)) as r:
+    with (
+        gateway.client(key) as c,
+        c.stream("POST", URL, json=chat_body("chat-ha", content="hi", stream=True)) as r,
+    ):
         assert r.status_code == 200
         assert r.headers["x-aerodrome-deployment"] == "mock-b"
         events = sse_events(r)
@@ -155,3 +164,27 @@ def test_stream_falls_back_before_the_first_chunk(
     assert events[0]["model"] == "gpt-mock-b"
     run = one_run(gateway, r)
     assert run["status"] == "ok" and run["deployment"] == "mock-b" and run["meta"]["fallback"] is True
+
+
+def test_a_deployment_timeout_changed_through_the_api_applies_at_once(
+    gateway: Gateway, upstream: UpstreamServer
+) -> None:
+    with gateway.client(gateway.admin_key) as admin:
+        r = admin.put(
+            "/api/catalog/deployments/api-dep", json={"provider": "mock", "model": "gpt-mock", "timeout_s": 5}
+        )
+        assert r.status_code == 200, r.text
+        assert (
+            admin.put("/api/catalog/aliases/chat-api", json={"deployments": ["api-dep"]}).status_code == 200
+        )
+        key = gateway.make_key("hr")
+        with gateway.client(key) as c:
+            upstream.fault(delay_s=0.6, times=1)
+            assert c.post(URL, json=chat_body("chat-api")).status_code == 200  # 0.6 s is within 5 s
+            r = admin.put(
+                "/api/catalog/deployments/api-dep",
+                json={"provider": "mock", "model": "gpt-mock", "timeout_s": 0.3},
+            )
+            assert r.status_code == 200
+            upstream.fault(delay_s=0.6, times=2)
+            assert_error(c.post(URL, json=chat_body("chat-api")), 504, "upstream_timeout")

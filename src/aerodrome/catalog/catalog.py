@@ -74,16 +74,15 @@ class Catalog:
         return cat
 
     def _add(self, kind: str, spec: dict[str, Any], *, source: str) -> None:
-        model: type[ProviderConfig] | type[DeploymentConfig] | type[AliasConfig]
-        target: dict[str, Any]
-        if kind == "provider":
-            model, target = ProviderConfig, self.providers  # type: ignore[assignment]
-        elif kind == "deployment":
-            model, target = DeploymentConfig, self.deployments  # type: ignore[assignment]
-        elif kind == "alias":
-            model, target = AliasConfig, self.aliases  # type: ignore[assignment]
-        else:
+        kinds: dict[str, tuple[type[ProviderConfig] | type[DeploymentConfig] | type[AliasConfig],
+                               dict[str, Any]]] = {
+            "provider": (ProviderConfig, self.providers),
+            "deployment": (DeploymentConfig, self.deployments),
+            "alias": (AliasConfig, self.aliases),
+        }
+        if kind not in kinds:
             raise ConfigError(f"unknown catalog entry kind {kind!r}")
+        model, target = kinds[kind]
         item = model.model_validate(spec)
         if self.sources.get((kind, item.name)) == "config":
             raise ConfigError(f"{kind} {item.name!r} is defined in the config file; change it there")

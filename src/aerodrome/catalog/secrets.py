@@ -25,8 +25,14 @@ def resolve_secret(ref: str | None, *, base_dir: Path | None = None) -> str | No
     raise ConfigError(f"unsupported secret reference kind {kind!r} (use env: or file:)")
 
 
-def describe_ref(ref: str | None) -> dict[str, object]:
-    """What the API may say about a secret: where it comes from, not what it is."""
+def describe_ref(ref: str | None, *, base_dir: Path | None = None) -> dict[str, object]:
+    """What the API may say about a secret: where it comes from, not what it is.
+
+    Never raises: an unreadable reference is reported, so the catalog stays listable.
+    """
     if ref is None:
         return {"api_key_ref": None, "api_key_set": False}
-    return {"api_key_ref": ref, "api_key_set": resolve_secret(ref) is not None}
+    try:
+        return {"api_key_ref": ref, "api_key_set": resolve_secret(ref, base_dir=base_dir) is not None}
+    except ConfigError as exc:
+        return {"api_key_ref": ref, "api_key_set": False, "api_key_problem": exc.message}

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, and_, delete, select
 
 from aerodrome.audit import trail
 from aerodrome.catalog.catalog import Catalog
+from aerodrome.catalog.secrets import resolve_secret
 from aerodrome.config import PlatformConfig
 from aerodrome.errors import BadRequest, ConfigError, NotFound
 from aerodrome.storage.tables import catalog_entries
@@ -46,6 +47,14 @@ def put_entry(engine: Engine, config: PlatformConfig, kind: str, spec: dict[str,
         raise BadRequest(exc.message) from None
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
+    if kind == "provider":
+        # A reference that cannot be read would break every provider build: refuse it now.
+        ref = catalog.providers[str(spec["name"])].api_key
+        if ref is not None and ref.startswith("file:"):
+            try:
+                resolve_secret(ref, base_dir=config.base_dir)
+            except ConfigError as exc:
+                raise BadRequest(exc.message, param="api_key") from None
     name = str(spec["name"])
     with engine.begin() as conn:
         conn.execute(delete(catalog_entries).where(and_(catalog_entries.c.kind == kind, catalog_entries.c.name == name)))

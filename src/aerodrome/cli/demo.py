@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 
 from aerodrome.cli.serve import run_server
+from aerodrome.cli.demo_knowledge import write_knowledge
+from aerodrome.cli.knowledge import ingest_all
 from aerodrome.cli.starter import demo_config
 from aerodrome.cli.workspace import database
 from aerodrome.config import load_config
@@ -25,6 +27,7 @@ def prepare(directory: Path) -> tuple[Path, str]:
     path = directory / "aerodrome.yaml"
     if not path.exists():
         path.write_text(demo_config(), encoding="utf-8")
+    write_knowledge(directory)
     cfg = load_config(path)
     engine = database(Settings(), cfg)
     store.apply_config(engine, cfg)
@@ -56,6 +59,7 @@ def demo(
 ) -> None:
     """Create a demo workspace and serve it on 127.0.0.1 (no API key, no network)."""
     path, key = prepare(directory)
+    ingest_all(path)
     base = f"http://127.0.0.1:{port}"
     out.print(
         f"[bold]Aerodrome demo[/] in {directory.resolve()}\n"

@@ -33,6 +33,7 @@ SECURITY_PDF_LINES = [
 
 def _pdf(lines: list[str]) -> bytes:
     """A one-page PDF with one line of Helvetica text per entry."""
+
     def esc(text: str) -> str:
         return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 

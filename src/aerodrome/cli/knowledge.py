@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from aerodrome.catalog.store import build_catalog
@@ -52,9 +59,15 @@ def _service(config: Path | None) -> KnowledgeService:
 @app.command("add")
 def add(
     name: str = typer.Argument(..., help="collection name (lowercase, digits, - and _)"),
-    source: list[str] = typer.Option(..., "--source", "-s", help="a folder, a file or an http(s) URL (repeatable)"),
-    data_class: str = typer.Option("internal", "--data-class", help="public, internal, confidential or restricted"),
-    readers: str = typer.Option("", "--readers", help='comma-separated departments that may read it ("*": all)'),
+    source: list[str] = typer.Option(
+        ..., "--source", "-s", help="a folder, a file or an http(s) URL (repeatable)"
+    ),
+    data_class: str = typer.Option(
+        "internal", "--data-class", help="public, internal, confidential or restricted"
+    ),
+    readers: str = typer.Option(
+        "", "--readers", help='comma-separated departments that may read it ("*": all)'
+    ),
     reader_roles: str = typer.Option("", "--reader-roles", help="comma-separated roles that may read it"),
     description: str = typer.Option("", "--description"),
     embedding: str = typer.Option("local", "--embedding", help="local or an embeddings alias of the catalog"),
@@ -64,10 +77,15 @@ def add(
     svc = _service(config)
     try:
         spec = CollectionConfig(
-            name=name, description=description, data_class=data_class,  # type: ignore[arg-type]
-            readers={"departments": [d.strip() for d in readers.split(",") if d.strip()],  # type: ignore[arg-type]
-                     "roles": [r.strip() for r in reader_roles.split(",") if r.strip()]},
-            sources=[source_from(s) for s in source], embedding=embedding,
+            name=name,
+            description=description,
+            data_class=data_class,  # type: ignore[arg-type]
+            readers={
+                "departments": [d.strip() for d in readers.split(",") if d.strip()],  # type: ignore[arg-type]
+                "roles": [r.strip() for r in reader_roles.split(",") if r.strip()],
+            },
+            sources=[source_from(s) for s in source],
+            embedding=embedding,
         )
         store.upsert(svc.engine, spec, origin="api", actor="cli")
     except AerodromeError as exc:
@@ -88,8 +106,15 @@ def list_collections(config: Path | None = ConfigOption) -> None:
         spec = CollectionConfig.model_validate(row["spec"])
         last = row["last_sync"] or {}
         readers = ",".join(spec.readers.departments + [f"role:{r}" for r in spec.readers.roles]) or "-"
-        table.add_row(spec.name, spec.data_class, readers, str(len(spec.sources)), str(last.get("documents", "-")),
-                      str(row["last_sync_at"] or "never")[:19], row["sync_status"])
+        table.add_row(
+            spec.name,
+            spec.data_class,
+            readers,
+            str(len(spec.sources)),
+            str(last.get("documents", "-")),
+            str(row["last_sync_at"] or "never")[:19],
+            row["sync_status"],
+        )
     out.print(table)
 
 
@@ -115,25 +140,57 @@ def ingest(
         store.get(svc.engine, collection)
     except AerodromeError as exc:
         fail(exc.message)
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=out, transient=False) as bar:
+    try:
+        _ingest(svc, collection)
+    except AerodromeError as exc:
+        fail(exc.message)
+    finally:
+        svc.close()
+
+
+def ingest_all(config: Path) -> None:
+    """Sync every collection (the demo does this before serving), with the quality summary."""
+    svc = _service(config)
+    for row in store.list_all(svc.engine):
+        try:
+            result = _ingest(svc, row["name"])
+        except AerodromeError as exc:
+            out.print(f"  [yellow]{row['name']} not ingested:[/] {exc.message}", highlight=False)
+            continue
+        summary = result.get("quality_summary") or {}
+        problems = ", ".join(f"{k} {v}" for k, v in summary.items() if v) or "no problems"
+        out.print(
+            f"  quality: {problems}  (aerodrome quality {row['name']} --config {config})", highlight=False
+        )
+    svc.close()
+
+
+def _ingest(svc: KnowledgeService, collection: str) -> dict[str, Any]:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        console=out,
+        transient=False,
+    ) as bar:
         task = bar.add_task(collection, total=None, note="")
 
         def progress(done: int, total: int | None, message: str) -> None:
             bar.update(task, completed=done, total=total, note=message)
 
-        try:
-            result = svc.sync(collection, progress)
-        except AerodromeError as exc:
-            fail(exc.message)
+        result = svc.sync(collection, progress)
     out.print(
         f"{collection}: {result['documents']} documents ({result['added']} added, {result['updated']} updated, "
         f"{result['unchanged']} unchanged, {result['removed']} removed, {result['errors']} errors), "
-        f"{result['chunks_embedded']} chunks embedded in {result['seconds']} s", highlight=False,
+        f"{result['chunks_embedded']} chunks embedded in {result['seconds']} s",
+        highlight=False,
     )
     for err in result["errors_detail"][:20]:
         out.print(f"  [red]error[/] {err['document_id']}: {err['error']}", highlight=False)
-    svc.close()
+    return result
 
 
 def quality(
@@ -177,8 +234,11 @@ def search(
         return
     for i, r in enumerate(results, start=1):
         where = r["source"]["section"] or (f"page {r['source']['page']}" if r["source"]["page"] else "")
-        out.print(f"[bold]{i}. {r['title'] or r['document_id']}[/] ({r['document_id']}{', ' + where if where else ''})"
-                  f"  score {r['score']:.3f}", highlight=False)
+        out.print(
+            f"[bold]{i}. {r['title'] or r['document_id']}[/] ({r['document_id']}{', ' + where if where else ''})"
+            f"  score {r['score']:.3f}",
+            highlight=False,
+        )
         out.print("   " + " ".join(r["text"].split())[:300], highlight=False)
     if not results:
         out.print("no results")

@@ -99,7 +99,9 @@ DEMO_EXTRA_USERS = """\
 
 
 def demo_config() -> str:
-    text = STARTER.replace("users:\n", DEMO_EXTRA_DEPARTMENTS + "\nusers:\n", 1)
+    from aerodrome.cli.demo_knowledge import COLLECTIONS_YAML
+
+    text = STARTER.replace("users:\n", DEMO_EXTRA_DEPARTMENTS + "\nusers:\n", 1) + "\n" + COLLECTIONS_YAML
     return text.replace(
         "  - {email: admin@example.com, name: Platform admin, department: platform, roles: [platform_admin]}\n",
         "  - {email: admin@example.com, name: Platform admin, department: platform, roles: [platform_admin]}\n"

@@ -50,7 +50,7 @@ def _type_error(param: str, expected: str, value: Any) -> BadRequest:
 
 def _check_optional(body: dict[str, Any], name: str, types: tuple[type, ...], expected: str) -> None:
     value = body.get(name)
-    if value is not None and (not isinstance(value, types) or isinstance(value, bool) and bool not in types):
+    if value is not None and (not isinstance(value, types) or (isinstance(value, bool) and bool not in types)):
         raise _type_error(name, expected, value)
 
 

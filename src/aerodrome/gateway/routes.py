@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -107,6 +107,9 @@ async def chat_completions(request: Request) -> Response:
             opened = await gw.open_stream(ctx, body)
             return SSEResponse(gw, ctx, opened, ctx.headers())
         result = await gw.chat(ctx, body)
+    except asyncio.CancelledError:  # the server is stopping under us: still one record, reservation freed
+        gw.finish(ctx, status="client_disconnected", http_status=499)
+        raise
     except Exception as exc:  # boundary: every request gets its run record and an OpenAI-shaped answer
         return _refused(gw, ctx, exc)
     gw.finish(ctx, status="ok", http_status=200, response=result)
@@ -125,6 +128,9 @@ async def embeddings(request: Request) -> Response:
         assert ctx.principal is not None
         gw.admit(ctx, ctx.principal, body, kind="embeddings")
         result = await gw.embeddings(ctx, body)
+    except asyncio.CancelledError:  # the server is stopping under us: still one record, reservation freed
+        gw.finish(ctx, status="client_disconnected", http_status=499)
+        raise
     except Exception as exc:  # boundary: every request gets its run record and an OpenAI-shaped answer
         return _refused(gw, ctx, exc)
     gw.finish(ctx, status="ok", http_status=200, response=result, output_text="")

@@ -8,13 +8,14 @@ connection is closed) and the run is recorded as ``client_disconnected``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 
-from aerodrome.errors import AerodromeError, UpstreamError
+from aerodrome.errors import AerodromeError
 from aerodrome.gateway.pipeline import Gateway, usage_from
 from aerodrome.gateway.run_context import RunContext
 from aerodrome.routing.router import OpenStream
@@ -51,10 +52,8 @@ class SSEResponse(Response):
         else:
             listener.cancel()
         for task in (streamer, listener):
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
 
     async def _listen(self, receive: Any) -> None:
         while True:
@@ -96,12 +95,13 @@ class SSEResponse(Response):
         except asyncio.CancelledError:
             status = "client_disconnected"
             raise
-        except UpstreamError as exc:
+        except Exception as exc:  # boundary: the client gets an error event, the run says error
+            if not isinstance(exc, AerodromeError):
+                log.exception("the stream failed", extra={"run_id": ctx.run_id})
+                exc = AerodromeError("internal error while streaming; the platform team can find it by the run id")
             status, error = "error", exc
             await send({"type": "http.response.body", "body": _event(exc.to_dict()), "more_body": True})
             await send({"type": "http.response.body", "body": _DONE, "more_body": False})
-        except AerodromeError as exc:  # pragma: no cover - providers raise only upstream errors
-            status, error = "error", exc
         finally:
             try:
                 await opened.rest.aclose()  # type: ignore[attr-defined]

@@ -48,22 +48,39 @@ class JobRunner:
             result = conn.execute(
                 update(jobs)
                 .where(jobs.c.status.in_(("queued", "running")))
-                .values(status="failed", message="interrupted: the process stopped before the job finished",
-                        finished_at=_now())
+                .values(
+                    status="failed",
+                    message="interrupted: the process stopped before the job finished",
+                    finished_at=_now(),
+                )
             )
         return int(result.rowcount or 0)
 
     def submit(self, kind: str, target: str, work: Work, *, created_by: str) -> str:
         with self._engine.begin() as conn:
             running = conn.execute(
-                select(jobs.c.id).where(jobs.c.kind == kind, jobs.c.target == target,
-                                        jobs.c.status.in_(("queued", "running")))
+                select(jobs.c.id).where(
+                    jobs.c.kind == kind, jobs.c.target == target, jobs.c.status.in_(("queued", "running"))
+                )
             ).first()
             if running is not None:
-                raise Conflict(f"a {kind} job for {target!r} is already running ({running.id})", code="job_running")
+                raise Conflict(
+                    f"a {kind} job for {target!r} is already running ({running.id})", code="job_running"
+                )
             job_id = new_job_id()
-            conn.execute(jobs.insert().values(id=job_id, kind=kind, target=target, status="queued", done=0,
-                                              total=None, message="", created_by=created_by, created_at=_now()))
+            conn.execute(
+                jobs.insert().values(
+                    id=job_id,
+                    kind=kind,
+                    target=target,
+                    status="queued",
+                    done=0,
+                    total=None,
+                    message="",
+                    created_by=created_by,
+                    created_at=_now(),
+                )
+            )
         future = self._pool.submit(self._run, job_id, work)
         with self._lock:
             self._futures[job_id] = future
@@ -87,11 +104,20 @@ class JobRunner:
             return
         except Exception as exc:  # boundary: a job must end as failed, never vanish
             log.exception("job failed", extra={"job_id": job_id})
-            self._set(job_id, status="failed", message=f"{type(exc).__name__}: {exc}"[:1000], finished_at=_now())
+            self._set(
+                job_id, status="failed", message=f"{type(exc).__name__}: {exc}"[:1000], finished_at=_now()
+            )
             return
         done = int(result.get("documents", result.get("done", 0)) or 0)
-        self._set(job_id, status="succeeded", result=result, done=done, total=done,
-                  message="finished", finished_at=_now())
+        self._set(
+            job_id,
+            status="succeeded",
+            result=result,
+            done=done,
+            total=done,
+            message="finished",
+            finished_at=_now(),
+        )
 
     def _set(self, job_id: str, **values: Any) -> None:
         with self._engine.begin() as conn:
@@ -115,7 +141,9 @@ def get_job(engine: Engine, job_id: str) -> dict[str, Any]:
     return dict(row)
 
 
-def list_jobs(engine: Engine, *, kind: str | None = None, target: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def list_jobs(
+    engine: Engine, *, kind: str | None = None, target: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
     q = select(jobs).order_by(jobs.c.created_at.desc()).limit(limit)
     if kind:
         q = q.where(jobs.c.kind == kind)

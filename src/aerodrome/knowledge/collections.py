@@ -33,19 +33,44 @@ def upsert(engine: Engine, spec: CollectionConfig, *, origin: str, actor: str) -
     with engine.begin() as conn:
         row = conn.execute(select(collections).where(collections.c.name == spec.name)).first()
         if row is None:
-            conn.execute(collections.insert().values(name=spec.name, spec=data, origin=origin, sync_status="never",
-                                                     created_at=_now(), updated_at=_now()))
-            trail.record(conn, actor=actor, action="collection.create", object_type="collection",
-                         object_id=spec.name, details={"origin": origin, **data})
+            conn.execute(
+                collections.insert().values(
+                    name=spec.name,
+                    spec=data,
+                    origin=origin,
+                    sync_status="never",
+                    created_at=_now(),
+                    updated_at=_now(),
+                )
+            )
+            trail.record(
+                conn,
+                actor=actor,
+                action="collection.create",
+                object_type="collection",
+                object_id=spec.name,
+                details={"origin": origin, **data},
+            )
             return
         if origin == "api" and row.origin == "config":
-            raise Conflict(f"collection {spec.name!r} is defined in the config file; change it there",
-                           code="collection_in_config")
+            raise Conflict(
+                f"collection {spec.name!r} is defined in the config file; change it there",
+                code="collection_in_config",
+            )
         if row.spec != data:
-            conn.execute(update(collections).where(collections.c.name == spec.name)
-                         .values(spec=data, origin=origin, updated_at=_now()))
-            trail.record(conn, actor=actor, action="collection.update", object_type="collection",
-                         object_id=spec.name, details=data)
+            conn.execute(
+                update(collections)
+                .where(collections.c.name == spec.name)
+                .values(spec=data, origin=origin, updated_at=_now())
+            )
+            trail.record(
+                conn,
+                actor=actor,
+                action="collection.update",
+                object_type="collection",
+                object_id=spec.name,
+                details=data,
+            )
 
 
 def apply_config(engine: Engine, config: PlatformConfig) -> None:
@@ -93,7 +118,9 @@ def remove(engine: Engine, name: str, *, actor: str, allow_config: bool = False)
 
 def set_sync_state(engine: Engine, name: str, **values: Any) -> None:
     with engine.begin() as conn:
-        conn.execute(update(collections).where(collections.c.name == name).values(updated_at=_now(), **values))
+        conn.execute(
+            update(collections).where(collections.c.name == name).values(updated_at=_now(), **values)
+        )
 
 
 # ------------------------------------------------------------------ documents
@@ -112,20 +139,27 @@ def save_documents(engine: Engine, name: str, rows: list[dict[str, Any]]) -> Non
     ids = [r["document_id"] for r in rows]
     with engine.begin() as conn:
         for start in range(0, len(ids), 500):
-            conn.execute(delete(documents).where(documents.c.collection == name,
-                                                 documents.c.document_id.in_(ids[start:start + 500])))
+            conn.execute(
+                delete(documents).where(
+                    documents.c.collection == name, documents.c.document_id.in_(ids[start : start + 500])
+                )
+            )
         conn.execute(documents.insert(), [{"collection": name, **r} for r in rows])
 
 
 def delete_documents(engine: Engine, name: str, ids: list[str]) -> None:
     with engine.begin() as conn:
         for start in range(0, len(ids), 500):
-            conn.execute(delete(documents).where(documents.c.collection == name,
-                                                 documents.c.document_id.in_(ids[start:start + 500])))
+            conn.execute(
+                delete(documents).where(
+                    documents.c.collection == name, documents.c.document_id.in_(ids[start : start + 500])
+                )
+            )
 
 
-def list_documents(engine: Engine, name: str, *, status: str | None = None, limit: int = 100,
-                   offset: int = 0) -> list[dict[str, Any]]:
+def list_documents(
+    engine: Engine, name: str, *, status: str | None = None, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
     q = select(documents).where(documents.c.collection == name).order_by(documents.c.document_id)
     if status:
         q = q.where(documents.c.status == status)
@@ -133,7 +167,9 @@ def list_documents(engine: Engine, name: str, *, status: str | None = None, limi
         return [dict(r) for r in conn.execute(q.limit(limit).offset(offset)).mappings()]
 
 
-def mark_quarantined(engine: Engine, name: str, quarantined: set[str], problems: dict[str, list[str]]) -> None:
+def mark_quarantined(
+    engine: Engine, name: str, quarantined: set[str], problems: dict[str, list[str]]
+) -> None:
     """Record each document's quality problems, and quarantine the ones the rules say."""
     with engine.begin() as conn:
         conn.execute(update(documents).where(documents.c.collection == name).values(problems=None))
@@ -141,8 +177,14 @@ def mark_quarantined(engine: Engine, name: str, quarantined: set[str], problems:
             values: dict[str, Any] = {"problems": sorted(kinds)}
             if doc_id in quarantined:
                 values["status"] = "quarantined"
-            conn.execute(update(documents).where(documents.c.collection == name,
-                                                 documents.c.document_id == doc_id).values(**values))
+            conn.execute(
+                update(documents)
+                .where(documents.c.collection == name, documents.c.document_id == doc_id)
+                .values(**values)
+            )
         for doc_id in quarantined - set(problems):
-            conn.execute(update(documents).where(documents.c.collection == name,
-                                                 documents.c.document_id == doc_id).values(status="quarantined"))
+            conn.execute(
+                update(documents)
+                .where(documents.c.collection == name, documents.c.document_id == doc_id)
+                .values(status="quarantined")
+            )

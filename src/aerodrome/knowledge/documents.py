@@ -31,7 +31,9 @@ class SourceDocument:
 
     source_id: str  # the source's own id: a file's relative path, a JSONL row's _id, a URL, a SQL row id
     uri: str  # where it lives: file:///abs/path, https://..., sql://<name>/<id>
-    media_type: str  # text/plain, text/markdown, text/html, application/pdf, application/vnd...docx, text/csv row
+    media_type: (
+        str  # text/plain, text/markdown, text/html, application/pdf, application/vnd...docx, text/csv row
+    )
     content: bytes | None = None  # raw bytes to parse (files, URLs)
     text: str | None = None  # already text (rows of CSV / JSONL / SQL): no parser needed
     title: str | None = None

@@ -57,8 +57,12 @@ class CatalogEmbedding:
     def __init__(self, alias: str, catalog: Catalog, *, base_dir: Any = None) -> None:
         aliased = catalog.aliases.get(alias)
         if aliased is None:
-            raise BadRequest(f"embedding {alias!r} is neither 'local' nor an alias of the catalog", param="embedding")
-        deps = [catalog.deployments[d] for d in aliased.deployments if catalog.deployments[d].status != "blocked"]
+            raise BadRequest(
+                f"embedding {alias!r} is neither 'local' nor an alias of the catalog", param="embedding"
+            )
+        deps = [
+            catalog.deployments[d] for d in aliased.deployments if catalog.deployments[d].status != "blocked"
+        ]
         deps = [d for d in deps if d.kind == "embeddings"]
         if not deps:
             raise BadRequest(f"alias {alias!r} has no usable embeddings deployment", param="embedding")
@@ -79,7 +83,9 @@ class CatalogEmbedding:
     async def _call(self, texts: list[str]) -> list[list[float]]:
         async with aiohttp.ClientSession() as http:
             factory = provider_registry().get(self._provider_config.kind)
-            provider = factory(ProviderContext(config=self._provider_config, http=http, api_key=self._api_key))
+            provider = factory(
+                ProviderContext(config=self._provider_config, http=http, api_key=self._api_key)
+            )
             try:
                 data = await provider.embeddings(self._dep, {"model": self._dep.model, "input": texts})
             finally:
@@ -95,7 +101,9 @@ class CatalogEmbedding:
         return vectors
 
 
-def make_embedder(name: str, catalog: Catalog, *, local: LocalEmbedding | None = None, base_dir: Any = None) -> Embedder:
+def make_embedder(
+    name: str, catalog: Catalog, *, local: LocalEmbedding | None = None, base_dir: Any = None
+) -> Embedder:
     if name == "local":
         return local or LocalEmbedding()
     return CatalogEmbedding(name, catalog, base_dir=base_dir)

@@ -72,8 +72,14 @@ def citation(hit: Hit) -> dict[str, Any]:
 
 
 class KnowledgeService:
-    def __init__(self, engine: Engine, config: PlatformConfig, catalog: Callable[[], Catalog],
-                 *, database_url: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        config: PlatformConfig,
+        catalog: Callable[[], Catalog],
+        *,
+        database_url: str | None = None,
+    ) -> None:
         self.engine = engine
         self.config = config
         self._catalog = catalog
@@ -88,35 +94,55 @@ class KnowledgeService:
             if found is None:
                 if spec.embedding == "local" and self._local is None:
                     self._local = LocalEmbedding()
-                found = make_embedder(spec.embedding, self._catalog(), local=self._local,
-                                      base_dir=self.config.base_dir)
+                found = make_embedder(
+                    spec.embedding, self._catalog(), local=self._local, base_dir=self.config.base_dir
+                )
                 self._embedders[spec.embedding] = found
             return found
 
     def sync(self, name: str, progress: Progress | None = None) -> dict[str, Any]:
         spec = resolve_paths(store.spec_of(self.engine, name), self.config.base_dir)
-        job = CollectionSync(self.engine, self.index, name, spec, self.embedder(spec),
-                             batch=self.config.knowledge.embedding_batch, progress=progress)
+        job = CollectionSync(
+            self.engine,
+            self.index,
+            name,
+            spec,
+            self.embedder(spec),
+            batch=self.config.knowledge.embedding_batch,
+            progress=progress,
+        )
         return job.run().to_dict()
 
-    def retrieve(self, principal: Principal | None, names: list[str] | None, query: str, *, top_k: int = 10,
-                 filters: dict[str, Any] | None = None, min_score: float | None = None,
-                 mode: str = "hybrid") -> list[dict[str, Any]]:
+    def retrieve(
+        self,
+        principal: Principal | None,
+        names: list[str] | None,
+        query: str,
+        *,
+        top_k: int = 10,
+        filters: dict[str, Any] | None = None,
+        min_score: float | None = None,
+        mode: str = "hybrid",
+    ) -> list[dict[str, Any]]:
         if mode not in MODES:
             raise BadRequest(f"mode must be one of {list(MODES)}", param="mode")
         if not query.strip():
             raise BadRequest("query must not be empty", param="query")
         if principal is None:  # the operator at the command line
             allowed = [store.get(self.engine, n)["name"] for n in names or []] or [
-                r["name"] for r in store.list_all(self.engine)]
+                r["name"] for r in store.list_all(self.engine)
+            ]
         elif names:
             for name in names:
                 store.get(self.engine, name)  # 404 for an unknown collection
             allowed = store.readable(self.engine, principal, names)
             denied = sorted(set(names) - set(allowed))
             if denied:
-                raise Forbidden(f"you may not read the collection(s) {denied}", code="collection_not_permitted",
-                                param="collections")
+                raise Forbidden(
+                    f"you may not read the collection(s) {denied}",
+                    code="collection_not_permitted",
+                    param="collections",
+                )
         else:
             allowed = store.readable(self.engine, principal)
         if not allowed:
@@ -126,12 +152,13 @@ class KnowledgeService:
         for name, spec in specs.items():
             groups.setdefault(spec.embedding, []).append(name)
         hits: list[Hit] = []
-        for embedding, names_in_group in groups.items():
+        for names_in_group in groups.values():
             vector = None
             if mode != "lexical":
                 vector = self.embedder(specs[names_in_group[0]]).embed([query])[0]
-            hits += hybrid_search(self.index, names_in_group, query, vector, top_k, filters, mode=mode,
-                                  min_score=min_score)
+            hits += hybrid_search(
+                self.index, names_in_group, query, vector, top_k, filters, mode=mode, min_score=min_score
+            )
         hits.sort(key=lambda h: h.score, reverse=True)
         return [citation(h) for h in hits[:top_k]]
 

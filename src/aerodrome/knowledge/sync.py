@@ -33,7 +33,9 @@ Progress = Callable[[int, int | None, str], None]
 
 
 def chunk_id(collection: str, document_id: str, ordinal: int, text: str) -> str:
-    h = hashlib.sha256(f"{collection}\x00{document_id}\x00{ordinal}\x00{text}".encode("utf-8", "surrogatepass"))
+    h = hashlib.sha256(
+        f"{collection}\x00{document_id}\x00{ordinal}\x00{text}".encode("utf-8", "surrogatepass")
+    )
     return h.hexdigest()[:32]
 
 
@@ -72,8 +74,17 @@ def _parse(doc: SourceDocument) -> ParsedDocument:
 
 
 class CollectionSync:
-    def __init__(self, engine: Engine, index: IndexBackend, name: str, spec: CollectionConfig, embedder: Embedder,
-                 *, batch: int = 64, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        index: IndexBackend,
+        name: str,
+        spec: CollectionConfig,
+        embedder: Embedder,
+        *,
+        batch: int = 64,
+        progress: Progress | None = None,
+    ) -> None:
         self.engine, self.index, self.name, self.spec = engine, index, name, spec
         self.embedder, self.batch = embedder, batch
         self.progress = progress or (lambda done, total, message: None)
@@ -93,16 +104,24 @@ class CollectionSync:
             store.set_sync_state(self.engine, self.name, sync_status="failed")
             raise
         self.result.seconds = time.perf_counter() - started
-        store.set_sync_state(self.engine, self.name, sync_status="ok", last_sync_at=datetime.now(UTC),
-                             last_sync=self.result.to_dict(), quality=self.result.quality,
-                             embedding_model=self.embedder.model_id)
+        store.set_sync_state(
+            self.engine,
+            self.name,
+            sync_status="ok",
+            last_sync_at=datetime.now(UTC),
+            last_sync=self.result.to_dict(),
+            quality=self.result.quality,
+            embedding_model=self.embedder.model_id,
+        )
         return self.result
 
     def _run(self) -> None:
         stored = store.stored_documents(self.engine, self.name)
         previous_model = store.get(self.engine, self.name)["embedding_model"]
         reembed = previous_model is not None and previous_model != self.embedder.model_id
-        self.index.ensure_collection(self.name, dims=self.embedder.dims, embedding_model=self.embedder.model_id)
+        self.index.ensure_collection(
+            self.name, dims=self.embedder.dims, embedding_model=self.embedder.model_id
+        )
         chunking = ChunkingConfig.model_validate(self.spec.chunking)
         seen: set[str] = set()
         done = 0
@@ -115,8 +134,12 @@ class CollectionSync:
                 seen.add(doc.source_id)
                 prev = stored.get(doc.source_id)
                 # quarantined and failed documents are looked at again every time
-                if prev is not None and prev["content_hash"] == doc.content_hash and not reembed \
-                        and prev["status"] == "ok":
+                if (
+                    prev is not None
+                    and prev["content_hash"] == doc.content_hash
+                    and not reembed
+                    and prev["status"] == "ok"
+                ):
                     self.result.counts["unchanged"] += 1
                     self._facts.append(self._facts_from_row(prev))
                 else:
@@ -140,9 +163,18 @@ class CollectionSync:
         self.index.delete_document(self.name, doc.source_id)
         row = self._row(doc, status="error", error=message[:1000], chunks=0, chars=0, warnings=[])
         self._rows.append(row)
-        self._facts.append(DocumentFacts(document_id=doc.source_id, title=doc.title, uri=doc.uri, text=None,
-                                         error=message, warnings=[], modified_at=doc.modified_at,
-                                         content_hash=doc.content_hash))
+        self._facts.append(
+            DocumentFacts(
+                document_id=doc.source_id,
+                title=doc.title,
+                uri=doc.uri,
+                text=None,
+                error=message,
+                warnings=[],
+                modified_at=doc.modified_at,
+                content_hash=doc.content_hash,
+            )
+        )
 
     def _process(self, doc: SourceDocument, chunking: ChunkingConfig, *, is_new: bool) -> None:
         if doc.error:
@@ -157,9 +189,18 @@ class CollectionSync:
         self.result.counts["added" if is_new else "updated"] += 1
         text = parsed.text
         self._texts[doc.source_id] = text
-        self._facts.append(DocumentFacts(document_id=doc.source_id, title=parsed.title or doc.title, uri=doc.uri,
-                                         text=text, error=None, warnings=list(parsed.warnings),
-                                         modified_at=doc.modified_at, content_hash=doc.content_hash))
+        self._facts.append(
+            DocumentFacts(
+                document_id=doc.source_id,
+                title=parsed.title or doc.title,
+                uri=doc.uri,
+                text=text,
+                error=None,
+                warnings=list(parsed.warnings),
+                modified_at=doc.modified_at,
+                content_hash=doc.content_hash,
+            )
+        )
         if not drafts:
             self.result.counts["empty"] += 1
         self._pending.append(_Pending(doc, parsed, drafts))
@@ -167,12 +208,31 @@ class CollectionSync:
         if self._pending_chunks >= self.batch:
             self._flush()
 
-    def _row(self, doc: SourceDocument, *, status: str, error: str | None, chunks: int, chars: int,
-             warnings: list[str], title: str | None = None) -> dict[str, Any]:
-        return {"document_id": doc.source_id, "uri": doc.uri[:2048], "title": (title or doc.title or "")[:1024] or None,
-                "content_hash": doc.content_hash, "status": status, "error": error, "warnings": warnings or None,
-                "problems": None, "modified_at": doc.modified_at, "chunks": chunks, "chars": chars,
-                "synced_at": datetime.now(UTC)}
+    def _row(
+        self,
+        doc: SourceDocument,
+        *,
+        status: str,
+        error: str | None,
+        chunks: int,
+        chars: int,
+        warnings: list[str],
+        title: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "document_id": doc.source_id,
+            "uri": doc.uri[:2048],
+            "title": (title or doc.title or "")[:1024] or None,
+            "content_hash": doc.content_hash,
+            "status": status,
+            "error": error,
+            "warnings": warnings or None,
+            "problems": None,
+            "modified_at": doc.modified_at,
+            "chunks": chunks,
+            "chars": chars,
+            "synced_at": datetime.now(UTC),
+        }
 
     def _flush(self) -> None:
         if self._pending:
@@ -184,16 +244,38 @@ class CollectionSync:
                 chunks = []
                 title = p.parsed.title or p.doc.title
                 for d in p.drafts:
-                    chunks.append(IndexedChunk(
-                        chunk_id=chunk_id(self.name, p.doc.source_id, d.ordinal, d.text), collection=self.name,
-                        document_id=p.doc.source_id, ordinal=d.ordinal, text=d.text, embedding=vectors[i],
-                        title=title, uri=p.doc.uri, heading=d.heading, page=d.page,
-                        metadata={k: v for k, v in p.doc.metadata.items() if isinstance(v, str | int | float | bool)},
-                    ))
+                    chunks.append(
+                        IndexedChunk(
+                            chunk_id=chunk_id(self.name, p.doc.source_id, d.ordinal, d.text),
+                            collection=self.name,
+                            document_id=p.doc.source_id,
+                            ordinal=d.ordinal,
+                            text=d.text,
+                            embedding=vectors[i],
+                            title=title,
+                            uri=p.doc.uri,
+                            heading=d.heading,
+                            page=d.page,
+                            metadata={
+                                k: v
+                                for k, v in p.doc.metadata.items()
+                                if isinstance(v, str | int | float | bool)
+                            },
+                        )
+                    )
                     i += 1
                 self.index.replace_document(self.name, p.doc.source_id, chunks)
-                self._rows.append(self._row(p.doc, status="ok", error=None, chunks=len(chunks),
-                                            chars=len(p.parsed.text), warnings=list(p.parsed.warnings), title=title))
+                self._rows.append(
+                    self._row(
+                        p.doc,
+                        status="ok",
+                        error=None,
+                        chunks=len(chunks),
+                        chars=len(p.parsed.text),
+                        warnings=list(p.parsed.warnings),
+                        title=title,
+                    )
+                )
             self._pending.clear()
             self._pending_chunks = 0
         store.save_documents(self.engine, self.name, self._rows)
@@ -202,9 +284,16 @@ class CollectionSync:
     # ---------------------------------------------------------------- quality
 
     def _facts_from_row(self, row: dict[str, Any]) -> DocumentFacts:
-        return DocumentFacts(document_id=row["document_id"], title=row["title"], uri=row["uri"], text=None,
-                             error=row["error"], warnings=list(row["warnings"] or []), modified_at=row["modified_at"],
-                             content_hash=row["content_hash"])
+        return DocumentFacts(
+            document_id=row["document_id"],
+            title=row["title"],
+            uri=row["uri"],
+            text=None,
+            error=row["error"],
+            warnings=list(row["warnings"] or []),
+            modified_at=row["modified_at"],
+            content_hash=row["content_hash"],
+        )
 
     def _quality(self) -> None:
         rules = QualityRules.model_validate(self.spec.quality)

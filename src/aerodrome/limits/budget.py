@@ -97,7 +97,8 @@ class BudgetLedger:
                 end = period_end(scope.budget.period, now)
                 retry = (end - now).total_seconds() if end else 86400.0
                 raise BudgetExceeded(
-                    f"the {_ADJECTIVE[scope.budget.period]} budget of {scope.kind} {scope.ident!r} (${scope.budget.usd:g}) "
+                    f"the {_ADJECTIVE[scope.budget.period]} budget of {scope.kind} {scope.ident!r} "
+                    f"(${scope.budget.usd:g}) "
                     f"is used up: ${acct.spent:.4f} spent, ${acct.reserved:.4f} reserved by requests in flight, "
                     f"this request may cost up to ${amount:.4f}",
                     retry_after=retry,

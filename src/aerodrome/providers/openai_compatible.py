@@ -60,10 +60,10 @@ class OpenAICompatibleProvider:
         if ctx.api_key:
             headers["Authorization"] = f"Bearer {ctx.api_key}"
         self._headers = headers
-        self._timeouts: dict[tuple[str, bool], aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[tuple[float, bool], aiohttp.ClientTimeout] = {}
 
     def _timeout(self, dep: DeploymentConfig, stream: bool) -> aiohttp.ClientTimeout:
-        key = (dep.name, stream)
+        key = (dep.timeout_s, stream)  # by value: a deployment changed through the API keeps no stale timeout
         t = self._timeouts.get(key)
         if t is None:
             if stream:  # a stream may last long; what must not is the wait for the next bytes

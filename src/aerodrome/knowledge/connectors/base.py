@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -34,7 +34,10 @@ class Connector(Protocol):
 class ConnectorFactory(Protocol):
     """What the connector registry holds: a class (or callable) with the pydantic model of its config."""
 
-    config_type: ClassVar[type[BaseModel]]
+    @property
+    def config_type(self) -> type[BaseModel]:
+        """The pydantic model of the source config."""
+        ...
 
     def __call__(self, config: Any) -> Connector: ...
 

@@ -53,7 +53,7 @@ class IndexedChunk:
     document_id: str  # the source's own id (file path relative to the source, JSONL _id, URL, SQL id)
     ordinal: int
     text: str
-    embedding: Sequence[float]  # empty: no vector (the chunk is found by lexical search only)
+    embedding: Sequence[float]  # empty or all zeros: no vector (the chunk is found by lexical search only)
     title: str | None = None
     uri: str = ""
     heading: str | None = None
@@ -108,7 +108,11 @@ class IndexBackend(Protocol):
         ...
 
     def dense(
-        self, collections: Sequence[str], vector: Sequence[float], k: int, filters: dict[str, Any] | None = None
+        self,
+        collections: Sequence[str],
+        vector: Sequence[float],
+        k: int,
+        filters: dict[str, Any] | None = None,
     ) -> list[Hit]:
         """Cosine similarity (score in [-1, 1]), best first."""
         ...

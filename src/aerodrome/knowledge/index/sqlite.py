@@ -31,6 +31,7 @@ from aerodrome.knowledge.index.sqlite_vectors import (
     SqliteVecEngine,
     VectorEngine,
     to_blob,
+    vec_table,
 )
 from aerodrome.knowledge.index.terms import fts5_match, query_terms
 
@@ -124,6 +125,17 @@ class SQLiteIndex:
             "INSERT OR IGNORE INTO knowledge_index_meta(key, value) VALUES ('schema_version', ?)",
             (SCHEMA_VERSION,),
         )
+        if self._sqlite_vec is not None:
+            self._drop_orphan_vector_tables(conn)
+
+    def _drop_orphan_vector_tables(self, conn: Any) -> None:
+        """vec0 tables of collections dropped while sqlite-vec was unavailable."""
+        live = {vec_table(row[0]) for row in conn.execute("SELECT id FROM knowledge_collections")}
+        for (table,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL TABLE%' AND name LIKE 'knowledge_vec_%'"
+        ).fetchall():
+            if table not in live:
+                conn.execute(f'DROP TABLE IF EXISTS "{table}"')
 
     @property
     def vector_engine(self) -> str:
@@ -214,7 +226,7 @@ class SQLiteIndex:
                 raise DimensionMismatch(
                     f"chunk {chunk.chunk_id}: vector of {len(chunk.embedding)} dims, collection has {ref.dims}"
                 )
-            blob = to_blob(chunk.embedding) if len(chunk.embedding) else None
+            blob = to_blob(chunk.embedding) if any(chunk.embedding) else None  # zero: no vector
             metadata = json.dumps(chunk.metadata, ensure_ascii=False, default=str)
             rows.append((ref.id, chunk.chunk_id, document_id, chunk.ordinal, chunk.text, chunk.title,
                          chunk.uri, chunk.heading, chunk.page, metadata, blob))  # fmt: skip

@@ -68,9 +68,13 @@ def parse(doc: SourceDocument, registry: Registry[Parser] | None = None) -> Pars
     return parsed
 
 
+parse_document = parse
+"""Alias of :func:`parse` (the name the sync uses)."""
+
+
 def _stem(source_id: str) -> str | None:
     stem = PurePosixPath(source_id.split("?")[0].rstrip("/")).stem
     return stem or None
 
 
-__all__ = ["PARSERS_GROUP", "Parser", "parse", "parser_registry"]
+__all__ = ["PARSERS_GROUP", "Parser", "parse", "parse_document", "parser_registry"]
