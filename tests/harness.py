@@ -20,7 +20,9 @@ import yaml
 from aerodrome.app import create_app
 from aerodrome.config import load_config
 from aerodrome.identity import store
-from aerodrome.runtime import Runtime, open_database
+from aerodrome.runtime import Runtime
+from aerodrome.storage import migrate
+from aerodrome.storage.engine import make_engine
 from aerodrome.settings import Settings
 
 PG_ADMIN_URL = "postgresql://root@127.0.0.1:5432/test"
@@ -113,12 +115,15 @@ def run_gateway(config: dict[str, Any], tmp_path: Path) -> Iterator[Gateway]:
     path = tmp_path / f"aerodrome-{uuid.uuid4().hex[:6]}.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     cfg = load_config(path)
-    engine = open_database(cfg)  # migrate first (also for PostgreSQL in tests)
-    store.apply_config(engine, cfg)
-    admin_key, _ = store.create_key(
-        engine, store.KeyRequest(department_id="platform", role="platform_admin", name="admin",
-                                 user_email="admin@example.com"), actor="test")
-    engine.dispose()
+    engine = make_engine(cfg.resolved_database_url())
+    try:
+        migrate.upgrade(engine)  # tests migrate first, also on PostgreSQL
+        store.apply_config(engine, cfg)
+        admin_key, _ = store.create_key(
+            engine, store.KeyRequest(department_id="platform", role="platform_admin", name="admin",
+                                     user_email="admin@example.com"), actor="test")
+    finally:
+        engine.dispose()
     app = create_app(Settings(config=path), cfg)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",

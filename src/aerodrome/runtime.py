@@ -23,7 +23,7 @@ from aerodrome.config import DepartmentConfig, DeploymentConfig, PlatformConfig
 from aerodrome.errors import AerodromeError
 from aerodrome.hookspecs import provider_registry
 from aerodrome.identity.authenticator import Authenticator
-from aerodrome.identity.store import apply_config, content_logging_policies
+from aerodrome.identity.store import apply_config, load_departments
 from aerodrome.limits.budget import BudgetLedger, period_start
 from aerodrome.limits.rate import RateLimiter
 from aerodrome.monitoring.metrics import Metrics
@@ -60,8 +60,8 @@ class Runtime:
         self.started_at = time.time()
         self.metrics = Metrics()
         self.catalog: Catalog = build_catalog(config, engine)
-        self.departments: dict[str, DepartmentConfig] = {d.id: d for d in config.departments}
-        self.policies: dict[str, str] = content_logging_policies(engine)
+        self.departments: dict[str, DepartmentConfig] = load_departments(engine)
+        self.policies: dict[str, str] = {d.id: d.content_logging for d in self.departments.values()}
         self.providers: dict[str, Provider] = {}
         self.authenticator = Authenticator(engine, ttl_s=config.server.key_cache_ttl_s)
         self.limiter = RateLimiter()
@@ -146,6 +146,10 @@ class Runtime:
         if self._knowledge is not None:
             self._knowledge.close()
 
+    def set_departments(self, departments: dict[str, DepartmentConfig]) -> None:
+        self.departments = departments
+        self.policies = {d.id: d.content_logging for d in departments.values()}
+
     @property
     def knowledge(self) -> KnowledgeService:
         """The index and embedders, opened on first use (the gateway alone never needs them)."""
@@ -184,31 +188,35 @@ class Runtime:
         self._build_providers()
 
     async def _refresh_loop(self) -> None:
-        """Pick up catalog and policy changes made by other replicas."""
+        """Pick up catalog, department and policy changes made by other replicas."""
         while True:
             await asyncio.sleep(REFRESH_S)
             try:
                 catalog = await asyncio.to_thread(build_catalog, self.config, self.engine)
-                policies = await asyncio.to_thread(content_logging_policies, self.engine)
-            except Exception:  # boundary: keep serving on the last good catalog
+                departments = await asyncio.to_thread(load_departments, self.engine)
+                self.set_departments(departments)
+                if (
+                    catalog.deployments != self.catalog.deployments
+                    or catalog.aliases != self.catalog.aliases
+                    or catalog.providers != self.catalog.providers
+                ):
+                    self.set_catalog(catalog)
+            except Exception:  # boundary: keep serving on the last good catalog, try again next time
                 log.exception("catalog refresh failed; serving the last good catalog")
-                continue
-            self.policies = policies
-            if (
-                catalog.deployments != self.catalog.deployments
-                or catalog.aliases != self.catalog.aliases
-                or catalog.providers != self.catalog.providers
-            ):
-                self.set_catalog(catalog)
 
     # ------------------------------------------------------------- budgets
 
+    def seed_department_budget(self, dept: DepartmentConfig) -> None:
+        """Start a department's budget account from what its runs spent this period."""
+        if dept.budget:
+            now = datetime.now(UTC)
+            spent = spent_since(self.engine, "department_id", period_start(dept.budget.period, now))
+            self.ledger.load_spent("department", dept.id, dept.budget, spent.get(dept.id, 0.0))
+
     def _seed_budgets(self) -> None:
         now = datetime.now(UTC)
-        for dept in self.config.departments:
-            if dept.budget:
-                spent = spent_since(self.engine, "department_id", period_start(dept.budget.period, now))
-                self.ledger.load_spent("department", dept.id, dept.budget, spent.get(dept.id, 0.0))
+        for dept in self.departments.values():
+            self.seed_department_budget(dept)
         for alias in self.catalog.aliases.values():
             if alias.budget:
                 spent = spent_since(self.engine, "alias", period_start(alias.budget.period, now))
@@ -217,13 +225,13 @@ class Runtime:
 
         with self.engine.connect() as conn:
             keyed = conn.execute(
-                select(api_keys.c.id, api_keys.c.budget_usd, api_keys.c.budget_period).where(
+                select(api_keys.c.id, api_keys.c.budget_usd, api_keys.c.budget_period, api_keys.c.budget_soft_pct).where(
                     api_keys.c.budget_usd.is_not(None), api_keys.c.revoked_at.is_(None)
                 )
             ).all()
         by_period: dict[str, dict[str, float]] = {}
-        for key_id, usd, period in keyed:
-            budget = Budget(usd=usd, period=period or "month")
+        for key_id, usd, period, soft_pct in keyed:
+            budget = Budget(usd=usd, period=period or "month", soft_pct=soft_pct or 0.8)
             if budget.period not in by_period:
                 by_period[budget.period] = spent_since(
                     self.engine, "key_id", period_start(budget.period, now)

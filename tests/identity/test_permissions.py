@@ -230,4 +230,6 @@ def test_may_grant() -> None:
     assert perm.may_grant(user, "user")
     assert not perm.may_grant(user, "builder")
     assert perm.may_grant(builder, "builder")
+    assert perm.may_grant(builder, "user")  # a key for the tool a use case is wired into
     assert not perm.may_grant(builder, "department_admin")
+    assert not perm.may_grant(builder, "reviewer")

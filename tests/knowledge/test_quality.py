@@ -35,9 +35,19 @@ def corpus() -> list[DocumentFacts]:
         facts("broken.pdf", text=None, error="corrupt PDF (truncated)"),
         facts("draft.txt", text="   "),
         facts("stub.txt", text="TODO: write this."),
-        facts("old.md", text=BODY.replace("leave", "holiday") + " Archived.", modified_at=NOW - timedelta(days=900)),
-        facts("latin1.txt", text="The caf\ufffd opens at eight and closes at five on weekdays, and at noon on Fridays.", warnings=["invalid UTF-8 (3 bytes replaced)", "page 2 has no text"]),
-        facts("contacts.md", text="Write to jane.doe@example.com or call (555) 123-4567 for payroll questions."),
+        facts(
+            "old.md",
+            text=BODY.replace("leave", "holiday") + " Archived.",
+            modified_at=NOW - timedelta(days=900),
+        ),
+        facts(
+            "latin1.txt",
+            text="The caf\ufffd opens at eight and closes at five on weekdays, and at noon on Fridays.",
+            warnings=["invalid UTF-8 (3 bytes replaced)", "page 2 has no text"],
+        ),
+        facts(
+            "contacts.md", text="Write to jane.doe@example.com or call (555) 123-4567 for payroll questions."
+        ),
     ]
 
 
@@ -55,7 +65,11 @@ def test_every_problem_kind_is_found() -> None:
     assert flags["broken.pdf"] == ["unparseable"]
     examples = report.problems
     assert examples["exact_duplicate"].examples[0].detail == "same text as leave.md"
-    assert examples["near_duplicate"].examples[0].detail.startswith("nearly the same text as leave.md (Jaccard ~0.")
+    assert (
+        examples["near_duplicate"]
+        .examples[0]
+        .detail.startswith("nearly the same text as leave.md (Jaccard ~0.")
+    )
     assert examples["encoding"].examples[0].detail == "invalid UTF-8 (3 bytes replaced)"
     assert examples["stale"].examples[0].document_id == "old.md"
     assert examples["pii_in_public"].examples[0].detail == "1 email, 1 phone in a internal collection"
@@ -105,15 +119,25 @@ def test_report_is_json_and_markdown() -> None:
     assert data["problems"]["unparseable"]["quarantines"] is True
     text = render_markdown("hr-policies", data)
     assert text.startswith("# Data quality of hr-policies (internal collection)")
-    assert "| unparseable | 1 | yes |" in text and "`broken.pdf (Broken.Pdf)`: corrupt PDF (truncated)" in text
+    assert (
+        "| unparseable | 1 | yes |" in text and "`broken.pdf (Broken.Pdf)`: corrupt PDF (truncated)" in text
+    )
     assert report.to_markdown("hr-policies") == text
 
 
 def test_facts_from_documents() -> None:
     source = SourceDocument("a.md", "file:///a.md", "text/markdown", content=b"# A\nbody", modified_at=NOW)
-    parsed = ParsedDocument(title="A", sections=[Section("body", heading="A")], warnings=["1 NUL byte removed"])
+    parsed = ParsedDocument(
+        title="A", sections=[Section("body", heading="A")], warnings=["1 NUL byte removed"]
+    )
     f = DocumentFacts.of(source, parsed)
-    assert (f.document_id, f.title, f.text, f.warnings, f.modified_at) == ("a.md", "A", "body", parsed.warnings, NOW)
+    assert (f.document_id, f.title, f.text, f.warnings, f.modified_at) == (
+        "a.md",
+        "A",
+        "body",
+        parsed.warnings,
+        NOW,
+    )
     failed = DocumentFacts.of(source, None, "corrupt")
     assert failed.text is None and failed.error == "corrupt"
 

@@ -43,7 +43,8 @@ async def create_department(body: DepartmentConfig, p: Principal = Depends(princ
                             rt: Runtime = Depends(runtime)) -> dict[str, Any]:
     perm.require(p, "departments.write")
     await run_in_threadpool(store.upsert_department, rt.engine, body, actor=p.name)
-    rt.policies = {**rt.policies, body.id: body.content_logging}
+    rt.set_departments({**rt.departments, body.id: body})
+    await run_in_threadpool(rt.seed_department_budget, body)
     return body.model_dump()
 
 

@@ -40,7 +40,9 @@ def _epoch(value: datetime | None) -> float | None:
 def principal_from_row(row: dict[str, Any]) -> Principal:
     budget = None
     if row["budget_usd"] is not None:
-        budget = Budget(usd=row["budget_usd"], period=row["budget_period"] or "month")
+        budget = Budget(
+            usd=row["budget_usd"], period=row["budget_period"] or "month", soft_pct=row.get("budget_soft_pct") or 0.8
+        )
     # Key names are not unique: a service key's identity carries its prefix, so that
     # "own" scopes (keys it created) never match another key of the same name.
     name = row["user_email"] or (f"key:{row['name']}/{row['prefix']}" if row["name"] else f"key:{row['prefix']}")

@@ -82,6 +82,7 @@ GRANTABLE: dict[str, frozenset[str]] = {
         {"platform_admin", "department_admin", "builder", "reviewer", "approver", "auditor", "user"}
     ),
     "department_admin": frozenset({"department_admin", "builder", "reviewer", "approver", "user"}),
+    "builder": frozenset({"user"}),  # e.g. a key for the tool a use case is wired into
 }
 
 

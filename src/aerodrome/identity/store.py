@@ -34,7 +34,13 @@ def _aware(value: datetime | None) -> datetime | None:
 def upsert_department(engine: Engine, dept: DepartmentConfig, *, actor: str = "config") -> None:
     with engine.begin() as conn:
         row = conn.execute(select(departments).where(departments.c.id == dept.id)).first()
-        values = {"name": dept.name, "eligible_users": dept.eligible_users, "content_logging": dept.content_logging}
+        values = {
+            "name": dept.name,
+            "eligible_users": dept.eligible_users,
+            "content_logging": dept.content_logging,
+            "limits": dept.limits.model_dump(),
+            "budget": dept.budget.model_dump() if dept.budget else None,
+        }
         if row is None:
             conn.execute(departments.insert().values(id=dept.id, created_at=_now(), **values))
             trail.record(conn, actor=actor, action="department.create", object_type="department",
@@ -56,6 +62,19 @@ def list_departments(engine: Engine, principal: Principal, scope: Scope) -> list
 def department_exists(engine: Engine, department_id: str) -> bool:
     with engine.connect() as conn:
         return conn.execute(select(departments.c.id).where(departments.c.id == department_id)).first() is not None
+
+
+def load_departments(engine: Engine) -> dict[str, DepartmentConfig]:
+    """Every department with its limits, budget and logging policy (the database is the source of truth)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(departments)).mappings().all()
+    return {
+        r["id"]: DepartmentConfig(
+            id=r["id"], name=r["name"], eligible_users=r["eligible_users"], content_logging=r["content_logging"],
+            limits=r["limits"] or {}, budget=r["budget"],
+        )
+        for r in rows
+    }
 
 
 def content_logging_policies(engine: Engine) -> dict[str, str]:
@@ -169,6 +188,7 @@ def create_key(engine: Engine, req: KeyRequest, *, actor: str, creator: Principa
             "tpm": req.tpm,
             "budget_usd": req.budget.usd if req.budget else None,
             "budget_period": req.budget.period if req.budget else None,
+            "budget_soft_pct": req.budget.soft_pct if req.budget else None,
             "expires_at": _aware(req.expires_at),
             "revoked_at": None,
             "created_by": actor,

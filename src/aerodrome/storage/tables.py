@@ -61,6 +61,8 @@ departments = Table(
     Column("eligible_users", Integer, nullable=False, default=0),
     Column("content_logging", String(16), nullable=False, default="metadata"),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("limits", JSON, nullable=True),  # {rpm, tpm}
+    Column("budget", JSON, nullable=True),  # {usd, period, soft_pct}
 )
 
 users = Table(
@@ -91,6 +93,7 @@ api_keys = Table(
     Column("tpm", Integer, nullable=True),
     Column("budget_usd", Float, nullable=True),
     Column("budget_period", String(8), nullable=True),
+    Column("budget_soft_pct", Float, nullable=True),
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("created_by", String(200), nullable=False, default=""),

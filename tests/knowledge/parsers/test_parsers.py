@@ -11,7 +11,9 @@ from aerodrome.knowledge.parsers import media_types as mt
 from tests.knowledge.parsers.samples import docx_bytes, pdf_bytes
 
 
-def doc(media_type: str, content: bytes | None = None, text: str | None = None, **kw: object) -> SourceDocument:
+def doc(
+    media_type: str, content: bytes | None = None, text: str | None = None, **kw: object
+) -> SourceDocument:
     return SourceDocument(source_id="docs/sample.x", uri="file:///docs/sample.x", media_type=media_type,
                           content=content, text=text, **kw)  # type: ignore[arg-type]  # fmt: skip
 
@@ -20,7 +22,9 @@ def doc(media_type: str, content: bytes | None = None, text: str | None = None, 
 
 
 def test_pdf_sections_carry_page_numbers_and_title() -> None:
-    parsed = parse(doc(mt.PDF, pdf_bytes(["Leave policy\nTwenty days.", "", "Expenses (travel)"], title="HR")))
+    parsed = parse(
+        doc(mt.PDF, pdf_bytes(["Leave policy\nTwenty days.", "", "Expenses (travel)"], title="HR"))
+    )
     assert parsed.title == "HR"
     assert [(s.page, s.text) for s in parsed.sections] == [
         (1, "Leave policy\nTwenty days."),

@@ -37,11 +37,11 @@ def _kind(ip: IPAddress) -> str | None:
     """Why an address is not public, or None when it is."""
     checks = (
         ("loopback", ip.is_loopback),
-        ("private", ip.is_private and not ip.is_loopback and not ip.is_link_local),
         ("link-local", ip.is_link_local),
         ("multicast", ip.is_multicast),
         ("unspecified", ip.is_unspecified),
         ("reserved", ip.is_reserved),
+        ("private", ip.is_private),
     )
     for name, hit in checks:
         if hit:
@@ -66,12 +66,11 @@ def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
 
 def refusal(ip: IPAddress) -> str | None:
     """Why the address is refused by default ("a loopback address"), or None when it is public."""
-    kind = _kind(ip)
     inner = embedded_ipv4(ip)
-    if kind is None and inner is not None:
-        inner_kind = _kind(inner)
-        if inner_kind is not None:
-            return f"an IPv6 address embedding a {inner_kind} IPv4 address ({inner})"
+    inner_kind = _kind(inner) if inner is not None else None
+    if inner_kind is not None:
+        return f"an IPv6 address embedding a {inner_kind} IPv4 address ({inner})"
+    kind = _kind(ip)
     if kind is None:
         return None
     return f"an {kind} address" if kind[0] in "aeiou" else f"a {kind} address"
