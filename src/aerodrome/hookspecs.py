@@ -21,6 +21,7 @@ from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 from aerodrome.errors import ConfigError
+from aerodrome.providers.base import ProviderFactory
 
 T = TypeVar("T")
 
@@ -62,13 +63,15 @@ class Registry(Generic[T]):
         return sorted(self._items)
 
 
-def provider_registry() -> Registry[Callable[..., object]]:
+def provider_registry() -> Registry[ProviderFactory]:
     """The provider kinds: the built-ins plus every installed entry point."""
     from aerodrome.providers.anthropic import factory as anthropic_factory
     from aerodrome.providers.local import factory as local_factory
     from aerodrome.providers.openai_compatible import factory as openai_factory
 
-    return Registry(
-        PROVIDERS_GROUP,
-        {"openai": openai_factory, "anthropic": anthropic_factory, "local": local_factory},
-    )
+    builtins: dict[str, ProviderFactory] = {
+        "openai": openai_factory,
+        "anthropic": anthropic_factory,
+        "local": local_factory,
+    }
+    return Registry(PROVIDERS_GROUP, builtins)

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 from aerodrome.catalog.catalog import Catalog
 from aerodrome.catalog.secrets import resolve_secret
 from aerodrome.catalog.store import build_catalog
-from aerodrome.config import DepartmentConfig, DeploymentConfig, PlatformConfig
+from aerodrome.config import DepartmentConfig, DeploymentConfig, PlatformConfig, ProviderConfig
 from aerodrome.errors import AerodromeError
 from aerodrome.hookspecs import provider_registry
 from aerodrome.identity.authenticator import Authenticator
@@ -63,6 +63,8 @@ class Runtime:
         self.departments: dict[str, DepartmentConfig] = load_departments(engine)
         self.policies: dict[str, str] = {d.id: d.content_logging for d in self.departments.values()}
         self.providers: dict[str, Provider] = {}
+        self._provider_configs: dict[str, ProviderConfig] = {}
+        self._closing: set[asyncio.Task[None]] = set()
         self.authenticator = Authenticator(engine, ttl_s=config.server.key_cache_ttl_s)
         self.limiter = RateLimiter()
         self.ledger = BudgetLedger()
@@ -167,21 +169,26 @@ class Runtime:
     # ------------------------------------------------------------- catalog
 
     def _build_providers(self) -> None:
+        """Provider instances for the catalog; unchanged providers are kept, replaced ones closed."""
         assert self._http is not None
         registry = provider_registry()
         providers: dict[str, Provider] = {}
+        configs: dict[str, ProviderConfig] = {}
         for name, pconf in self.catalog.providers.items():
             existing = self.providers.get(name)
-            if existing is not None and getattr(existing, "_aerodrome_config", None) == pconf:
-                providers[name] = existing
+            if existing is not None and self._provider_configs.get(name) == pconf:
+                providers[name], configs[name] = existing, pconf
                 continue
             factory = registry.get(pconf.kind)
             api_key = resolve_secret(pconf.api_key, base_dir=self.config.base_dir)
-            provider = factory(ProviderContext(config=pconf, http=self._http, api_key=api_key))
-            with contextlib.suppress(AttributeError):
-                provider._aerodrome_config = pconf  # type: ignore[attr-defined]
-            providers[name] = provider  # type: ignore[assignment]
-        self.providers = providers
+            providers[name] = factory(ProviderContext(config=pconf, http=self._http, api_key=api_key))
+            configs[name] = pconf
+        retired = [p for name, p in self.providers.items() if providers.get(name) is not p]
+        self.providers, self._provider_configs = providers, configs
+        for provider in retired:
+            task = asyncio.get_running_loop().create_task(provider.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     def set_catalog(self, catalog: Catalog) -> None:
         self.catalog = catalog

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from pydantic import ValidationError
 
@@ -67,7 +69,7 @@ def test_overlap_repeats_the_end_of_the_previous_chunk_on_a_word_boundary() -> N
     parsed = ParsedDocument(title=None, sections=[Section(sentences(40))])
     chunks = chunk(parsed, max_chars=400, overlap_chars=80)
     assert len(chunks) > 3
-    for prev, nxt in zip(chunks, chunks[1:], strict=False):
+    for prev, nxt in itertools.pairwise(chunks):
         assert len(prev.text) <= 400
         shared = prev.char_end - nxt.char_start
         assert 0 < shared <= 80

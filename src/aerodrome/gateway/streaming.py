@@ -35,14 +35,14 @@ class SSEResponse(Response):
         self._gateway = gateway
         self._ctx = ctx
         self._opened = opened
-        self._headers = headers
+        self._extra_headers = headers
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-cache"),
             (b"x-accel-buffering", b"no"),
-            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in self._headers.items()),
+            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in self._extra_headers.items()),
         ]
         streamer = asyncio.ensure_future(self._stream(send, headers))
         listener = asyncio.ensure_future(self._listen(receive))

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, select, update
 
 from aerodrome.audit import trail
-from aerodrome.config import ROLES, Budget, DepartmentConfig, PlatformConfig, UserConfig
+from aerodrome.config import ROLES, Budget, DepartmentConfig, Limits, PlatformConfig, UserConfig
 from aerodrome.errors import BadRequest, Conflict, Forbidden, NotFound
 from aerodrome.identity import keys as keymat
 from aerodrome.identity.permissions import Scope, may_grant
@@ -71,7 +71,8 @@ def load_departments(engine: Engine) -> dict[str, DepartmentConfig]:
     return {
         r["id"]: DepartmentConfig(
             id=r["id"], name=r["name"], eligible_users=r["eligible_users"], content_logging=r["content_logging"],
-            limits=r["limits"] or {}, budget=r["budget"],
+            limits=Limits.model_validate(r["limits"] or {}),
+            budget=Budget.model_validate(r["budget"]) if r["budget"] else None,
         )
         for r in rows
     }

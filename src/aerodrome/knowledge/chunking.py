@@ -38,11 +38,13 @@ class ChunkingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_chars: int = Field(1200, ge=50, le=100_000, description="longest chunk, in characters")
+    max_chars: int = Field(default=1200, ge=50, le=100_000, description="longest chunk, in characters")
     overlap_chars: int = Field(
-        150, ge=0, description="characters repeated from the previous chunk of a section"
+        default=150, ge=0, description="characters repeated from the previous chunk of a section"
     )
-    min_chars: int = Field(200, ge=0, description="sections shorter than this merge with their neighbours")
+    min_chars: int = Field(
+        default=200, ge=0, description="sections shorter than this merge with their neighbours"
+    )
 
     @model_validator(mode="after")
     def _overlap_below_half(self) -> ChunkingConfig:

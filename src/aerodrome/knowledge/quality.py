@@ -58,9 +58,13 @@ class QualityRules(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    near_duplicate_threshold: float = Field(0.9, gt=0.0, le=1.0, description="Jaccard of word 5-shingles")
-    min_chars: int = Field(50, ge=0, description="fewer characters of text = near-empty")
-    freshness_days: int | None = Field(None, gt=0, description="older documents are stale; None = off")
+    near_duplicate_threshold: float = Field(
+        default=0.9, gt=0.0, le=1.0, description="Jaccard of word 5-shingles"
+    )
+    min_chars: int = Field(default=50, ge=0, description="fewer characters of text = near-empty")
+    freshness_days: int | None = Field(
+        default=None, gt=0, description="older documents are stale; None = off"
+    )
     quarantine: list[ProblemKind] = Field(default_factory=lambda: list(DEFAULT_QUARANTINE))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine
 
@@ -19,7 +19,7 @@ from aerodrome.identity.principal import Principal
 from aerodrome.knowledge import collections as store
 from aerodrome.knowledge.embedding import Embedder, LocalEmbedding, make_embedder
 from aerodrome.knowledge.index.base import Hit, IndexBackend
-from aerodrome.knowledge.search import hybrid_search
+from aerodrome.knowledge.search import Mode, hybrid_search
 from aerodrome.knowledge.sync import CollectionSync, Progress
 from aerodrome.storage.engine import is_sqlite, normalize_url
 
@@ -157,7 +157,7 @@ class KnowledgeService:
             if mode != "lexical":
                 vector = self.embedder(specs[names_in_group[0]]).embed([query])[0]
             hits += hybrid_search(
-                self.index, names_in_group, query, vector, top_k, filters, mode=mode, min_score=min_score
+                self.index, names_in_group, query, vector, top_k, filters, mode=cast(Mode, mode), min_score=min_score
             )
         hits.sort(key=lambda h: h.score, reverse=True)
         return [citation(h) for h in hits[:top_k]]

@@ -40,12 +40,14 @@ class FolderSource(BaseModel):
         description="fnmatch globs ('*' also crosses '/'; a leading '**/' also matches at the top)",
     )
     exclude: list[str] = Field(default_factory=list)
-    id_field: str = Field("_id|id", description="row id field; alternatives separated by '|'")
+    id_field: str = Field(default="_id|id", description="row id field; alternatives separated by '|'")
     title_field: str | None = "title"
     text_field: str = "text"
-    modified_field: str | None = Field(None, description="row field with its modification time (ISO 8601)")
+    modified_field: str | None = Field(
+        default=None, description="row field with its modification time (ISO 8601)"
+    )
     max_file_bytes: int = Field(
-        50 * 1024 * 1024, gt=0, description="per file; for CSV / JSONL (streamed) per row"
+        default=50 * 1024 * 1024, gt=0, description="per file; for CSV / JSONL (streamed) per row"
     )
 
 

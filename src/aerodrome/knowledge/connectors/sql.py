@@ -37,7 +37,9 @@ class SqlSource(BaseModel):
     title_column: str | None = "title"
     text_column: str = "text"
     modified_column: str | None = None
-    name: str | None = Field(None, description="name in document URIs (sql://NAME/ID); default the database")
+    name: str | None = Field(
+        default=None, description="name in document URIs (sql://NAME/ID); default the database"
+    )
 
 
 def _safe_url(url: str) -> tuple[URL | None, str]:

@@ -43,13 +43,13 @@ class UrlSource(BaseModel):
 
     kind: Literal["url"] = "url"
     urls: list[str] = Field(default_factory=list)
-    sitemap: str | None = Field(None, description="URL of a sitemap.xml or sitemap index")
+    sitemap: str | None = Field(default=None, description="URL of a sitemap.xml or sitemap index")
     max_depth: int = Field(
-        0, ge=0, le=10, description="link levels followed from each start page, same origin"
+        default=0, ge=0, le=10, description="link levels followed from each start page, same origin"
     )
-    max_pages: int = Field(100, gt=0, description="documents fetched in all (errors included)")
-    max_bytes: int = Field(10 * 1024 * 1024, gt=0, description="per response, after decompression")
-    timeout_s: float = Field(10.0, gt=0, description="per URL, redirects and body included")
+    max_pages: int = Field(default=100, gt=0, description="documents fetched in all (errors included)")
+    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description="per response, after decompression")
+    timeout_s: float = Field(default=10.0, gt=0, description="per URL, redirects and body included")
     allow_private: list[str] = Field(
         default_factory=list, description="CIDRs, addresses or host names that may be private or loopback"
     )

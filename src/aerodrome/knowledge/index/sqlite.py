@@ -332,7 +332,7 @@ class SQLiteIndex:
         where, params = render_conditions(conditions)
         sql = (
             f"SELECT c.id, -bm25(knowledge_fts, {', '.join(map(str, _BM25_WEIGHTS))}) AS score"
-            " FROM knowledge_fts JOIN knowledge_chunks c ON c.id = knowledge_fts.rowid"
+            " FROM knowledge_fts CROSS JOIN knowledge_chunks c ON c.id = knowledge_fts.rowid"  # FTS first
             f" WHERE knowledge_fts MATCH ? AND c.collection_id IN ({', '.join('?' * len(refs))})"
             + (f" AND {where}" if where else "")
             + " ORDER BY score DESC, c.id LIMIT ?"
