@@ -33,11 +33,11 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -94,7 +94,9 @@ def embed_all(embedder: local_embeddings.LocalEmbedder, texts: list[str], cache:
     parts = []
     for start in range(0, len(texts), 256):
         parts.append(np.frombuffer(b"".join(embedder.encode(texts[start : start + 256])), dtype="<f4"))
-        print(f"  embedded {min(start + 256, len(texts))}/{len(texts)} ({time.perf_counter() - started:.0f} s)")
+        print(
+            f"  embedded {min(start + 256, len(texts))}/{len(texts)} ({time.perf_counter() - started:.0f} s)"
+        )
     matrix = np.concatenate(parts).reshape(len(texts), -1).astype(np.float32)
     CACHE.mkdir(exist_ok=True)
     np.save(cache, matrix)
@@ -103,12 +105,16 @@ def embed_all(embedder: local_embeddings.LocalEmbedder, texts: list[str], cache:
 
 def chunk(document_id: str, title: str, text: str, vector: np.ndarray, collection: str) -> IndexedChunk:
     chunk_id = hashlib.sha256(f"{collection}\0{document_id}\0{0}\0{text}".encode()).hexdigest()[:32]
-    return IndexedChunk(chunk_id, collection, document_id, 0, text, vector, title=title, uri=f"scifact:{document_id}")
+    return IndexedChunk(
+        chunk_id, collection, document_id, 0, text, vector, title=title, uri=f"scifact:{document_id}"
+    )
 
 
 def ingest(backend: IndexBackend, collection: str, docs: Iterator[IndexedChunk], total: int) -> float:
     """Writes every chunk (one document each); returns chunks per second."""
-    backend.ensure_collection(collection, dims=local_embeddings.DIMENSIONS, embedding_model=local_embeddings.MODEL_NAME)
+    backend.ensure_collection(
+        collection, dims=local_embeddings.DIMENSIONS, embedding_model=local_embeddings.MODEL_NAME
+    )
     started = time.perf_counter()
     for n, item in enumerate(docs, start=1):
         backend.replace_document(collection, item.document_id, [item])
@@ -127,13 +133,17 @@ def recall_at_100(ranked: list[str], relevant: dict[str, int]) -> float:
     return len(set(ranked[:100]) & set(relevant)) / len(relevant)
 
 
-def quality(backend: IndexBackend, data: SciFact, qvecs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+def quality(
+    backend: IndexBackend, data: SciFact, qvecs: dict[str, np.ndarray]
+) -> dict[str, dict[str, float]]:
     scores: dict[str, list[tuple[float, float]]] = {"lexical": [], "dense": [], "hybrid": []}
     for query_id, text in data.queries.items():
         for mode in scores:
             hits = hybrid_search(backend, [COLLECTION], text, qvecs[query_id], 100, mode=mode)  # type: ignore[arg-type]
             ranked = [h.document_id for h in hits]
-            scores[mode].append((ndcg_at_10(ranked, data.qrels[query_id]), recall_at_100(ranked, data.qrels[query_id])))
+            scores[mode].append(
+                (ndcg_at_10(ranked, data.qrels[query_id]), recall_at_100(ranked, data.qrels[query_id]))
+            )
     return {
         mode: {"ndcg@10": round(statistics.fmean(s[0] for s in values), 4),
                "recall@100": round(statistics.fmean(s[1] for s in values), 4)}
@@ -144,7 +154,10 @@ def quality(backend: IndexBackend, data: SciFact, qvecs: dict[str, np.ndarray]) 
 def tune(backend: IndexBackend, data: SciFact, qvecs: dict[str, np.ndarray]) -> list[dict[str, float]]:
     """nDCG@10 of hybrid over a small grid of (rrf_k, dense_weight), from 100-deep lists (train queries)."""
     lists = {
-        q: (backend.lexical([COLLECTION], t, 100), backend.dense([COLLECTION], qvecs[q], 100))
+        q: (
+            backend.lexical([COLLECTION], t, 100),
+            backend.dense([COLLECTION], cast(Sequence[float], qvecs[q]), 100),
+        )
         for q, t in data.queries.items()
     }
     grid = []
@@ -180,9 +193,11 @@ def replicas(data: SciFact, vectors: np.ndarray, total: int) -> Iterator[Indexed
     rng = np.random.default_rng(20261122)
     for n in range(total):
         d, replica = n % len(data.ids), n // len(data.ids)
-        noisy = vectors[d] + rng.normal(0.0, 0.02, vectors.shape[1]).astype(np.float32)
-        noisy /= np.linalg.norm(noisy)
-        yield chunk(f"{data.ids[d]}-r{replica}", data.titles[d], f"{data.texts[d]} replica{replica}", noisy, "big")
+        noisy: np.ndarray = vectors[d] + rng.normal(0.0, 0.02, vectors.shape[1]).astype(np.float32)
+        noisy = noisy / np.linalg.norm(noisy)
+        yield chunk(
+            f"{data.ids[d]}-r{replica}", data.titles[d], f"{data.texts[d]} replica{replica}", noisy, "big"
+        )
 
 
 @contextmanager
@@ -252,7 +267,9 @@ def main() -> int:
     docs = [f"{t}\n{x}".strip() for t, x in zip(data.titles, data.texts, strict=True)]
     vectors = embed_all(embedder, docs, CACHE / f"scifact-corpus-{data.raw_hash}.npy")
     query_ids = list(data.queries)
-    qmatrix = embed_all(embedder, [data.queries[q] for q in query_ids], CACHE / f"scifact-train-{data.raw_hash}.npy")
+    qmatrix = embed_all(
+        embedder, [data.queries[q] for q in query_ids], CACHE / f"scifact-train-{data.raw_hash}.npy"
+    )
     qvecs = {q: qmatrix[i] for i, q in enumerate(query_ids)}
     texts = [data.queries[q] for q in query_ids][: args.queries]
 
@@ -281,7 +298,9 @@ def main() -> int:
             backend.close()
             if not args.skip_100k:
                 big = factory("big")
-                result["ingest_100k_chunks_per_s"] = round(ingest(big, "big", replicas(data, vectors, BIG), BIG), 1)
+                result["ingest_100k_chunks_per_s"] = round(
+                    ingest(big, "big", replicas(data, vectors, BIG), BIG), 1
+                )
                 result["latency_100k"] = latency(big, "big", texts, embed)
                 print(f"  100k: {result['ingest_100k_chunks_per_s']} chunks/s, {result['latency_100k']}")
                 big.close()
@@ -300,7 +319,9 @@ def print_table(report: dict[str, Any]) -> None:
     for label, result in report["backends"].items():
         for mode, values in result["quality"].items():
             print(f"| {label} | {mode} | {values['ndcg@10']:.4f} | {values['recall@100']:.4f} |")
-    print("\n| backend | ingest chunks/s (5k) | p50 / p95 ms (5k) | ingest chunks/s (100k) | p50 / p95 ms (100k) |")
+    print(
+        "\n| backend | ingest chunks/s (5k) | p50 / p95 ms (5k) | ingest chunks/s (100k) | p50 / p95 ms (100k) |"
+    )
     print("|---|---|---|---|---|")
     for label, r in report["backends"].items():
         big = r.get("latency_100k")

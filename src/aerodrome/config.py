@@ -234,7 +234,7 @@ class CollectionConfig(_Model):
     sources: list[dict[str, Any]] = Field(
         default=[], description="connectors, e.g. {kind: folder, path: docs/hr}; see docs/knowledge.md"
     )
-    chunking: dict[str, Any] = Field(default={}, description="{max_chars, overlap_chars}")
+    chunking: dict[str, Any] = Field(default={}, description="{max_chars, overlap_chars, min_chars}")
     embedding: str = Field(
         default="local", description="local (built-in all-MiniLM-L6-v2) or an embeddings alias of the catalog"
     )

@@ -7,6 +7,11 @@ from Python entry points of the groups below.
 | extension point | entry-point group           | contract                                  |
 |-----------------|-----------------------------|-------------------------------------------|
 | provider kinds  | ``aerodrome.providers``     | :class:`aerodrome.providers.base.ProviderFactory` |
+| connectors      | ``aerodrome.connectors``    | a class with ``config_type`` (pydantic) and ``documents()``, see
+                                                  :mod:`aerodrome.knowledge.connectors.base`; registry:
+                                                  ``aerodrome.knowledge.connectors.connector_registry()`` |
+| parsers         | ``aerodrome.parsers``       | ``parse(SourceDocument) -> ParsedDocument`` keyed by media type;
+                                                  registry: ``aerodrome.knowledge.parsers.parser_registry()`` |
 
 A third-party package adds a provider kind with, in its ``pyproject.toml``::
 
@@ -26,6 +31,8 @@ from aerodrome.providers.base import ProviderFactory
 T = TypeVar("T")
 
 PROVIDERS_GROUP = "aerodrome.providers"
+CONNECTORS_GROUP = "aerodrome.connectors"
+PARSERS_GROUP = "aerodrome.parsers"
 
 
 class Registry(Generic[T]):

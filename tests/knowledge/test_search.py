@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from aerodrome.knowledge.index.base import Hit, IndexBackend
 from aerodrome.knowledge.search import FusionSettings, fuse, hybrid_search
 from aerodrome.providers import local_embeddings
-from tests.knowledge.index.backends import backend, pg_server_uri  # noqa: F401
+from tests.knowledge.index.backends import BACKENDS, make_backend, pg_server_uri  # noqa: F401
 from tests.knowledge.index.corpus import DIMS, MODEL, chunk, load
 
 # (query, vector, relevant document): lexical alone misses some, dense alone misranks others
@@ -24,6 +25,13 @@ QUERIES = [
     ("security team email", [0.1, 0.9, 0.0, 0.35], "phishing.md"),
     ("congé parental", [1.0, 0.1, 0.0, 0.05], "conges.md"),
 ]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexBackend]:
+    index = make_backend(request.param, tmp_path, request)
+    yield index
+    index.close()
 
 
 def _hit(chunk_id: str, **scores: Any) -> Hit:
@@ -66,7 +74,11 @@ def test_every_hybrid_hit_has_its_cosine_and_min_score_uses_it(backend: IndexBac
         assert h.dense_score is not None and 0.0 < h.score <= 1.0
         v = np.array([0.0, 0.9, 0.1, 0.2])
         assert h.dense_score == pytest.approx(
-            float(np.dot(v, _vector_of(h.document_id)) / np.linalg.norm(v) / np.linalg.norm(_vector_of(h.document_id))),
+            float(
+                np.dot(v, _vector_of(h.document_id))
+                / np.linalg.norm(v)
+                / np.linalg.norm(_vector_of(h.document_id))
+            ),
             abs=1e-5,
         )
     kept = hybrid_search(backend, ["kb"], "refunds laptop", vector, 6, min_score=0.5)
@@ -116,8 +128,12 @@ def test_real_minilm_retrieval_and_not_found_threshold(
         "vpn": "To connect to the office network from home, install the VPN client and sign in with SSO.",
         "expenses": "Travel expenses are reimbursed within two weeks once the receipt is uploaded.",
     }
-    vectors = dict(zip(texts, map(local_embeddings.as_floats, embedder.encode(list(texts.values()))), strict=True))
-    backend.ensure_collection("kb", dims=local_embeddings.DIMENSIONS, embedding_model=local_embeddings.MODEL_NAME)
+    vectors = dict(
+        zip(texts, map(local_embeddings.as_floats, embedder.encode(list(texts.values()))), strict=True)
+    )
+    backend.ensure_collection(
+        "kb", dims=local_embeddings.DIMENSIONS, embedding_model=local_embeddings.MODEL_NAME
+    )
     for doc, text in texts.items():
         backend.replace_document("kb", doc, [chunk("kb", doc, text, vectors[doc])])
     questions = ["how long can a new father stay home with the baby?", "time off after having a baby",
@@ -126,4 +142,6 @@ def test_real_minilm_retrieval_and_not_found_threshold(
     assert hybrid_search(backend, ["kb"], questions[0], father, 3, mode="dense")[0].document_id == "leave"
     assert hybrid_search(backend, ["kb"], questions[1], time_off, 3)[0].document_id == "leave"
     assert hybrid_search(backend, ["kb"], questions[2], remote, 3)[0].document_id == "vpn"
-    assert hybrid_search(backend, ["kb"], "best recipe for a chocolate cake", unrelated, 3, min_score=0.3) == []
+    assert (
+        hybrid_search(backend, ["kb"], "best recipe for a chocolate cake", unrelated, 3, min_score=0.3) == []
+    )

@@ -31,7 +31,7 @@ Mode = Literal["hybrid", "lexical", "dense"]
 @dataclass(frozen=True, slots=True)
 class FusionSettings:
     rrf_k: float = 60.0
-    dense_weight: float = 0.5
+    dense_weight: float = 0.4
     candidates: int = 100
 
 
@@ -50,6 +50,7 @@ def fuse(lexical: Sequence[Hit], dense: Sequence[Hit], settings: FusionSettings)
             previous = merged.get(hit.chunk_id)
             merged[hit.chunk_id] = hit if previous is None else _combine(previous, hit)
     best = sum(weights) / (settings.rrf_k + 1)
+
     def order(chunk_id: str) -> tuple[float, float, str]:  # ties: the higher cosine first
         cosine = merged[chunk_id].dense_score
         return (-fused[chunk_id], -(cosine if cosine is not None else -2.0), chunk_id)

@@ -20,9 +20,9 @@ from sqlalchemy import Engine
 
 from aerodrome.config import CollectionConfig
 from aerodrome.knowledge import collections as store
-from aerodrome.knowledge.chunking import ChunkingConfig, chunk
+from aerodrome.knowledge.chunking import ChunkingConfig, chunk_with
 from aerodrome.knowledge.connectors import make_connector
-from aerodrome.knowledge.documents import ChunkDraft, DocumentError, ParsedDocument, Section, SourceDocument
+from aerodrome.knowledge.documents import ChunkDraft, DocumentError, ParsedDocument, SourceDocument
 from aerodrome.knowledge.embedding import Embedder
 from aerodrome.knowledge.index.base import IndexBackend, IndexedChunk
 from aerodrome.knowledge.parsers import parse_document
@@ -60,17 +60,12 @@ class SyncResult:
             "collection": self.collection,
             "documents": sum(self.counts[k] for k in ("added", "updated", "unchanged", "errors")),
             **{k: self.counts[k] for k in ("added", "updated", "unchanged", "removed", "errors", "empty")},
+            "source_failed": bool(self.counts["source_failed"]),
             "chunks_embedded": self.chunks_embedded,
             "seconds": round(self.seconds, 3),
             "errors_detail": self.errors[:100],
             "quality_summary": self.quality.get("summary", {}),
         }
-
-
-def _parse(doc: SourceDocument) -> ParsedDocument:
-    if doc.text is not None:
-        return ParsedDocument(title=doc.title, sections=[Section(text=doc.text)])
-    return parse_document(doc)
 
 
 class CollectionSync:
@@ -124,12 +119,18 @@ class CollectionSync:
         )
         chunking = ChunkingConfig.model_validate(self.spec.chunking)
         seen: set[str] = set()
+        source_failed = False
         done = 0
         for source in self.spec.sources:
             for doc in make_connector(source).documents():
                 done += 1
+                if doc.metadata.get("source_error"):
+                    source_failed = True
                 if doc.source_id in seen:
-                    self._error(doc, "another source already gave a document with this id")
+                    # Leave the first document with this id alone: report, don't index, don't overwrite its row.
+                    self.result.counts["errors"] += 1
+                    self.result.errors.append({"document_id": doc.source_id, "uri": doc.uri,
+                                               "error": "another source already gave a document with this id"})
                     continue
                 seen.add(doc.source_id)
                 prev = stored.get(doc.source_id)
@@ -147,7 +148,10 @@ class CollectionSync:
                 if done % 25 == 0:
                     self.progress(done, None, f"{done} documents read")
         self._flush()
-        removed = sorted(set(stored) - seen)
+        # A source that failed as a whole (missing folder, failing SQL, unreachable sitemap) says nothing
+        # about which documents are gone: keep them rather than empty the collection.
+        removed = [] if source_failed else sorted(set(stored) - seen)
+        self.result.counts["source_failed"] = int(source_failed)
         for doc_id in removed:
             self.index.delete_document(self.name, doc_id)
         store.delete_documents(self.engine, self.name, removed)
@@ -181,11 +185,11 @@ class CollectionSync:
             self._error(doc, doc.error)
             return
         try:
-            parsed = _parse(doc)
+            parsed = parse_document(doc)
         except DocumentError as exc:
             self._error(doc, exc.message)
             return
-        drafts = chunk(parsed, max_chars=chunking.max_chars, overlap_chars=chunking.overlap_chars)
+        drafts = chunk_with(parsed, chunking)
         self.result.counts["added" if is_new else "updated"] += 1
         text = parsed.text
         self._texts[doc.source_id] = text

@@ -128,11 +128,8 @@ def test_jsonl_rows_are_documents_and_bad_rows_are_reported(tmp_path: Path) -> N
     ]
     (tmp_path / "rows.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     all_docs = list(make_connector({"kind": "folder", "path": str(tmp_path)}).documents())
-    assert [d.error for d in all_docs if d.source_id == "d1"] == [
-        None,
-        "duplicate id 'd1' (first in rows.jsonl)",
-    ]
-    docs = {d.source_id: d for d in all_docs if not (d.error or "").startswith("duplicate")}
+    docs = {d.source_id: d for d in all_docs}
+    assert docs["rows.jsonl#L9"].error == "duplicate id 'd1' (first in rows.jsonl)"  # its own id, not d1
     assert docs["d1"].text == "First." and docs["d1"].title == "One"
     assert docs["d1"].metadata["fields"] == {"year": 2020} and docs["d1"].uri.endswith("rows.jsonl#L1")
     assert docs["7"].text == "Seven."
@@ -144,7 +141,7 @@ def test_jsonl_rows_are_documents_and_bad_rows_are_reported(tmp_path: Path) -> N
     assert docs["rows.jsonl#L7"].error == "line 7 is not a JSON object"
     assert parse(docs["d4"]).warnings == ["invalid UTF-8 (1 bytes replaced)"]
     assert docs["d5"].text == "Last one still read."
-    assert len(all_docs) == 9
+    assert len(all_docs) == len(docs) == 9  # every non-blank line, each under its own id
 
 
 def test_csv_rows_with_configured_fields(tmp_path: Path) -> None:

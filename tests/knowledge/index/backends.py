@@ -39,7 +39,9 @@ def pg_server_uri() -> Iterator[str]:
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import pgserver
 
-        server = pgserver.get_server(Path(tempfile.gettempdir()) / f"aerodrome-pg-{os.getpid()}", cleanup_mode="delete")
+        server = pgserver.get_server(
+            Path(tempfile.gettempdir()) / f"aerodrome-pg-{os.getpid()}", cleanup_mode="delete"
+        )
     uri = server.get_uri()
     with psycopg.connect(uri, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")

@@ -43,4 +43,6 @@ def chunk(collection: str, document_id: str, text: str, vector: list[float], ord
 def load(backend: IndexBackend, collection: str = "kb") -> None:
     backend.ensure_collection(collection, dims=DIMS, embedding_model=MODEL)
     for document_id, (text, vector, metadata) in DOCS.items():
-        backend.replace_document(collection, document_id, [chunk(collection, document_id, text, vector, 0, metadata)])
+        backend.replace_document(
+            collection, document_id, [chunk(collection, document_id, text, vector, 0, metadata)]
+        )

@@ -30,9 +30,26 @@ def test_lexical_folds_diacritics(backend: IndexBackend) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ['"foo" AND (bar', "NEAR(a b", "*", "-", "^laptop", 'laptop"', "title:laptop", "a OR", "NOT", "()",
-     "'; DROP TABLE knowledge_chunks; --", "ünïcödé ✈️ 日本語", "", "   ", "\x00", "laptop & | ! <->", "a" * 5000,
-     " ".join(f"w{i}" for i in range(500))],  # fmt: skip
+    [
+        '"foo" AND (bar',
+        "NEAR(a b",
+        "*",
+        "-",
+        "^laptop",
+        'laptop"',
+        "title:laptop",
+        "a OR",
+        "NOT",
+        "()",
+        "'; DROP TABLE knowledge_chunks; --",
+        "ünïcödé ✈️ 日本語",
+        "",
+        "   ",
+        "\x00",
+        "laptop & | ! <->",
+        "a" * 5000,
+        " ".join(f"w{i}" for i in range(500)),
+    ],
 )
 def test_any_query_text_is_safe(backend: IndexBackend, query: str) -> None:
     load(backend)
@@ -58,7 +75,9 @@ def test_dense_ranks_by_cosine(backend: IndexBackend) -> None:
     assert len(backend.dense(["kb"], query.tolist(), 2)) == 2
     assert backend.dense(["kb"], [0.0] * DIMS, 5) == []
     sims = backend.similarities(["kb"], [hits[0].chunk_id, hits[-1].chunk_id, "unknown"], query.tolist())
-    assert sims == pytest.approx({hits[0].chunk_id: hits[0].score, hits[-1].chunk_id: hits[-1].score}, abs=1e-5)
+    assert sims == pytest.approx(
+        {hits[0].chunk_id: hits[0].score, hits[-1].chunk_id: hits[-1].score}, abs=1e-5
+    )
 
 
 @pytest.mark.parametrize(

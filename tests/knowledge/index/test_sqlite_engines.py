@@ -11,7 +11,9 @@ from aerodrome.knowledge.index.sqlite import SQLiteIndex
 from tests.knowledge.index.backends import sqlite_vec_available
 from tests.knowledge.index.corpus import chunk
 
-pytestmark = pytest.mark.skipif(not sqlite_vec_available(), reason="pysqlite3-binary / sqlite-vec not installed")
+pytestmark = pytest.mark.skipif(
+    not sqlite_vec_available(), reason="pysqlite3-binary / sqlite-vec not installed"
+)
 DIMS = 16
 
 

@@ -82,10 +82,10 @@ class FolderConnector:
         for relative, path in self._files(root, problems):
             for doc in self._file_documents(root, relative, path):
                 if doc.error is None and doc.source_id in seen:
-                    where = seen[doc.source_id]
-                    yield error_document(
-                        doc.source_id, doc.uri, f"duplicate id {doc.source_id!r} (first in {where})"
-                    )
+                    where, line = seen[doc.source_id], doc.metadata.get("line")
+                    location = f"{relative}#L{line}" if line else relative  # its own id, never the original's
+                    reason = f"duplicate id {doc.source_id!r} (first in {where})"
+                    yield error_document(location, doc.uri, reason)
                     continue
                 seen.setdefault(doc.source_id, relative)
                 yield doc

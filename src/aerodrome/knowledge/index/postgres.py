@@ -15,7 +15,6 @@ after its candidate list and could return fewer than ``k`` rows).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,7 +31,7 @@ from aerodrome.knowledge.index.base import (
     IndexedChunk,
     IndexUnavailable,
 )
-from aerodrome.knowledge.index.filters import Condition, parse_filters
+from aerodrome.knowledge.index.filters import parse_filters, postgres_where
 from aerodrome.knowledge.index.terms import query_terms, websearch_text
 from aerodrome.knowledge.index.text_folding import fold
 
@@ -57,33 +56,17 @@ _TSV = (
     "setweight(to_tsvector('english', %s), 'A') || setweight(to_tsvector('english', %s), 'B')"
     " || setweight(to_tsvector('english', %s), 'D')"
 )
-_HIT_COLUMNS = (
-    "c.id, c.chunk_id, c.document_id, c.ordinal, c.text, c.title, c.uri, c.heading, c.page, c.metadata, k.name"
-)
+_HIT_COLUMNS = "c.id, c.chunk_id, c.document_id, c.ordinal, c.text, c.title, c.uri, c.heading, c.page, c.metadata, k.name"
 
 
 def _hnsw_index(collection_id: int) -> str:
     return f"knowledge_chunks_hnsw_{int(collection_id)}"
 
 
-def _vector(values: Sequence[float]) -> Any:
+def _vector(values: Sequence[float] | np.ndarray) -> Any:
     from pgvector import Vector
 
     return Vector(np.asarray(values, dtype=np.float32))
-
-
-def render_conditions(conditions: list[Condition]) -> tuple[str, list[Any]]:
-    """SQL (``AND``-ed, over alias ``c``) for parsed filters, and its parameters (JSON equality)."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    for condition in conditions:
-        if condition.path is None:
-            clauses.append("c.document_id = ANY(%s)")
-            params.append(list(condition.values))
-        else:
-            clauses.append("(c.metadata #> %s) = ANY(%s::jsonb[])")
-            params.extend([list(condition.path), [json.dumps(value) for value in condition.values]])
-    return " AND ".join(clauses), params
 
 
 class PostgresIndex:
@@ -127,7 +110,9 @@ class PostgresIndex:
             yield conn
 
     def _ref(self, conn: psycopg.Connection[Any], collection: str) -> tuple[int, int] | None:
-        row = conn.execute("SELECT id, dims FROM knowledge_collections WHERE name = %s", (collection,)).fetchone()
+        row = conn.execute(
+            "SELECT id, dims FROM knowledge_collections WHERE name = %s", (collection,)
+        ).fetchone()
         return (int(row[0]), int(row[1])) if row else None
 
     # -- writes ---------------------------------------------------------------------------------------
@@ -149,7 +134,9 @@ class PostgresIndex:
                 assert row is not None
             elif (row[1], row[2]) != (dims, embedding_model):
                 conn.execute(f"DROP INDEX IF EXISTS {_hnsw_index(row[0])}")
-                conn.execute("UPDATE knowledge_chunks SET embedding = NULL WHERE collection_id = %s", (row[0],))
+                conn.execute(
+                    "UPDATE knowledge_chunks SET embedding = NULL WHERE collection_id = %s", (row[0],)
+                )
                 conn.execute(
                     "UPDATE knowledge_collections SET dims = %s, embedding_model = %s WHERE id = %s",
                     (dims, embedding_model, row[0]),
@@ -160,16 +147,20 @@ class PostgresIndex:
             )
 
     def embedding_model(self, collection: str) -> str | None:
-        row = self._conn().execute(
-            "SELECT embedding_model FROM knowledge_collections WHERE name = %s", (collection,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT embedding_model FROM knowledge_collections WHERE name = %s", (collection,))
+            .fetchone()
+        )
         return str(row[0]) if row else None
 
     def replace_document(self, collection: str, document_id: str, chunks: Sequence[IndexedChunk]) -> None:
         with self._tx() as conn:
             ref = self._ref(conn, collection)
             if ref is None:
-                raise CollectionNotFound(f"collection {collection!r} has no index; call ensure_collection first")
+                raise CollectionNotFound(
+                    f"collection {collection!r} has no index; call ensure_collection first"
+                )
             collection_id, dims = ref
             rows = []
             for chunk in chunks:
@@ -212,11 +203,15 @@ class PostgresIndex:
             conn.execute("DELETE FROM knowledge_collections WHERE id = %s", (ref[0],))
 
     def count(self, collection: str) -> int:
-        row = self._conn().execute(
-            "SELECT count(*) FROM knowledge_chunks c JOIN knowledge_collections k ON k.id = c.collection_id"
-            " WHERE k.name = %s",
-            (collection,),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT count(*) FROM knowledge_chunks c JOIN knowledge_collections k ON k.id = c.collection_id"
+                " WHERE k.name = %s",
+                (collection,),
+            )
+            .fetchone()
+        )
         return int(row[0]) if row else 0
 
     # -- reads ----------------------------------------------------------------------------------------
@@ -245,7 +240,7 @@ class PostgresIndex:
         ids = [ref[0] for ref in self._refs(conn, collections)]
         if not terms or not ids or k <= 0:
             return []
-        where, params = render_conditions(conditions)
+        where, params = postgres_where(conditions)
         sql = (
             f"SELECT {_HIT_COLUMNS}, ts_rank(c.tsv, q, {_RANK_NORMALISATION}) AS score"
             " FROM knowledge_chunks c JOIN knowledge_collections k ON k.id = c.collection_id,"
@@ -254,11 +249,15 @@ class PostgresIndex:
             + (f" AND {where}" if where else "")
             + " ORDER BY score DESC, c.id LIMIT %s"
         )
-        rows = conn.execute(sql, [websearch_text(terms), ids, *params, k]).fetchall()  # type: ignore[call-overload]
+        rows = conn.execute(sql, [websearch_text(terms), ids, *params, k]).fetchall()
         return [self._hit(row, float(row[11]), lexical=True) for row in rows]
 
     def dense(
-        self, collections: Sequence[str], vector: Sequence[float], k: int, filters: dict[str, Any] | None = None
+        self,
+        collections: Sequence[str],
+        vector: Sequence[float],
+        k: int,
+        filters: dict[str, Any] | None = None,
     ) -> list[Hit]:
         conditions = parse_filters(filters)
         conn = self._conn()
@@ -266,7 +265,7 @@ class PostgresIndex:
         query = np.asarray(vector, dtype=np.float32)
         if k <= 0 or not refs or not np.any(query):
             return []
-        where, params = render_conditions(conditions)
+        where, params = postgres_where(conditions)
         parts: list[str] = []
         args: list[Any] = []
         for collection_id, dims, name in refs:
@@ -288,7 +287,7 @@ class PostgresIndex:
                 " JOIN knowledge_chunks c ON c.id = s.id JOIN knowledge_collections k ON k.id = c.collection_id"
                 " ORDER BY s.score DESC, c.id LIMIT %s"
             )
-            rows = conn.execute(sql, [*args, k]).fetchall()  # type: ignore[call-overload]
+            rows = conn.execute(sql, [*args, k]).fetchall()
         return [self._hit(row, float(row[11]), lexical=False) for row in rows]
 
     def similarities(

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from aerodrome.knowledge.index.base import CollectionNotFound, DimensionMismatch, Hit, IndexedChunk
-from aerodrome.knowledge.index.filters import Condition, parse_filters
+from aerodrome.knowledge.index.filters import parse_filters, sqlite_where
 from aerodrome.knowledge.index.sqlite_vectors import (
     CollectionRef,
     NumpyEngine,
@@ -61,7 +61,9 @@ CREATE TRIGGER IF NOT EXISTS knowledge_chunks_ad AFTER DELETE ON knowledge_chunk
     VALUES ('delete', old.id, old.title, old.heading, old.text);
 END;
 """
-_HIT_COLUMNS = "c.id, c.chunk_id, c.document_id, c.ordinal, c.text, c.title, c.uri, c.heading, c.page, c.metadata"
+_HIT_COLUMNS = (
+    "c.id, c.chunk_id, c.document_id, c.ordinal, c.text, c.title, c.uri, c.heading, c.page, c.metadata"
+)
 
 
 def _driver(choice: EngineChoice) -> tuple[Any, Any]:
@@ -76,33 +78,6 @@ def _driver(choice: EngineChoice) -> tuple[Any, Any]:
         else:
             return pysqlite, sqlite_vec
     return sqlite3, None
-
-
-def render_conditions(conditions: list[Condition]) -> tuple[str, list[Any]]:
-    """SQL (``AND``-ed, over alias ``c``) for parsed filters, and its parameters."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    for condition in conditions:
-        if condition.path is None:
-            clauses.append(f"c.document_id IN ({', '.join('?' * len(condition.values))})")
-            params.extend(condition.values)
-            continue
-        path = "$" + "".join(f'."{segment}"' for segment in condition.path)
-        alternatives: list[str] = []
-        for value in condition.values:
-            if isinstance(value, bool):
-                alternatives.append(f"json_type(c.metadata, ?) = '{'true' if value else 'false'}'")
-                params.append(path)
-            elif isinstance(value, str):
-                alternatives.append("(json_type(c.metadata, ?) = 'text' AND json_extract(c.metadata, ?) = ?)")
-                params.extend([path, path, value])
-            else:
-                alternatives.append(
-                    "(json_type(c.metadata, ?) IN ('integer', 'real') AND json_extract(c.metadata, ?) = ?)"
-                )
-                params.extend([path, path, value])
-        clauses.append("(" + " OR ".join(alternatives) + ")")
-    return " AND ".join(clauses), params
 
 
 class SQLiteIndex:
@@ -179,7 +154,8 @@ class SQLiteIndex:
     def _bump(self, conn: Any, collection_id: int) -> None:
         sync = ", vec_generation = generation + 1" if self._engine.name == "sqlite-vec" else ""
         conn.execute(
-            f"UPDATE knowledge_collections SET generation = generation + 1{sync} WHERE id = ?", (collection_id,)
+            f"UPDATE knowledge_collections SET generation = generation + 1{sync} WHERE id = ?",
+            (collection_id,),
         )
 
     # -- writes ---------------------------------------------------------------------------------------
@@ -199,7 +175,9 @@ class SQLiteIndex:
                 collection_id = int(cursor.lastrowid)
             elif (row[1], row[2]) != (dims, embedding_model):
                 collection_id = int(row[0])
-                conn.execute("UPDATE knowledge_chunks SET embedding = NULL WHERE collection_id = ?", (collection_id,))
+                conn.execute(
+                    "UPDATE knowledge_chunks SET embedding = NULL WHERE collection_id = ?", (collection_id,)
+                )
                 conn.execute(
                     "UPDATE knowledge_collections SET dims = ?, embedding_model = ? WHERE id = ?",
                     (dims, embedding_model, collection_id),
@@ -210,9 +188,11 @@ class SQLiteIndex:
             self._bump(conn, collection_id)
 
     def embedding_model(self, collection: str) -> str | None:
-        row = self._conn().execute(
-            "SELECT embedding_model FROM knowledge_collections WHERE name = ?", (collection,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT embedding_model FROM knowledge_collections WHERE name = ?", (collection,))
+            .fetchone()
+        )
         return str(row[0]) if row else None
 
     def replace_document(self, collection: str, document_id: str, chunks: Sequence[IndexedChunk]) -> None:
@@ -277,11 +257,15 @@ class SQLiteIndex:
             self._engine.drop(conn, ref.id)
 
     def count(self, collection: str) -> int:
-        row = self._conn().execute(
-            "SELECT count(*) FROM knowledge_chunks c JOIN knowledge_collections k ON k.id = c.collection_id"
-            " WHERE k.name = ?",
-            (collection,),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT count(*) FROM knowledge_chunks c JOIN knowledge_collections k ON k.id = c.collection_id"
+                " WHERE k.name = ?",
+                (collection,),
+            )
+            .fetchone()
+        )
         return int(row[0])
 
     # -- reads ----------------------------------------------------------------------------------------
@@ -329,7 +313,7 @@ class SQLiteIndex:
         refs = self._refs(conn, collections)
         if not terms or not refs or k <= 0:
             return []
-        where, params = render_conditions(conditions)
+        where, params = sqlite_where(conditions)
         sql = (
             f"SELECT c.id, -bm25(knowledge_fts, {', '.join(map(str, _BM25_WEIGHTS))}) AS score"
             " FROM knowledge_fts CROSS JOIN knowledge_chunks c ON c.id = knowledge_fts.rowid"  # FTS first
@@ -342,7 +326,11 @@ class SQLiteIndex:
         return self._hits(conn, scored, lexical=True)
 
     def dense(
-        self, collections: Sequence[str], vector: Sequence[float], k: int, filters: dict[str, Any] | None = None
+        self,
+        collections: Sequence[str],
+        vector: Sequence[float],
+        k: int,
+        filters: dict[str, Any] | None = None,
     ) -> list[Hit]:
         conditions = parse_filters(filters)
         conn = self._conn()
@@ -352,7 +340,7 @@ class SQLiteIndex:
         if k <= 0 or norm == 0.0:
             return []
         query = query / norm
-        where, params = render_conditions(conditions)
+        where, params = sqlite_where(conditions)
         scored: list[tuple[int, float]] = []
         for ref in refs:
             if ref.dims != len(query):
