@@ -105,8 +105,9 @@ def embed_all(embedder: local_embeddings.LocalEmbedder, texts: list[str], cache:
 
 def chunk(document_id: str, title: str, text: str, vector: np.ndarray, collection: str) -> IndexedChunk:
     chunk_id = hashlib.sha256(f"{collection}\0{document_id}\0{0}\0{text}".encode()).hexdigest()[:32]
+    embedding = cast(Sequence[float], vector)  # numpy arrays are accepted where floats are
     return IndexedChunk(
-        chunk_id, collection, document_id, 0, text, vector, title=title, uri=f"scifact:{document_id}"
+        chunk_id, collection, document_id, 0, text, embedding, title=title, uri=f"scifact:{document_id}"
     )
 
 
@@ -193,7 +194,8 @@ def replicas(data: SciFact, vectors: np.ndarray, total: int) -> Iterator[Indexed
     rng = np.random.default_rng(20261122)
     for n in range(total):
         d, replica = n % len(data.ids), n // len(data.ids)
-        noisy: np.ndarray = vectors[d] + rng.normal(0.0, 0.02, vectors.shape[1]).astype(np.float32)
+        noise = rng.normal(0.0, 0.02, vectors.shape[1])
+        noisy = (vectors[d] + noise).astype(np.float32)
         noisy = noisy / np.linalg.norm(noisy)
         yield chunk(
             f"{data.ids[d]}-r{replica}", data.titles[d], f"{data.texts[d]} replica{replica}", noisy, "big"

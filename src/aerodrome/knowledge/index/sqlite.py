@@ -35,9 +35,9 @@ from aerodrome.knowledge.index.sqlite_vectors import (
 )
 from aerodrome.knowledge.index.terms import fts5_match, query_terms
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "1"  # bump with a migration step when the layout changes
 EngineChoice = Literal["auto", "sqlite-vec", "numpy"]
-_BM25_WEIGHTS = (1.0, 1.0, 1.0)  # title, heading, text
+_BM25_WEIGHTS = (0.0, 1.0, 1.0, 1.0)  # scope (the collection restriction: no weight), title, heading, text
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS knowledge_index_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS knowledge_collections (
@@ -48,17 +48,19 @@ CREATE TABLE IF NOT EXISTS knowledge_chunks (
     id INTEGER PRIMARY KEY, collection_id INTEGER NOT NULL, chunk_id TEXT NOT NULL,
     document_id TEXT NOT NULL, ordinal INTEGER NOT NULL, text TEXT NOT NULL, title TEXT,
     uri TEXT NOT NULL DEFAULT '', heading TEXT, page INTEGER, metadata TEXT NOT NULL DEFAULT '{}',
-    embedding BLOB, UNIQUE (collection_id, chunk_id));
+    embedding BLOB, scope TEXT GENERATED ALWAYS AS ('c' || collection_id) VIRTUAL,
+    UNIQUE (collection_id, chunk_id));
 CREATE INDEX IF NOT EXISTS knowledge_chunks_document ON knowledge_chunks (collection_id, document_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS knowledge_fts USING fts5(
-    title, heading, text, content='knowledge_chunks', content_rowid='id',
+    scope, title, heading, text, content='knowledge_chunks', content_rowid='id',
     tokenize='porter unicode61 remove_diacritics 2');
 CREATE TRIGGER IF NOT EXISTS knowledge_chunks_ai AFTER INSERT ON knowledge_chunks BEGIN
-    INSERT INTO knowledge_fts(rowid, title, heading, text) VALUES (new.id, new.title, new.heading, new.text);
+    INSERT INTO knowledge_fts(rowid, scope, title, heading, text)
+    VALUES (new.id, new.scope, new.title, new.heading, new.text);
 END;
 CREATE TRIGGER IF NOT EXISTS knowledge_chunks_ad AFTER DELETE ON knowledge_chunks BEGIN
-    INSERT INTO knowledge_fts(knowledge_fts, rowid, title, heading, text)
-    VALUES ('delete', old.id, old.title, old.heading, old.text);
+    INSERT INTO knowledge_fts(knowledge_fts, rowid, scope, title, heading, text)
+    VALUES ('delete', old.id, old.scope, old.title, old.heading, old.text);
 END;
 """
 _HIT_COLUMNS = (
@@ -314,14 +316,19 @@ class SQLiteIndex:
         if not terms or not refs or k <= 0:
             return []
         where, params = sqlite_where(conditions)
+        # The collection restriction is part of the full-text query itself: the scope column holds
+        # "c<collection id>", so FTS5 only ever visits chunks of the given collections.
+        scopes = " OR ".join(f'"c{ref.id}"' for ref in refs)
+        match = f"{{scope}} : ({scopes}) AND ({fts5_match(terms)})"
         sql = (
-            f"SELECT c.id, -bm25(knowledge_fts, {', '.join(map(str, _BM25_WEIGHTS))}) AS score"
-            " FROM knowledge_fts CROSS JOIN knowledge_chunks c ON c.id = knowledge_fts.rowid"  # FTS first
-            f" WHERE knowledge_fts MATCH ? AND c.collection_id IN ({', '.join('?' * len(refs))})"
+            f"SELECT knowledge_fts.rowid, -bm25(knowledge_fts, {', '.join(map(str, _BM25_WEIGHTS))}) AS score"
+            " FROM knowledge_fts"
+            + (" CROSS JOIN knowledge_chunks c ON c.id = knowledge_fts.rowid" if where else "")
+            + " WHERE knowledge_fts MATCH ?"
             + (f" AND {where}" if where else "")
-            + " ORDER BY score DESC, c.id LIMIT ?"
+            + " ORDER BY score DESC, knowledge_fts.rowid LIMIT ?"
         )
-        args = [fts5_match(terms), *(ref.id for ref in refs), *params, k]
+        args = [match, *params, k]
         scored = [(int(rowid), float(score)) for rowid, score in conn.execute(sql, args)]
         return self._hits(conn, scored, lexical=True)
 
