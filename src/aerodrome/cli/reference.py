@@ -61,6 +61,8 @@ def cli_markdown() -> str:
 
 def _schema_rows(schema: dict[str, Any], defs: dict[str, Any], prefix: str, rows: list[str]) -> None:
     for name, prop in schema.get("properties", {}).items():
+        if name == "base_dir":  # set by the loader, not by the file
+            continue
         key = f"{prefix}{name}"
         ref = prop.get("$ref") or next((x.get("$ref") for x in prop.get("anyOf", []) if "$ref" in x), None)
         items = prop.get("items", {})
