@@ -21,9 +21,9 @@ from aerodrome.app import create_app
 from aerodrome.config import load_config
 from aerodrome.identity import store
 from aerodrome.runtime import Runtime
+from aerodrome.settings import Settings
 from aerodrome.storage import migrate
 from aerodrome.storage.engine import make_engine
-from aerodrome.settings import Settings
 
 PG_ADMIN_URL = "postgresql://root@127.0.0.1:5432/test"
 
@@ -39,8 +39,12 @@ def base_config(upstream_url: str | None = None, *, db_url: str, **overrides: An
     cfg: dict[str, Any] = {
         "database": {"url": db_url},
         "server": {"key_cache_ttl_s": 1, "run_flush_interval_s": 0.05},
-        "routing": {"max_retries": 1, "backoff_initial_s": 0.01, "backoff_max_s": 0.05,
-                    "breaker": {"failures": 50, "cooldown_s": 5}},
+        "routing": {
+            "max_retries": 1,
+            "backoff_initial_s": 0.01,
+            "backoff_max_s": 0.05,
+            "breaker": {"failures": 50, "cooldown_s": 5},
+        },
         "departments": [
             {"id": "platform", "name": "Platform", "content_logging": "metadata"},
             {"id": "hr", "name": "HR", "content_logging": "full", "eligible_users": 10},
@@ -49,18 +53,33 @@ def base_config(upstream_url: str | None = None, *, db_url: str, **overrides: An
         "users": [{"email": "admin@example.com", "department": "platform", "roles": ["platform_admin"]}],
         "providers": [{"name": "local", "kind": "local"}],
         "deployments": [
-            {"name": "local-extractive", "provider": "local", "model": "extractive-v1", "hosting": "on-prem",
-             "max_data_class": "restricted"},
+            {
+                "name": "local-extractive",
+                "provider": "local",
+                "model": "extractive-v1",
+                "hosting": "on-prem",
+                "max_data_class": "restricted",
+            },
         ],
         "aliases": [{"name": "chat-local", "deployments": ["local-extractive"]}],
     }
     if upstream_url:
         cfg["providers"].append({"name": "mock", "kind": "openai", "base_url": upstream_url})
         cfg["deployments"] += [
-            {"name": "mock-a", "provider": "mock", "model": "gpt-mock", "timeout_s": 2,
-             "prices": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}},
-            {"name": "mock-b", "provider": "mock", "model": "gpt-mock-b", "timeout_s": 2,
-             "prices": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}},
+            {
+                "name": "mock-a",
+                "provider": "mock",
+                "model": "gpt-mock",
+                "timeout_s": 2,
+                "prices": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
+            },
+            {
+                "name": "mock-b",
+                "provider": "mock",
+                "model": "gpt-mock-b",
+                "timeout_s": 2,
+                "prices": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
+            },
             {"name": "mock-embed", "provider": "mock", "model": "embed-mock", "kind": "embeddings"},
         ]
         cfg["aliases"] += [
@@ -76,7 +95,9 @@ def base_config(upstream_url: str | None = None, *, db_url: str, **overrides: An
 class Gateway:
     """Handle on a running server: its URL, an admin key, the runtime inside it."""
 
-    def __init__(self, app: Any, server: uvicorn.Server, thread: threading.Thread, url: str, config_path: Path):
+    def __init__(
+        self, app: Any, server: uvicorn.Server, thread: threading.Thread, url: str, config_path: Path
+    ):
         self.app = app
         self.server = server
         self.thread = thread
@@ -120,14 +141,19 @@ def run_gateway(config: dict[str, Any], tmp_path: Path) -> Iterator[Gateway]:
         migrate.upgrade(engine)  # tests migrate first, also on PostgreSQL
         store.apply_config(engine, cfg)
         admin_key, _ = store.create_key(
-            engine, store.KeyRequest(department_id="platform", role="platform_admin", name="admin",
-                                     user_email="admin@example.com"), actor="test")
+            engine,
+            store.KeyRequest(
+                department_id="platform", role="platform_admin", name="admin", user_email="admin@example.com"
+            ),
+            actor="test",
+        )
     finally:
         engine.dispose()
     app = create_app(Settings(config=path), cfg)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                           access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False)
+    )
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

@@ -21,7 +21,6 @@ A third-party package adds a provider kind with, in its ``pyproject.toml``::
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 

@@ -232,9 +232,9 @@ class Runtime:
 
         with self.engine.connect() as conn:
             keyed = conn.execute(
-                select(api_keys.c.id, api_keys.c.budget_usd, api_keys.c.budget_period, api_keys.c.budget_soft_pct).where(
-                    api_keys.c.budget_usd.is_not(None), api_keys.c.revoked_at.is_(None)
-                )
+                select(
+                    api_keys.c.id, api_keys.c.budget_usd, api_keys.c.budget_period, api_keys.c.budget_soft_pct
+                ).where(api_keys.c.budget_usd.is_not(None), api_keys.c.revoked_at.is_(None))
             ).all()
         by_period: dict[str, dict[str, float]] = {}
         for key_id, usd, period, soft_pct in keyed:

@@ -21,8 +21,17 @@ def test_config_reference_is_current() -> None:
 
 def test_cli_reference_names_every_command() -> None:
     text = cli_markdown()
-    for cmd in ("aerodrome init", "aerodrome serve", "aerodrome demo", "aerodrome db upgrade", "aerodrome db current",
-                "aerodrome keys create", "aerodrome keys list", "aerodrome keys revoke", "aerodrome models list"):
+    for cmd in (
+        "aerodrome init",
+        "aerodrome serve",
+        "aerodrome demo",
+        "aerodrome db upgrade",
+        "aerodrome db current",
+        "aerodrome keys create",
+        "aerodrome keys list",
+        "aerodrome keys revoke",
+        "aerodrome models list",
+    ):
         assert f"## `{cmd}`" in text
 
 

@@ -38,11 +38,21 @@ def kgw(upstream: UpstreamServer, tmp_path: Path) -> Iterator[Gateway]:
     _write(tmp_path / "it", IT_DOCS)
     cfg = base_config(upstream.url, db_url=f"sqlite:///{tmp_path}/k.db")
     cfg["collections"] = [
-        {"name": "hr-policies", "data_class": "internal", "readers": {"departments": ["hr"]},
-         "sources": [{"kind": "folder", "path": "hr"}], "embedding": "embed-small",
-         "quality": {"quarantine": ["exact_duplicate"]}},
-        {"name": "it-help", "data_class": "internal", "readers": {"departments": ["*"]},
-         "sources": [{"kind": "folder", "path": "it"}], "embedding": "embed-small"},
+        {
+            "name": "hr-policies",
+            "data_class": "internal",
+            "readers": {"departments": ["hr"]},
+            "sources": [{"kind": "folder", "path": "hr"}],
+            "embedding": "embed-small",
+            "quality": {"quarantine": ["exact_duplicate"]},
+        },
+        {
+            "name": "it-help",
+            "data_class": "internal",
+            "readers": {"departments": ["*"]},
+            "sources": [{"kind": "folder", "path": "it"}],
+            "embedding": "embed-small",
+        },
     ]
     with run_gateway(cfg, tmp_path) as gw:
         yield gw

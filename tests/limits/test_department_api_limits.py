@@ -26,7 +26,9 @@ def test_department_budget_from_api_is_enforced(gateway: Gateway) -> None:
         r = admin.post("/api/departments", json={"id": "legal", "budget": {"usd": 0.00002, "period": "day"}})
         assert r.status_code == 201, r.text
     with gateway.client(gateway.make_key("legal")) as c:
-        statuses = [c.post("/v1/chat/completions", json={**CHAT, "max_tokens": 5}).status_code for _ in range(6)]
+        statuses = [
+            c.post("/v1/chat/completions", json={**CHAT, "max_tokens": 5}).status_code for _ in range(6)
+        ]
     assert 429 in statuses, statuses
     spent = sum(r["cost_usd"] for r in gateway.runs(department="legal") if r["status"] == "ok")
     assert spent <= 0.00002

@@ -19,19 +19,30 @@ def anthropic_gateway(
     monkeypatch.setenv("TEST_ANTHROPIC_KEY", UPSTREAM_KEY)
     cfg = base_config(None, db_url=f"sqlite:///{tmp_path}/a.db")
     cfg["providers"].append(
-        {"name": "claude", "kind": "anthropic", "base_url": upstream_keyed.anthropic_url,
-         "api_key": "env:TEST_ANTHROPIC_KEY"}
+        {
+            "name": "claude",
+            "kind": "anthropic",
+            "base_url": upstream_keyed.anthropic_url,
+            "api_key": "env:TEST_ANTHROPIC_KEY",
+        }
     )
     cfg["deployments"].append(
-        {"name": "claude-a", "provider": "claude", "model": "claude-mock", "timeout_s": 3,
-         "prices": {"input_per_mtok": 3.0, "output_per_mtok": 15.0}}
+        {
+            "name": "claude-a",
+            "provider": "claude",
+            "model": "claude-mock",
+            "timeout_s": 3,
+            "prices": {"input_per_mtok": 3.0, "output_per_mtok": 15.0},
+        }
     )
     cfg["aliases"].append({"name": "chat-claude", "deployments": ["claude-a"]})
     with run_gateway(cfg, tmp_path) as gw:
         yield gw
 
 
-def test_chat_and_stream_through_anthropic(anthropic_gateway: Gateway, upstream_keyed: UpstreamServer) -> None:
+def test_chat_and_stream_through_anthropic(
+    anthropic_gateway: Gateway, upstream_keyed: UpstreamServer
+) -> None:
     gw = anthropic_gateway
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.make_key("hr"))
     resp = client.chat.completions.create(
@@ -45,10 +56,14 @@ def test_chat_and_stream_through_anthropic(anthropic_gateway: Gateway, upstream_
     assert sent["body"]["system"] == "Be brief."
     assert sent["body"]["model"] == "claude-mock"
 
-    chunks = list(client.chat.completions.create(
-        model="chat-claude", messages=[{"role": "user", "content": "stream me"}], stream=True,
-        stream_options={"include_usage": True},
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="chat-claude",
+            messages=[{"role": "user", "content": "stream me"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: stream me"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
@@ -60,9 +75,16 @@ def test_chat_and_stream_through_anthropic(anthropic_gateway: Gateway, upstream_
 
 def test_anthropic_tool_calls_come_back_in_openai_shape(anthropic_gateway: Gateway) -> None:
     client = openai.OpenAI(base_url=anthropic_gateway.url + "/v1", api_key=anthropic_gateway.make_key("hr"))
-    tools = [{"type": "function", "function": {"name": "lookup", "description": "look up a policy",
-                                               "parameters": {"type": "object",
-                                                              "properties": {"q": {"type": "string"}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "description": "look up a policy",
+                "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+            },
+        }
+    ]
     resp = client.chat.completions.create(
         model="chat-claude", tools=tools, messages=[{"role": "user", "content": "please call a tool"}]
     )

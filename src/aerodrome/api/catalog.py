@@ -34,14 +34,17 @@ def _view(rt: Runtime, kind: str) -> list[dict[str, Any]]:
 
 
 @router.get("/{kind}")
-async def list_entries(kind: Kind, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def list_entries(
+    kind: Kind, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     perm.require(p, "catalog.read")
     return {"object": "list", "data": _view(rt, kind)}
 
 
 @router.get("/{kind}/{name}")
-async def get_entry(kind: Kind, name: str, p: Principal = Depends(principal),
-                    rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def get_entry(
+    kind: Kind, name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     perm.require(p, "catalog.read")
     for item in _view(rt, kind):
         if item["name"] == name:
@@ -50,21 +53,31 @@ async def get_entry(kind: Kind, name: str, p: Principal = Depends(principal),
 
 
 @router.put("/{kind}/{name}", summary="Add or replace a catalog entry (secrets only as references)")
-async def put_entry(kind: Kind, name: str, spec: dict[str, Any] = Body(...), p: Principal = Depends(principal),
-                    rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def put_entry(
+    kind: Kind,
+    name: str,
+    spec: dict[str, Any] = Body(...),
+    p: Principal = Depends(principal),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
     perm.require(p, "catalog.write")
     if spec.get("name", name) != name:
         raise BadRequest("the name in the body differs from the name in the path", param="name")
     spec = {**spec, "name": name}
-    catalog = await run_in_threadpool(store.put_entry, rt.engine, rt.config, _SINGULAR[kind], spec, actor=p.name)
+    catalog = await run_in_threadpool(
+        store.put_entry, rt.engine, rt.config, _SINGULAR[kind], spec, actor=p.name
+    )
     rt.set_catalog(catalog)
     return await get_entry(kind, name, p, rt)
 
 
 @router.delete("/{kind}/{name}")
-async def delete_entry(kind: Kind, name: str, p: Principal = Depends(principal),
-                       rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def delete_entry(
+    kind: Kind, name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     perm.require(p, "catalog.write")
-    catalog = await run_in_threadpool(store.delete_entry, rt.engine, rt.config, _SINGULAR[kind], name, actor=p.name)
+    catalog = await run_in_threadpool(
+        store.delete_entry, rt.engine, rt.config, _SINGULAR[kind], name, actor=p.name
+    )
     rt.set_catalog(catalog)
     return {"deleted": True, "kind": _SINGULAR[kind], "name": name}

@@ -33,14 +33,17 @@ class KeyCreate(BaseModel):
 
 
 @router.get("/departments")
-async def list_departments(p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def list_departments(
+    p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     scope = perm.require(p, "departments.read")
     return {"object": "list", "data": await run_in_threadpool(store.list_departments, rt.engine, p, scope)}
 
 
 @router.post("/departments", status_code=201)
-async def create_department(body: DepartmentConfig, p: Principal = Depends(principal),
-                            rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def create_department(
+    body: DepartmentConfig, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     perm.require(p, "departments.write")
     await run_in_threadpool(store.upsert_department, rt.engine, body, actor=p.name)
     rt.set_departments({**rt.departments, body.id: body})
@@ -55,7 +58,9 @@ async def list_users(p: Principal = Depends(principal), rt: Runtime = Depends(ru
 
 
 @router.post("/users", status_code=201)
-async def create_user(body: UserConfig, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def create_user(
+    body: UserConfig, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     scope = perm.require(p, "users.write")
     perm.check_department(p, scope, body.department)
     for role in body.roles:
@@ -66,21 +71,36 @@ async def create_user(body: UserConfig, p: Principal = Depends(principal), rt: R
 
 
 @router.get("/keys")
-async def list_keys(department: str | None = None, include_revoked: bool = True,
-                    p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def list_keys(
+    department: str | None = None,
+    include_revoked: bool = True,
+    p: Principal = Depends(principal),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
     scope = perm.require(p, "keys.read")
-    data = await run_in_threadpool(store.list_keys, rt.engine, p, scope, department=department,
-                                   include_revoked=include_revoked)
+    data = await run_in_threadpool(
+        store.list_keys, rt.engine, p, scope, department=department, include_revoked=include_revoked
+    )
     return {"object": "list", "data": data}
 
 
 @router.post("/keys", status_code=201, summary="Create an API key (the key is shown once, in this answer)")
-async def create_key(body: KeyCreate, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def create_key(
+    body: KeyCreate, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     scope = perm.require(p, "keys.write")
     perm.check_department(p, "department" if scope == "own" else scope, body.department)
-    req = store.KeyRequest(department_id=body.department, role=body.role, name=body.name, user_email=body.user,
-                           aliases=body.aliases, rpm=body.rpm, tpm=body.tpm, budget=body.budget,
-                           expires_at=body.expires_at)
+    req = store.KeyRequest(
+        department_id=body.department,
+        role=body.role,
+        name=body.name,
+        user_email=body.user,
+        aliases=body.aliases,
+        rpm=body.rpm,
+        tpm=body.tpm,
+        budget=body.budget,
+        expires_at=body.expires_at,
+    )
     plaintext, record = await run_in_threadpool(store.create_key, rt.engine, req, actor=p.name, creator=p)
     if body.budget is not None:
         rt.ledger.load_spent("key", record["id"], body.budget, 0.0)
@@ -88,16 +108,23 @@ async def create_key(body: KeyCreate, p: Principal = Depends(principal), rt: Run
 
 
 @router.delete("/keys/{key_ref}", summary="Revoke an API key (by id or prefix)")
-async def revoke_key(key_ref: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def revoke_key(
+    key_ref: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     scope = perm.require(p, "keys.write")
-    record = await run_in_threadpool(store.revoke_key, rt.engine, key_ref, actor=p.name, principal=p, scope=scope)
+    record = await run_in_threadpool(
+        store.revoke_key, rt.engine, key_ref, actor=p.name, principal=p, scope=scope
+    )
     rt.authenticator.forget(record["prefix"])
     return record
 
 
 @router.get("/budgets")
-async def budgets(p: Principal = Depends(principal), rt: Runtime = Depends(runtime),
-                  scope_kind: str | None = Query(default=None, alias="scope")) -> dict[str, Any]:
+async def budgets(
+    p: Principal = Depends(principal),
+    rt: Runtime = Depends(runtime),
+    scope_kind: str | None = Query(default=None, alias="scope"),
+) -> dict[str, Any]:
     scope = perm.require(p, "budgets.read")
     data = rt.ledger.snapshot()
     if scope != "all":

@@ -21,11 +21,15 @@ router = APIRouter(tags=["knowledge"])
 
 
 class RetrieveRequest(BaseModel):
-    collections: list[str] | None = Field(default=None, description="collections to search; all you may read when absent")
+    collections: list[str] | None = Field(
+        default=None, description="collections to search; all you may read when absent"
+    )
     query: str = Field(min_length=1, max_length=8000)
     top_k: int = Field(default=10, ge=1, le=100)
     filters: dict[str, Any] | None = Field(default=None, description='e.g. {"document_id": "hr/leave.md"}')
-    min_score: float | None = Field(default=None, description="drop results under this score (say 'not found')")
+    min_score: float | None = Field(
+        default=None, description="drop results under this score (say 'not found')"
+    )
     mode: str = Field(default="hybrid", description="hybrid, lexical or dense")
 
 
@@ -38,7 +42,9 @@ def _check_write(p: Principal, scope: str, spec: CollectionConfig) -> None:
         return
     depts = set(spec.readers.departments)
     if "*" in depts or depts - {p.department_id} or spec.readers.roles:
-        raise Forbidden("department administrators manage only collections read by their own department alone")
+        raise Forbidden(
+            "department administrators manage only collections read by their own department alone"
+        )
 
 
 def _public(row: dict[str, Any], p: Principal) -> dict[str, Any]:
@@ -55,7 +61,9 @@ def _public(row: dict[str, Any], p: Principal) -> dict[str, Any]:
 
 
 @router.get("/api/collections")
-async def list_collections(p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def list_collections(
+    p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     scope = perm.require(p, "collections.read")
     rows = await run_in_threadpool(store.list_all, rt.engine)
     data = [_public(r, p) for r in rows if _visible(p, scope, CollectionConfig.model_validate(r["spec"]))]
@@ -63,15 +71,18 @@ async def list_collections(p: Principal = Depends(principal), rt: Runtime = Depe
 
 
 @router.post("/api/collections", status_code=201)
-async def put_collection(body: CollectionConfig, p: Principal = Depends(principal),
-                         rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def put_collection(
+    body: CollectionConfig, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     scope = perm.require(p, "collections.write")
     _check_write(p, scope, body)
     await run_in_threadpool(store.upsert, rt.engine, body, origin="api", actor=p.name)
     return _public(await run_in_threadpool(store.get, rt.engine, body.name), p)
 
 
-async def _get_visible(name: str, p: Principal, rt: Runtime, action: str = "collections.read") -> dict[str, Any]:
+async def _get_visible(
+    name: str, p: Principal, rt: Runtime, action: str = "collections.read"
+) -> dict[str, Any]:
     scope = perm.require(p, action)
     row = await run_in_threadpool(store.get, rt.engine, name)
     spec = CollectionConfig.model_validate(row["spec"])
@@ -83,12 +94,16 @@ async def _get_visible(name: str, p: Principal, rt: Runtime, action: str = "coll
 
 
 @router.get("/api/collections/{name}")
-async def get_collection(name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def get_collection(
+    name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     return _public(await _get_visible(name, p, rt), p)
 
 
 @router.delete("/api/collections/{name}")
-async def remove_collection(name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def remove_collection(
+    name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     await _get_visible(name, p, rt, "collections.write")
     await run_in_threadpool(store.remove, rt.engine, name, actor=p.name)
     await run_in_threadpool(rt.knowledge.index.drop_collection, name)
@@ -96,7 +111,9 @@ async def remove_collection(name: str, p: Principal = Depends(principal), rt: Ru
 
 
 @router.post("/api/collections/{name}/sync", status_code=202, summary="Start an incremental sync as a job")
-async def sync_collection(name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def sync_collection(
+    name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     await _get_visible(name, p, rt, "collections.write")
     job_id = await run_in_threadpool(
         rt.jobs.submit, "ingest", name, lambda progress: rt.knowledge.sync(name, progress), created_by=p.name
@@ -105,13 +122,20 @@ async def sync_collection(name: str, p: Principal = Depends(principal), rt: Runt
 
 
 @router.get("/api/collections/{name}/jobs")
-async def collection_jobs(name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def collection_jobs(
+    name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     await _get_visible(name, p, rt)
-    return {"object": "list", "data": await run_in_threadpool(list_jobs, rt.engine, kind="ingest", target=name)}
+    return {
+        "object": "list",
+        "data": await run_in_threadpool(list_jobs, rt.engine, kind="ingest", target=name),
+    }
 
 
 @router.get("/api/jobs/{job_id}", summary="A job's status and progress")
-async def job(job_id: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def job(
+    job_id: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     found = await run_in_threadpool(get_job, rt.engine, job_id)
     if found["kind"] == "ingest":
         await _get_visible(found["target"], p, rt)
@@ -119,24 +143,41 @@ async def job(job_id: str, p: Principal = Depends(principal), rt: Runtime = Depe
 
 
 @router.get("/api/collections/{name}/quality", summary="The data-quality report of the last sync")
-async def quality(name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def quality(
+    name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     row = await _get_visible(name, p, rt)
     return {"collection": name, "synced_at": row["last_sync_at"], "report": row["quality"]}
 
 
 @router.get("/api/collections/{name}/documents")
-async def documents(name: str, status: str | None = None, limit: int = Query(default=100, ge=1, le=1000),
-                    offset: int = Query(default=0, ge=0), p: Principal = Depends(principal),
-                    rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def documents(
+    name: str,
+    status: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+    p: Principal = Depends(principal),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
     await _get_visible(name, p, rt)
-    data = await run_in_threadpool(store.list_documents, rt.engine, name, status=status, limit=limit, offset=offset)
+    data = await run_in_threadpool(
+        store.list_documents, rt.engine, name, status=status, limit=limit, offset=offset
+    )
     return {"object": "list", "data": data}
 
 
 @router.post("/v1/retrieve", summary="Hybrid retrieval over the collections you may read")
-async def retrieve(body: RetrieveRequest, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def retrieve(
+    body: RetrieveRequest, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     results = await run_in_threadpool(
-        rt.knowledge.retrieve, p, body.collections, body.query, top_k=body.top_k, filters=body.filters,
-        min_score=body.min_score, mode=body.mode,
+        rt.knowledge.retrieve,
+        p,
+        body.collections,
+        body.query,
+        top_k=body.top_k,
+        filters=body.filters,
+        min_score=body.min_score,
+        mode=body.mode,
     )
     return {"object": "list", "query": body.query, "results": results}

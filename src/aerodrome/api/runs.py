@@ -34,13 +34,24 @@ async def list_runs(
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     scope = perm.require(p, "runs.read")
-    flt = runs.RunFilter(department=department, alias=alias, deployment=deployment, key_id=key_id, status=status,
-                         since=since, until=until, limit=limit, offset=offset)
+    flt = runs.RunFilter(
+        department=department,
+        alias=alias,
+        deployment=deployment,
+        key_id=key_id,
+        status=status,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
     return await run_in_threadpool(runs.list_runs, rt.engine, p, scope, flt)
 
 
 @router.get("/runs/{run_id}")
-async def get_run(run_id: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def get_run(
+    run_id: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     scope = perm.require(p, "runs.read")
     run = await run_in_threadpool(runs.get_run, rt.engine, run_id)
     visible = run is not None and (
@@ -54,8 +65,12 @@ async def get_run(run_id: str, p: Principal = Depends(principal), rt: Runtime = 
 
 
 @router.get("/audit", summary="Audit events, newest first")
-async def audit_events(limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0),
-                       p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+async def audit_events(
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+    p: Principal = Depends(principal),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
     perm.require(p, "audit.read")
     data = await run_in_threadpool(trail.list_events, rt.engine, limit=limit, offset=offset)
     return {"object": "list", "data": data}
@@ -65,4 +80,9 @@ async def audit_events(limit: int = Query(default=100, ge=1, le=1000), offset: i
 async def audit_verify(p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
     perm.require(p, "audit.read")
     result = await run_in_threadpool(trail.verify, rt.engine)
-    return {"ok": result.ok, "events": result.events, "first_bad_seq": result.first_bad_seq, "reason": result.reason}
+    return {
+        "ok": result.ok,
+        "events": result.events,
+        "first_bad_seq": result.first_bad_seq,
+        "reason": result.reason,
+    }

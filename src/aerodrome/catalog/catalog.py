@@ -74,8 +74,9 @@ class Catalog:
         return cat
 
     def _add(self, kind: str, spec: dict[str, Any], *, source: str) -> None:
-        kinds: dict[str, tuple[type[ProviderConfig] | type[DeploymentConfig] | type[AliasConfig],
-                               dict[str, Any]]] = {
+        kinds: dict[
+            str, tuple[type[ProviderConfig] | type[DeploymentConfig] | type[AliasConfig], dict[str, Any]]
+        ] = {
             "provider": (ProviderConfig, self.providers),
             "deployment": (DeploymentConfig, self.deployments),
             "alias": (AliasConfig, self.aliases),
@@ -119,17 +120,18 @@ class Catalog:
                 param="model",
             )
         if not principal.may_use_alias(model):
-            raise Forbidden(f"your API key may not use the model {model!r}", code="model_not_permitted",
-                            param="model")
+            raise Forbidden(
+                f"your API key may not use the model {model!r}", code="model_not_permitted", param="model"
+            )
         if not resolved.deployments:
-            raise Forbidden(f"the model {model!r} is blocked by the platform team", code="model_blocked",
-                            param="model")
+            raise Forbidden(
+                f"the model {model!r} is blocked by the platform team", code="model_blocked", param="model"
+            )
         return resolved
 
     def visible_aliases(self, principal: Principal) -> list[ResolvedAlias]:
         return [
-            r for name, r in sorted(self._resolved.items())
-            if principal.may_use_alias(name) and r.deployments
+            r for name, r in sorted(self._resolved.items()) if principal.may_use_alias(name) and r.deployments
         ]
 
     def alias_kind(self, resolved: ResolvedAlias) -> str:

@@ -29,7 +29,9 @@ def build_catalog(config: PlatformConfig, engine: Engine) -> Catalog:
     return Catalog.build(config.providers, config.deployments, config.aliases, load_entries(engine))
 
 
-def put_entry(engine: Engine, config: PlatformConfig, kind: str, spec: dict[str, Any], *, actor: str) -> Catalog:
+def put_entry(
+    engine: Engine, config: PlatformConfig, kind: str, spec: dict[str, Any], *, actor: str
+) -> Catalog:
     """Add or replace an API catalog entry; returns the new catalog (validated as a whole)."""
     if kind not in KINDS:
         raise BadRequest(f"unknown catalog kind {kind!r}")
@@ -41,8 +43,10 @@ def put_entry(engine: Engine, config: PlatformConfig, kind: str, spec: dict[str,
         # Never echo the input values: a raw secret sent by mistake must not come back.
         problems = [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors(include_input=False)]
         message = "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in problems)
-        raise BadRequest(f"invalid {kind} {spec.get('name')!r}: {message}",
-                         param=problems[0][0] or None if problems else None) from None
+        raise BadRequest(
+            f"invalid {kind} {spec.get('name')!r}: {message}",
+            param=problems[0][0] or None if problems else None,
+        ) from None
     except ConfigError as exc:
         raise BadRequest(exc.message) from None
     except ValueError as exc:
@@ -57,24 +61,39 @@ def put_entry(engine: Engine, config: PlatformConfig, kind: str, spec: dict[str,
                 raise BadRequest(exc.message, param="api_key") from None
     name = str(spec["name"])
     with engine.begin() as conn:
-        conn.execute(delete(catalog_entries).where(and_(catalog_entries.c.kind == kind, catalog_entries.c.name == name)))
-        conn.execute(catalog_entries.insert().values(kind=kind, name=name, spec=spec, updated_at=datetime.now(UTC),
-                                                     updated_by=actor))
+        conn.execute(
+            delete(catalog_entries).where(
+                and_(catalog_entries.c.kind == kind, catalog_entries.c.name == name)
+            )
+        )
+        conn.execute(
+            catalog_entries.insert().values(
+                kind=kind, name=name, spec=spec, updated_at=datetime.now(UTC), updated_by=actor
+            )
+        )
         safe = {k: v for k, v in spec.items() if k not in ("api_key", "headers")}
-        trail.record(conn, actor=actor, action=f"catalog.{kind}.put", object_type=kind, object_id=name, details=safe)
+        trail.record(
+            conn, actor=actor, action=f"catalog.{kind}.put", object_type=kind, object_id=name, details=safe
+        )
     return catalog
 
 
 def delete_entry(engine: Engine, config: PlatformConfig, kind: str, name: str, *, actor: str) -> Catalog:
     entries = load_entries(engine)
     if not any(k == kind and s.get("name") == name for k, s in entries):
-        raise NotFound(f"no {kind} {name!r} added through the API (entries of the config file are changed there)")
+        raise NotFound(
+            f"no {kind} {name!r} added through the API (entries of the config file are changed there)"
+        )
     remaining = [e for e in entries if not (e[0] == kind and e[1].get("name") == name)]
     try:
         catalog = Catalog.build(config.providers, config.deployments, config.aliases, remaining)
     except ConfigError as exc:
         raise BadRequest(f"cannot remove {kind} {name!r}: {exc.message}") from None
     with engine.begin() as conn:
-        conn.execute(delete(catalog_entries).where(and_(catalog_entries.c.kind == kind, catalog_entries.c.name == name)))
+        conn.execute(
+            delete(catalog_entries).where(
+                and_(catalog_entries.c.kind == kind, catalog_entries.c.name == name)
+            )
+        )
         trail.record(conn, actor=actor, action=f"catalog.{kind}.delete", object_type=kind, object_id=name)
     return catalog

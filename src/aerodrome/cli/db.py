@@ -10,7 +10,9 @@ from rich.console import Console
 from aerodrome.cli.workspace import ConfigOption, load, opened
 from aerodrome.storage import migrate
 
-app = typer.Typer(help="Database schema: upgrade to this version, show the current revision.", no_args_is_help=True)
+app = typer.Typer(
+    help="Database schema: upgrade to this version, show the current revision.", no_args_is_help=True
+)
 out = Console()
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from aerodrome.cli.serve import run_server
 from aerodrome.cli.demo_knowledge import write_knowledge
 from aerodrome.cli.knowledge import ingest_all
+from aerodrome.cli.serve import run_server
 from aerodrome.cli.starter import demo_config
 from aerodrome.cli.workspace import database
 from aerodrome.config import load_config
@@ -41,8 +41,12 @@ def prepare(directory: Path) -> tuple[Path, str]:
     if not valid:
         key, _ = store.create_key(
             engine,
-            store.KeyRequest(department_id="platform", role="platform_admin", name="demo admin",
-                             user_email="admin@example.com"),
+            store.KeyRequest(
+                department_id="platform",
+                role="platform_admin",
+                name="demo admin",
+                user_email="admin@example.com",
+            ),
             actor="demo",
         )
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -68,9 +72,10 @@ def demo(
         f"  gateway:    {base}/v1  (OpenAI-compatible; models: chat-small, embed-small)\n"
         f"  API spec:   {base}/openapi.json\n"
         f"  try:        curl {base}/v1/chat/completions -H 'Authorization: Bearer '$(cat {directory / 'admin.key'}) "
-        "-H 'Content-Type: application/json' -d '{\"model\":\"chat-small\",\"messages\":[{\"role\":\"user\","
-        "\"content\":\"[1] Parental leave is 16 weeks at full pay.\\nQuestion: How long is parental leave?\"}]}'",
-        highlight=False, soft_wrap=True,
+        '-H \'Content-Type: application/json\' -d \'{"model":"chat-small","messages":[{"role":"user",'
+        '"content":"[1] Parental leave is 16 weeks at full pay.\\nQuestion: How long is parental leave?"}]}\'',
+        highlight=False,
+        soft_wrap=True,
     )
     print(key, flush=True)
     run_server(path, "127.0.0.1", port, 1)

@@ -35,9 +35,14 @@ def create(
     """Create a key. The key is printed once, alone on the last line."""
     settings, cfg, _ = load(config)
     req = store.KeyRequest(
-        department_id=department, role=role, name=name, user_email=user,
+        department_id=department,
+        role=role,
+        name=name,
+        user_email=user,
         aliases=[a.strip() for a in aliases.split(",") if a.strip()] if aliases else None,
-        rpm=rpm, tpm=tpm, budget=Budget(usd=budget_usd) if budget_usd else None,
+        rpm=rpm,
+        tpm=tpm,
+        budget=Budget(usd=budget_usd) if budget_usd else None,
         expires_at=datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None,
     )
     with opened(settings, cfg) as engine:
@@ -46,8 +51,12 @@ def create(
             plaintext, record = store.create_key(engine, req, actor="cli")
         except AerodromeError as exc:
             fail(exc.message)
-    out.print(f"created key {record['prefix']} ({record['id']}) for department {department}, role {role}; "
-              "it is shown once:", highlight=False, soft_wrap=True)
+    out.print(
+        f"created key {record['prefix']} ({record['id']}) for department {department}, role {role}; "
+        "it is shown once:",
+        highlight=False,
+        soft_wrap=True,
+    )
     print(plaintext)
 
 
@@ -68,14 +77,24 @@ def list_keys(
     for col in ("name", "department", "role", "aliases", "expires", "revoked", "created"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["prefix"], r["id"], r["name"], r["department_id"], r["role"],
-                      ",".join(r["aliases"]) if r["aliases"] is not None else "all",
-                      str(r["expires_at"] or "-"), str(r["revoked_at"] or "-"), str(r["created_at"])[:19])
+        table.add_row(
+            r["prefix"],
+            r["id"],
+            r["name"],
+            r["department_id"],
+            r["role"],
+            ",".join(r["aliases"]) if r["aliases"] is not None else "all",
+            str(r["expires_at"] or "-"),
+            str(r["revoked_at"] or "-"),
+            str(r["created_at"])[:19],
+        )
     out.print(table)
 
 
 @app.command("revoke")
-def revoke(key: str = typer.Argument(..., help="the key's id or prefix"), config: Path | None = ConfigOption) -> None:
+def revoke(
+    key: str = typer.Argument(..., help="the key's id or prefix"), config: Path | None = ConfigOption
+) -> None:
     """Revoke a key; every server refuses it within seconds."""
     settings, cfg, _ = load(config)
     with opened(settings, cfg) as engine:

@@ -22,18 +22,45 @@ def list_models(config: Path | None = ConfigOption) -> None:
     with opened(settings, cfg) as engine:
         catalog = build_catalog(cfg, engine)
     table = Table(title="Aerodrome model catalog")
-    for col in ("alias", "deployment", "provider", "upstream model", "status", "hosting", "max data class",
-                "$/M in", "$/M out"):
+    for col in (
+        "alias",
+        "deployment",
+        "provider",
+        "upstream model",
+        "status",
+        "hosting",
+        "max data class",
+        "$/M in",
+        "$/M out",
+    ):
         table.add_column(col)
     listed = set()
     for alias in catalog.aliases.values():
         for name in alias.deployments:
             d = catalog.deployments[name]
             listed.add(name)
-            table.add_row(alias.name, d.name, d.provider, d.model, d.status, d.hosting, d.max_data_class,
-                          f"{d.prices.input_per_mtok:g}", f"{d.prices.output_per_mtok:g}")
+            table.add_row(
+                alias.name,
+                d.name,
+                d.provider,
+                d.model,
+                d.status,
+                d.hosting,
+                d.max_data_class,
+                f"{d.prices.input_per_mtok:g}",
+                f"{d.prices.output_per_mtok:g}",
+            )
     for d in catalog.deployments.values():
         if d.name not in listed:
-            table.add_row("-", d.name, d.provider, d.model, d.status, d.hosting, d.max_data_class,
-                          f"{d.prices.input_per_mtok:g}", f"{d.prices.output_per_mtok:g}")
+            table.add_row(
+                "-",
+                d.name,
+                d.provider,
+                d.model,
+                d.status,
+                d.hosting,
+                d.max_data_class,
+                f"{d.prices.input_per_mtok:g}",
+                f"{d.prices.output_per_mtok:g}",
+            )
     out.print(table)

@@ -22,8 +22,11 @@ def init(directory: Path = typer.Option(Path("."), "--dir", help="where to write
     if path.exists():
         fail(f"{path} exists; not overwriting it")
     path.write_text(STARTER, encoding="utf-8")
-    out.print(f"wrote {path}\nnext: aerodrome keys create --config {path} --department platform --role platform_admin"
-              f"\n      aerodrome serve --config {path}", highlight=False)
+    out.print(
+        f"wrote {path}\nnext: aerodrome keys create --config {path} --department platform --role platform_admin"
+        f"\n      aerodrome serve --config {path}",
+        highlight=False,
+    )
 
 
 def run_server(config_file: Path | None, host: str, port: int, workers: int, log_level: str = "info") -> None:
@@ -52,6 +55,12 @@ def serve(
     """Serve the gateway, the API and the metrics."""
     settings, cfg, path = load(config)
     if path is None:
-        err.print("no config file: serving the embedded defaults with no models (`aerodrome init` writes one)")
-    database(settings, cfg).dispose()  # migrate (embedded) or refuse a stale schema (scaled) before any worker starts
-    run_server(path, host or settings.host, port or settings.port, workers or settings.workers, settings.log_level)
+        err.print(
+            "no config file: serving the embedded defaults with no models (`aerodrome init` writes one)"
+        )
+    database(
+        settings, cfg
+    ).dispose()  # migrate (embedded) or refuse a stale schema (scaled) before any worker starts
+    run_server(
+        path, host or settings.host, port or settings.port, workers or settings.workers, settings.log_level
+    )

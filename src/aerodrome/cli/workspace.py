@@ -18,7 +18,9 @@ from aerodrome.storage.engine import make_engine
 
 err = Console(stderr=True)
 
-ConfigOption = typer.Option(None, "--config", "-c", help="platform config file (default: $AERODROME_CONFIG or ./aerodrome.yaml)")
+ConfigOption = typer.Option(
+    None, "--config", "-c", help="platform config file (default: $AERODROME_CONFIG or ./aerodrome.yaml)"
+)
 
 
 def fail(message: str, code: int = 1) -> None:

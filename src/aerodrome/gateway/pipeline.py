@@ -94,8 +94,11 @@ class Gateway:
         ctx.resolved = resolved
         kinds = {d.kind for d in resolved.deployments}
         if kind not in kinds:
-            raise BadRequest(f"the model {resolved.name!r} serves {'/'.join(sorted(kinds))}, not {kind}",
-                             param="model", code="wrong_model_kind")
+            raise BadRequest(
+                f"the model {resolved.name!r} serves {'/'.join(sorted(kinds))}, not {kind}",
+                param="model",
+                code="wrong_model_kind",
+            )
         dept = self._departments().get(principal.department_id)
         prompt = ctx.prompt_estimate = estimate_prompt_tokens(body)
         rpm_default = self._server.default_key_limits.rpm
@@ -103,13 +106,17 @@ class Gateway:
         key_id = principal.key_id or principal.name
         dept_limits = dept.limits if dept else None
         self.limiter.check(
-            [("key", key_id, principal.rpm or rpm_default, 1),
-             ("department", principal.department_id, dept_limits.rpm if dept_limits else None, 1)],
+            [
+                ("key", key_id, principal.rpm or rpm_default, 1),
+                ("department", principal.department_id, dept_limits.rpm if dept_limits else None, 1),
+            ],
             "requests",
         )
         self.limiter.check(
-            [("key", key_id, principal.tpm or tpm_default, prompt),
-             ("department", principal.department_id, dept_limits.tpm if dept_limits else None, prompt)],
+            [
+                ("key", key_id, principal.tpm or tpm_default, prompt),
+                ("department", principal.department_id, dept_limits.tpm if dept_limits else None, prompt),
+            ],
             "tokens",
         )
         scopes = []
@@ -122,7 +129,9 @@ class Gateway:
         if scopes:
             in_price, out_price = resolved.max_prices()
             max_out = requested_max_tokens(body) or resolved.max_output_tokens()
-            ctx.reservation = self.ledger.reserve(scopes, worst_case_usd(in_price, out_price, prompt, max_out))
+            ctx.reservation = self.ledger.reserve(
+                scopes, worst_case_usd(in_price, out_price, prompt, max_out)
+            )
 
     # ----------------------------------------------------------------- calls
 
@@ -179,9 +188,20 @@ class Gateway:
         if principal is not None and completion_tokens:
             dept = self._departments().get(principal.department_id)
             self.limiter.add(
-                [("key", principal.key_id or principal.name, principal.tpm or self._server.default_key_limits.tpm,
-                  completion_tokens),
-                 ("department", principal.department_id, dept.limits.tpm if dept else None, completion_tokens)],
+                [
+                    (
+                        "key",
+                        principal.key_id or principal.name,
+                        principal.tpm or self._server.default_key_limits.tpm,
+                        completion_tokens,
+                    ),
+                    (
+                        "department",
+                        principal.department_id,
+                        dept.limits.tpm if dept else None,
+                        completion_tokens,
+                    ),
+                ],
                 "tokens",
             )
         alias = ctx.resolved.name if ctx.resolved else (ctx.model or "")[:128]  # the column's size
@@ -189,9 +209,18 @@ class Gateway:
         code = error.code if error is not None else None
         # Metric labels only take catalog names: a client's unknown model name must not grow the series.
         self.metrics.observe_request(
-            endpoint=ctx.endpoint, alias=ctx.resolved.name if ctx.resolved else "unknown", department=department, status=status, latency_s=latency,
-            ttft_s=ctx.ttft_s, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost,
-            error_code=code, attempts=ctx.attempts.count, deployment=dep.name if dep else None,
+            endpoint=ctx.endpoint,
+            alias=ctx.resolved.name if ctx.resolved else "unknown",
+            department=department,
+            status=status,
+            latency_s=latency,
+            ttft_s=ctx.ttft_s,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+            error_code=code,
+            attempts=ctx.attempts.count,
+            deployment=dep.name if dep else None,
         )
         record: dict[str, Any] = {
             "id": ctx.run_id,
@@ -229,8 +258,15 @@ class Gateway:
         if error is not None and status == "error":
             log.warning(
                 "gateway call failed",
-                extra={"run_id": ctx.run_id, "request_id": ctx.request_id, "code": code, "alias": alias,
-                       "department": department, "attempts": ctx.attempts.count, "error": error.message[:300]},
+                extra={
+                    "run_id": ctx.run_id,
+                    "request_id": ctx.request_id,
+                    "code": code,
+                    "alias": alias,
+                    "department": department,
+                    "attempts": ctx.attempts.count,
+                    "error": error.message[:300],
+                },
             )
 
     def _meta(self, ctx: RunContext, error: AerodromeError | None) -> dict[str, Any] | None:
@@ -246,7 +282,11 @@ class Gateway:
         return meta or None
 
     def _content(
-        self, ctx: RunContext, record: dict[str, Any], response: dict[str, Any] | None, output_text: str | None
+        self,
+        ctx: RunContext,
+        record: dict[str, Any],
+        response: dict[str, Any] | None,
+        output_text: str | None,
     ) -> None:
         policy = ctx.logging_policy
         body = ctx.request_body

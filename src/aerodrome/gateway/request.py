@@ -44,13 +44,16 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
 
 
 def _type_error(param: str, expected: str, value: Any) -> BadRequest:
-    return BadRequest(f"{param} must be {expected}, not {type(value).__name__}", param=param,
-                      code="invalid_type")
+    return BadRequest(
+        f"{param} must be {expected}, not {type(value).__name__}", param=param, code="invalid_type"
+    )
 
 
 def _check_optional(body: dict[str, Any], name: str, types: tuple[type, ...], expected: str) -> None:
     value = body.get(name)
-    if value is not None and (not isinstance(value, types) or (isinstance(value, bool) and bool not in types)):
+    if value is not None and (
+        not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+    ):
         raise _type_error(name, expected, value)
 
 
@@ -72,14 +75,20 @@ def validate_chat(body: dict[str, Any]) -> None:
             raise _type_error(f"messages[{i}]", "an object", msg)
         role = msg.get("role")
         if role not in CHAT_ROLES:
-            raise BadRequest(f"messages[{i}].role must be one of {sorted(CHAT_ROLES)}", param=f"messages[{i}].role",
-                             code="invalid_value")
+            raise BadRequest(
+                f"messages[{i}].role must be one of {sorted(CHAT_ROLES)}",
+                param=f"messages[{i}].role",
+                code="invalid_value",
+            )
         content = msg.get("content")
         if content is not None and not isinstance(content, str | list):
             raise _type_error(f"messages[{i}].content", "a string or an array of parts", content)
         if content is None and role not in ("assistant", "function") and not msg.get("tool_calls"):
-            raise BadRequest(f"messages[{i}].content is required", param=f"messages[{i}].content",
-                             code="missing_required_parameter")
+            raise BadRequest(
+                f"messages[{i}].content is required",
+                param=f"messages[{i}].content",
+                code="missing_required_parameter",
+            )
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise _type_error("stream", "a boolean", stream)

@@ -24,33 +24,43 @@ log = logging.getLogger("aerodrome.gateway")
 _CHAT_DOC = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": {
-            "type": "object",
-            "required": ["model", "messages"],
-            "properties": {
-                "model": {"type": "string", "description": "a catalog alias, e.g. chat-small"},
-                "messages": {"type": "array", "items": {"type": "object"}},
-                "stream": {"type": "boolean"},
-                "stream_options": {"type": "object"},
-                "max_tokens": {"type": "integer"},
-                "temperature": {"type": "number"},
-                "tools": {"type": "array", "items": {"type": "object"}},
-            },
-        }}},
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model", "messages"],
+                    "properties": {
+                        "model": {"type": "string", "description": "a catalog alias, e.g. chat-small"},
+                        "messages": {"type": "array", "items": {"type": "object"}},
+                        "stream": {"type": "boolean"},
+                        "stream_options": {"type": "object"},
+                        "max_tokens": {"type": "integer"},
+                        "temperature": {"type": "number"},
+                        "tools": {"type": "array", "items": {"type": "object"}},
+                    },
+                }
+            }
+        },
     }
 }
 _EMB_DOC = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": {
-            "type": "object",
-            "required": ["model", "input"],
-            "properties": {
-                "model": {"type": "string"},
-                "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-                "encoding_format": {"type": "string", "enum": ["float", "base64"]},
-            },
-        }}},
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model", "input"],
+                    "properties": {
+                        "model": {"type": "string"},
+                        "input": {
+                            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
+                        },
+                        "encoding_format": {"type": "string", "enum": ["float", "base64"]},
+                    },
+                }
+            }
+        },
     }
 }
 
@@ -66,9 +76,13 @@ def _error(exc: AerodromeError, ctx: RunContext) -> Response:
 def _refused(gw: Gateway, ctx: RunContext, exc: Exception) -> Response:
     """Record the run of a failed request and answer with the error."""
     if not isinstance(exc, AerodromeError):
-        log.exception("unhandled error in the gateway", extra={"run_id": ctx.run_id, "request_id": ctx.request_id})
+        log.exception(
+            "unhandled error in the gateway", extra={"run_id": ctx.run_id, "request_id": ctx.request_id}
+        )
         exc = AerodromeError("internal error; the platform team can find it in the logs by the run id")
-    gw.finish(ctx, status="rejected" if not ctx.attempts.count else "error", http_status=exc.status, error=exc)
+    gw.finish(
+        ctx, status="rejected" if not ctx.attempts.count else "error", http_status=exc.status, error=exc
+    )
     return _error(exc, ctx)
 
 
@@ -88,12 +102,18 @@ def _context(request: Request, endpoint: str) -> RunContext:
 async def _start(request: Request, rt: Runtime, ctx: RunContext) -> dict[str, Any]:
     """Authenticate (onto ``ctx``, so a later refusal is still recorded for the caller), read the body."""
     ctx.principal = await rt.authenticator.authenticate(request.headers.get("authorization"))
-    raw = await read_body(request.stream(), request.headers.get("content-length"), rt.config.server.max_body_bytes)
+    raw = await read_body(
+        request.stream(), request.headers.get("content-length"), rt.config.server.max_body_bytes
+    )
     return parse_json_object(raw)
 
 
-@router.post("/v1/chat/completions", openapi_extra=_CHAT_DOC, summary="Create a chat completion (OpenAI-compatible)",
-             response_model=None)
+@router.post(
+    "/v1/chat/completions",
+    openapi_extra=_CHAT_DOC,
+    summary="Create a chat completion (OpenAI-compatible)",
+    response_model=None,
+)
 async def chat_completions(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     gw = rt.gateway
@@ -116,8 +136,12 @@ async def chat_completions(request: Request) -> Response:
     return _json(result, ctx.headers())
 
 
-@router.post("/v1/embeddings", openapi_extra=_EMB_DOC, summary="Create embeddings (OpenAI-compatible)",
-             response_model=None)
+@router.post(
+    "/v1/embeddings",
+    openapi_extra=_EMB_DOC,
+    summary="Create embeddings (OpenAI-compatible)",
+    response_model=None,
+)
 async def embeddings(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     gw = rt.gateway
@@ -146,21 +170,23 @@ async def list_models(request: Request) -> Response:
     data = []
     for resolved in catalog.visible_aliases(principal):
         first = resolved.deployments[0]
-        data.append({
-            "id": resolved.name,
-            "object": "model",
-            "created": created,
-            "owned_by": "aerodrome",
-            "aerodrome": {
-                "kind": catalog.alias_kind(resolved),
-                "deployments": [d.name for d in resolved.deployments],
-                "status": first.status,
-                "max_data_class": min((d.max_data_class for d in resolved.deployments),
-                                      key=lambda c: ["public", "internal", "confidential", "restricted"].index(c)),
-                "context_window": min(d.context_window for d in resolved.deployments),
-                "warnings": list(resolved.warnings),
-            },
-        })
+        data.append(
+            {
+                "id": resolved.name,
+                "object": "model",
+                "created": created,
+                "owned_by": "aerodrome",
+                "aerodrome": {
+                    "kind": catalog.alias_kind(resolved),
+                    "deployments": [d.name for d in resolved.deployments],
+                    "status": first.status,
+                    "max_data_class": min(
+                        (d.max_data_class for d in resolved.deployments),
+                        key=lambda c: ["public", "internal", "confidential", "restricted"].index(c),
+                    ),
+                    "context_window": min(d.context_window for d in resolved.deployments),
+                    "warnings": list(resolved.warnings),
+                },
+            }
+        )
     return _json({"object": "list", "data": data}, {"x-request-id": request_id(request)})
-
-

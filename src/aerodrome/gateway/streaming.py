@@ -29,7 +29,9 @@ def _event(data: dict[str, Any]) -> bytes:
 
 
 class SSEResponse(Response):
-    def __init__(self, gateway: Gateway, ctx: RunContext, opened: OpenStream, headers: dict[str, str]) -> None:
+    def __init__(
+        self, gateway: Gateway, ctx: RunContext, opened: OpenStream, headers: dict[str, str]
+    ) -> None:
         self.status_code = 200
         self.background = None
         self._gateway = gateway
@@ -98,7 +100,9 @@ class SSEResponse(Response):
         except Exception as exc:  # boundary: the client gets an error event, the run says error
             if not isinstance(exc, AerodromeError):
                 log.exception("the stream failed", extra={"run_id": ctx.run_id})
-                exc = AerodromeError("internal error while streaming; the platform team can find it by the run id")
+                exc = AerodromeError(
+                    "internal error while streaming; the platform team can find it by the run id"
+                )
             status, error = "error", exc
             await send({"type": "http.response.body", "body": _event(exc.to_dict()), "more_body": True})
             await send({"type": "http.response.body", "body": _DONE, "more_body": False})
@@ -108,5 +112,11 @@ class SSEResponse(Response):
             except Exception:  # boundary: a failing close must not lose the run record
                 log.exception("closing the upstream stream failed", extra={"run_id": ctx.run_id})
             text = "".join(pieces)
-            gateway.finish(ctx, status=status, http_status=200 if status != "client_disconnected" else 499,
-                           error=error, usage=usage, output_text=text)
+            gateway.finish(
+                ctx,
+                status=status,
+                http_status=200 if status != "client_disconnected" else 499,
+                error=error,
+                usage=usage,
+                output_text=text,
+            )

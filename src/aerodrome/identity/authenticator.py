@@ -41,11 +41,15 @@ def principal_from_row(row: dict[str, Any]) -> Principal:
     budget = None
     if row["budget_usd"] is not None:
         budget = Budget(
-            usd=row["budget_usd"], period=row["budget_period"] or "month", soft_pct=row.get("budget_soft_pct") or 0.8
+            usd=row["budget_usd"],
+            period=row["budget_period"] or "month",
+            soft_pct=row.get("budget_soft_pct") or 0.8,
         )
     # Key names are not unique: a service key's identity carries its prefix, so that
     # "own" scopes (keys it created) never match another key of the same name.
-    name = row["user_email"] or (f"key:{row['name']}/{row['prefix']}" if row["name"] else f"key:{row['prefix']}")
+    name = row["user_email"] or (
+        f"key:{row['name']}/{row['prefix']}" if row["name"] else f"key:{row['prefix']}"
+    )
     return Principal(
         name=name,
         department_id=row["department_id"],
@@ -71,9 +75,7 @@ class Authenticator:
 
     async def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
-            raise Unauthorized(
-                "no API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key"
-            )
+            raise Unauthorized("no API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:

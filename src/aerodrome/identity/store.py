@@ -43,12 +43,24 @@ def upsert_department(engine: Engine, dept: DepartmentConfig, *, actor: str = "c
         }
         if row is None:
             conn.execute(departments.insert().values(id=dept.id, created_at=_now(), **values))
-            trail.record(conn, actor=actor, action="department.create", object_type="department",
-                         object_id=dept.id, details=values)
+            trail.record(
+                conn,
+                actor=actor,
+                action="department.create",
+                object_type="department",
+                object_id=dept.id,
+                details=values,
+            )
         elif any(getattr(row, k) != v for k, v in values.items()):
             conn.execute(update(departments).where(departments.c.id == dept.id).values(**values))
-            trail.record(conn, actor=actor, action="department.update", object_type="department",
-                         object_id=dept.id, details=values)
+            trail.record(
+                conn,
+                actor=actor,
+                action="department.update",
+                object_type="department",
+                object_id=dept.id,
+                details=values,
+            )
 
 
 def list_departments(engine: Engine, principal: Principal, scope: Scope) -> list[dict[str, Any]]:
@@ -61,7 +73,10 @@ def list_departments(engine: Engine, principal: Principal, scope: Scope) -> list
 
 def department_exists(engine: Engine, department_id: str) -> bool:
     with engine.connect() as conn:
-        return conn.execute(select(departments.c.id).where(departments.c.id == department_id)).first() is not None
+        return (
+            conn.execute(select(departments.c.id).where(departments.c.id == department_id)).first()
+            is not None
+        )
 
 
 def load_departments(engine: Engine) -> dict[str, DepartmentConfig]:
@@ -70,7 +85,10 @@ def load_departments(engine: Engine) -> dict[str, DepartmentConfig]:
         rows = conn.execute(select(departments)).mappings().all()
     return {
         r["id"]: DepartmentConfig(
-            id=r["id"], name=r["name"], eligible_users=r["eligible_users"], content_logging=r["content_logging"],
+            id=r["id"],
+            name=r["name"],
+            eligible_users=r["eligible_users"],
+            content_logging=r["content_logging"],
             limits=Limits.model_validate(r["limits"] or {}),
             budget=Budget.model_validate(r["budget"]) if r["budget"] else None,
         )
@@ -80,7 +98,10 @@ def load_departments(engine: Engine) -> dict[str, DepartmentConfig]:
 
 def content_logging_policies(engine: Engine) -> dict[str, str]:
     with engine.connect() as conn:
-        return {r.id: r.content_logging for r in conn.execute(select(departments.c.id, departments.c.content_logging))}
+        return {
+            r.id: r.content_logging
+            for r in conn.execute(select(departments.c.id, departments.c.content_logging))
+        }
 
 
 # ---------------------------------------------------------------- users
@@ -89,22 +110,37 @@ def content_logging_policies(engine: Engine) -> dict[str, str]:
 def upsert_user(engine: Engine, user: UserConfig, *, actor: str = "config") -> str:
     with engine.begin() as conn:
         if conn.execute(select(departments.c.id).where(departments.c.id == user.department)).first() is None:
-            raise NotFound(f"unknown department {user.department!r}", code="department_not_found",
-                           param="department")
+            raise NotFound(
+                f"unknown department {user.department!r}", code="department_not_found", param="department"
+            )
         row = conn.execute(select(users).where(users.c.email == user.email)).first()
-        values = {"name": user.name, "department_id": user.department, "roles": sorted(user.roles),
-                  "attributes": user.attributes}
+        values = {
+            "name": user.name,
+            "department_id": user.department,
+            "roles": sorted(user.roles),
+            "attributes": user.attributes,
+        }
         if row is None:
             user_id = str(uuid.uuid4())
-            conn.execute(users.insert().values(id=user_id, email=user.email, disabled=False, created_at=_now(),
-                                               **values))
-            trail.record(conn, actor=actor, action="user.create", object_type="user", object_id=user_id,
-                         details={"email": user.email, **values})
+            conn.execute(
+                users.insert().values(
+                    id=user_id, email=user.email, disabled=False, created_at=_now(), **values
+                )
+            )
+            trail.record(
+                conn,
+                actor=actor,
+                action="user.create",
+                object_type="user",
+                object_id=user_id,
+                details={"email": user.email, **values},
+            )
             return user_id
         if any(getattr(row, k) != v for k, v in values.items()):
             conn.execute(update(users).where(users.c.id == row.id).values(**values))
-            trail.record(conn, actor=actor, action="user.update", object_type="user", object_id=row.id,
-                         details=values)
+            trail.record(
+                conn, actor=actor, action="user.update", object_type="user", object_id=row.id, details=values
+            )
         return str(row.id)
 
 
@@ -151,7 +187,9 @@ class KeyRequest:
 _PUBLIC_KEY_COLUMNS = [c for c in api_keys.c if c.name != "hash"]
 
 
-def create_key(engine: Engine, req: KeyRequest, *, actor: str, creator: Principal | None = None) -> tuple[str, dict[str, Any]]:
+def create_key(
+    engine: Engine, req: KeyRequest, *, actor: str, creator: Principal | None = None
+) -> tuple[str, dict[str, Any]]:
     """Create a key; returns (plaintext shown once, stored record without the hash).
 
     ``creator`` None means an operator at the command line (trusted).
@@ -165,13 +203,18 @@ def create_key(engine: Engine, req: KeyRequest, *, actor: str, creator: Principa
     material = keymat.generate()
     key_id = str(uuid.uuid4())
     with engine.begin() as conn:
-        if conn.execute(select(departments.c.id).where(departments.c.id == req.department_id)).first() is None:
-            raise NotFound(f"unknown department {req.department_id!r}", code="department_not_found",
-                           param="department")
+        if (
+            conn.execute(select(departments.c.id).where(departments.c.id == req.department_id)).first()
+            is None
+        ):
+            raise NotFound(
+                f"unknown department {req.department_id!r}", code="department_not_found", param="department"
+            )
         user_id = None
         if req.user_email:
-            user_row = conn.execute(select(users.c.id, users.c.department_id).where(
-                users.c.email == req.user_email)).first()
+            user_row = conn.execute(
+                select(users.c.id, users.c.department_id).where(users.c.email == req.user_email)
+            ).first()
             if user_row is None:
                 raise NotFound(f"unknown user {req.user_email!r}", code="user_not_found", param="user")
             if user_row.department_id != req.department_id:
@@ -196,9 +239,20 @@ def create_key(engine: Engine, req: KeyRequest, *, actor: str, creator: Principa
             "created_at": _now(),
         }
         conn.execute(api_keys.insert().values(hash=material.hash, **record))
-        trail.record(conn, actor=actor, action="key.create", object_type="api_key", object_id=key_id,
-                     details={"prefix": material.prefix, "department": req.department_id, "role": req.role,
-                              "name": req.name, "aliases": record["aliases"]})
+        trail.record(
+            conn,
+            actor=actor,
+            action="key.create",
+            object_type="api_key",
+            object_id=key_id,
+            details={
+                "prefix": material.prefix,
+                "department": req.department_id,
+                "role": req.role,
+                "name": req.name,
+                "aliases": record["aliases"],
+            },
+        )
     return material.plaintext, record
 
 
@@ -210,8 +264,14 @@ def _own_keys(principal: Principal) -> Any:
     return cond
 
 
-def list_keys(engine: Engine, principal: Principal | None, scope: Scope, *, department: str | None = None,
-              include_revoked: bool = True) -> list[dict[str, Any]]:
+def list_keys(
+    engine: Engine,
+    principal: Principal | None,
+    scope: Scope,
+    *,
+    department: str | None = None,
+    include_revoked: bool = True,
+) -> list[dict[str, Any]]:
     q = select(*_PUBLIC_KEY_COLUMNS).order_by(api_keys.c.created_at)
     if principal is not None and scope == "department":
         q = q.where(api_keys.c.department_id == principal.department_id)
@@ -225,26 +285,44 @@ def list_keys(engine: Engine, principal: Principal | None, scope: Scope, *, depa
         return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def revoke_key(engine: Engine, key_ref: str, *, actor: str, principal: Principal | None = None,
-               scope: Scope = "all") -> dict[str, Any]:
+def revoke_key(
+    engine: Engine, key_ref: str, *, actor: str, principal: Principal | None = None, scope: Scope = "all"
+) -> dict[str, Any]:
     """Revoke by id or by prefix. Returns the key's public record."""
     with engine.begin() as conn:
-        row = conn.execute(select(*_PUBLIC_KEY_COLUMNS).where(
-            (api_keys.c.id == key_ref) | (api_keys.c.prefix == key_ref))).mappings().first()
+        row = (
+            conn.execute(
+                select(*_PUBLIC_KEY_COLUMNS).where(
+                    (api_keys.c.id == key_ref) | (api_keys.c.prefix == key_ref)
+                )
+            )
+            .mappings()
+            .first()
+        )
         if row is None:
             raise NotFound(f"no API key {key_ref!r}", code="key_not_found")
         if principal is not None:
             if scope == "department" and row["department_id"] != principal.department_id:
                 raise Forbidden("this key belongs to another department")
-            if scope == "own" and row["created_by"] != principal.name and row["id"] != principal.key_id and not (
-                    principal.user_id and row["user_id"] == principal.user_id):
+            if (
+                scope == "own"
+                and row["created_by"] != principal.name
+                and row["id"] != principal.key_id
+                and not (principal.user_id and row["user_id"] == principal.user_id)
+            ):
                 raise Forbidden("you may revoke only keys you created")
         if row["revoked_at"] is not None:
             raise Conflict("this key is already revoked", code="key_already_revoked")
         now = _now()
         conn.execute(update(api_keys).where(and_(api_keys.c.id == row["id"])).values(revoked_at=now))
-        trail.record(conn, actor=actor, action="key.revoke", object_type="api_key", object_id=row["id"],
-                     details={"prefix": row["prefix"]})
+        trail.record(
+            conn,
+            actor=actor,
+            action="key.revoke",
+            object_type="api_key",
+            object_id=row["id"],
+            details={"prefix": row["prefix"]},
+        )
         return {**dict(row), "revoked_at": now}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -17,7 +17,7 @@ from aerodrome.catalog.catalog import Catalog
 from aerodrome.catalog.secrets import resolve_secret
 from aerodrome.errors import BadRequest
 from aerodrome.hookspecs import provider_registry
-from aerodrome.providers.base import Provider, ProviderContext
+from aerodrome.providers.base import ProviderContext
 from aerodrome.providers.local_embeddings import DIMENSIONS, MODEL_NAME, LocalEmbedder, as_floats
 
 

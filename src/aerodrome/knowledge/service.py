@@ -157,7 +157,14 @@ class KnowledgeService:
             if mode != "lexical":
                 vector = self.embedder(specs[names_in_group[0]]).embed([query])[0]
             hits += hybrid_search(
-                self.index, names_in_group, query, vector, top_k, filters, mode=cast(Mode, mode), min_score=min_score
+                self.index,
+                names_in_group,
+                query,
+                vector,
+                top_k,
+                filters,
+                mode=cast(Mode, mode),
+                min_score=min_score,
             )
         hits.sort(key=lambda h: h.score, reverse=True)
         return [citation(h) for h in hits[:top_k]]

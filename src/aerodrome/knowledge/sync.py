@@ -129,8 +129,13 @@ class CollectionSync:
                 if doc.source_id in seen:
                     # Leave the first document with this id alone: report, don't index, don't overwrite its row.
                     self.result.counts["errors"] += 1
-                    self.result.errors.append({"document_id": doc.source_id, "uri": doc.uri,
-                                               "error": "another source already gave a document with this id"})
+                    self.result.errors.append(
+                        {
+                            "document_id": doc.source_id,
+                            "uri": doc.uri,
+                            "error": "another source already gave a document with this id",
+                        }
+                    )
                     continue
                 seen.add(doc.source_id)
                 prev = stored.get(doc.source_id)

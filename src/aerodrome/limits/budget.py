@@ -116,8 +116,13 @@ class BudgetLedger:
                     self.soft_events += 1
                     log.warning(
                         "budget soft threshold crossed",
-                        extra={"event": "budget.soft_threshold", "scope": scope.kind, "id": scope.ident,
-                               "used_pct": round(used * 100, 1), "budget_usd": scope.budget.usd},
+                        extra={
+                            "event": "budget.soft_threshold",
+                            "scope": scope.kind,
+                            "id": scope.ident,
+                            "used_pct": round(used * 100, 1),
+                            "budget_usd": scope.budget.usd,
+                        },
                     )
         return res
 
@@ -131,9 +136,14 @@ class BudgetLedger:
 
     def snapshot(self) -> list[dict[str, object]]:
         return [
-            {"scope": k[0], "id": k[1], "usd": a.budget.usd, "period": a.budget.period, "spent": round(a.spent, 6),
-             "reserved": round(a.reserved, 6), "period_start": a.start.isoformat()}
+            {
+                "scope": k[0],
+                "id": k[1],
+                "usd": a.budget.usd,
+                "period": a.budget.period,
+                "spent": round(a.spent, 6),
+                "reserved": round(a.reserved, 6),
+                "period_start": a.start.isoformat(),
+            }
             for k, a in sorted(self._accounts.items())
         ]
-
-

@@ -30,7 +30,9 @@ class JSONFormatter(logging.Formatter):
 
 def configure(level: str = "info", *, json: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JSONFormatter() if json else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(
+        JSONFormatter() if json else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
     root = logging.getLogger("aerodrome")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

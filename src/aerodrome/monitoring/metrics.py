@@ -14,32 +14,48 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "aerodrome_requests", "Gateway requests by endpoint, alias, department and outcome",
-            ["endpoint", "alias", "department", "status"], registry=r,
+            "aerodrome_requests",
+            "Gateway requests by endpoint, alias, department and outcome",
+            ["endpoint", "alias", "department", "status"],
+            registry=r,
         )
         self.latency = Histogram(
-            "aerodrome_request_latency_seconds", "Total gateway request latency by endpoint, alias and department",
+            "aerodrome_request_latency_seconds",
+            "Total gateway request latency by endpoint, alias and department",
             ["endpoint", "alias", "department"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.ttft = Histogram(
-            "aerodrome_time_to_first_token_seconds", "Time to the first streamed chunk", ["alias"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            "aerodrome_time_to_first_token_seconds",
+            "Time to the first streamed chunk",
+            ["alias"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.tokens = Counter(
-            "aerodrome_tokens", "Tokens by alias, department and kind (prompt, completion)",
-            ["alias", "department", "kind"], registry=r,
+            "aerodrome_tokens",
+            "Tokens by alias, department and kind (prompt, completion)",
+            ["alias", "department", "kind"],
+            registry=r,
         )
         self.cost = Counter("aerodrome_cost_usd", "Cost in USD", ["alias", "department"], registry=r)
         self.errors = Counter(
-            "aerodrome_errors", "Errors by alias, department and stable error code",
-            ["alias", "department", "code"], registry=r,
+            "aerodrome_errors",
+            "Errors by alias, department and stable error code",
+            ["alias", "department", "code"],
+            registry=r,
         )
         self.upstream_attempts = Counter(
-            "aerodrome_upstream_attempts", "Calls to deployments (including retries)", ["deployment"], registry=r,
+            "aerodrome_upstream_attempts",
+            "Calls to deployments (including retries)",
+            ["deployment"],
+            registry=r,
         )
         self.run_records_written = Gauge(
-            "aerodrome_run_records_written", "Run records written by this process", registry=r,
+            "aerodrome_run_records_written",
+            "Run records written by this process",
+            registry=r,
         )
         self._children: dict[tuple[Any, ...], Any] = {}
 

@@ -45,4 +45,6 @@ async def readyz(request: Request) -> Response:
     body = {"status": "ok" if not problems else "unavailable", "problems": problems}
     import orjson
 
-    return Response(orjson.dumps(body), status_code=200 if not problems else 503, media_type="application/json")
+    return Response(
+        orjson.dumps(body), status_code=200 if not problems else 503, media_type="application/json"
+    )

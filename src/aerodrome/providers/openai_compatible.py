@@ -42,8 +42,12 @@ def status_error(status: int, raw: bytes, name: str) -> UpstreamError:
         return UpstreamError(message, code=f"upstream_{status}", retryable=True, upstream_status=status)
     if status in (401, 403):
         # Our credentials for the provider are wrong: not the caller's fault, not retryable.
-        return UpstreamError(f"provider {name} refused our credentials ({status})", code="upstream_auth",
-                             retryable=False, upstream_status=status)
+        return UpstreamError(
+            f"provider {name} refused our credentials ({status})",
+            code="upstream_auth",
+            retryable=False,
+            upstream_status=status,
+        )
     return UpstreamRejected(message, code="upstream_rejected", retryable=False, upstream_status=status)
 
 
@@ -84,8 +88,9 @@ class OpenAICompatibleProvider:
         except TimeoutError:
             raise UpstreamTimeout(f"no answer within {dep.timeout_s:g} s", code="upstream_timeout") from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"connection failed: {type(exc).__name__}: {exc}"[:300],
-                                code="upstream_connection") from None
+            raise UpstreamError(
+                f"connection failed: {type(exc).__name__}: {exc}"[:300], code="upstream_connection"
+            ) from None
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -106,13 +111,17 @@ class OpenAICompatibleProvider:
             raise UpstreamError("upstream embeddings answer has no data", code="malformed_response")
         return data
 
-    async def chat_stream(self, deployment: DeploymentConfig, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def chat_stream(
+        self, deployment: DeploymentConfig, body: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
         yielded = False
         resp: aiohttp.ClientResponse | None = None
         try:
             try:
                 resp = await self._http.post(
-                    self._chat_url, data=orjson.dumps(body), headers=self._headers,
+                    self._chat_url,
+                    data=orjson.dumps(body),
+                    headers=self._headers,
                     timeout=self._timeout(deployment, True),
                 )
                 if resp.status != 200:
@@ -127,24 +136,39 @@ class OpenAICompatibleProvider:
                         chunk = orjson.loads(payload)
                     except orjson.JSONDecodeError:
                         raise UpstreamError(
-                            "upstream sent a malformed stream event", code="malformed_stream", retryable=not yielded
+                            "upstream sent a malformed stream event",
+                            code="malformed_stream",
+                            retryable=not yielded,
                         ) from None
                     if not isinstance(chunk, dict):
-                        raise UpstreamError("upstream stream event is not an object", code="malformed_stream",
-                                            retryable=not yielded)
+                        raise UpstreamError(
+                            "upstream stream event is not an object",
+                            code="malformed_stream",
+                            retryable=not yielded,
+                        )
                     if "error" in chunk and "choices" not in chunk:
-                        raise UpstreamError(f"upstream error mid-stream: {upstream_message(500, payload)}",
-                                            code="upstream_stream_error", retryable=not yielded)
+                        raise UpstreamError(
+                            f"upstream error mid-stream: {upstream_message(500, payload)}",
+                            code="upstream_stream_error",
+                            retryable=not yielded,
+                        )
                     yielded = True
                     yield chunk
-                raise UpstreamError("upstream closed the stream before [DONE]", code="truncated_stream",
-                                    retryable=not yielded)
+                raise UpstreamError(
+                    "upstream closed the stream before [DONE]", code="truncated_stream", retryable=not yielded
+                )
             except TimeoutError:
-                raise UpstreamTimeout(f"no data within {deployment.timeout_s:g} s", code="upstream_timeout",
-                                      retryable=not yielded) from None
+                raise UpstreamTimeout(
+                    f"no data within {deployment.timeout_s:g} s",
+                    code="upstream_timeout",
+                    retryable=not yielded,
+                ) from None
             except aiohttp.ClientError as exc:
-                raise UpstreamError(f"connection failed: {type(exc).__name__}"[:300], code="upstream_connection",
-                                    retryable=not yielded) from None
+                raise UpstreamError(
+                    f"connection failed: {type(exc).__name__}"[:300],
+                    code="upstream_connection",
+                    retryable=not yielded,
+                ) from None
         finally:
             if resp is not None:
                 if resp.content.at_eof():

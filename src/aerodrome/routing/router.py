@@ -146,14 +146,17 @@ class Router:
         result: dict[str, Any] = await self._attempt(resolved, attempts, call)
         return result
 
-    async def open_stream(self, resolved: ResolvedAlias, body: dict[str, Any], attempts: Attempts) -> OpenStream:
+    async def open_stream(
+        self, resolved: ResolvedAlias, body: dict[str, Any], attempts: Attempts
+    ) -> OpenStream:
         async def call(provider: Provider, dep: DeploymentConfig) -> OpenStream:
             stream = provider.chat_stream(dep, self._body_for(dep, body))
             try:
                 first = await stream.__anext__()
             except StopAsyncIteration:
-                raise UpstreamError(f"{dep.name}: the upstream closed the stream without data",
-                                    code="empty_stream") from None
+                raise UpstreamError(
+                    f"{dep.name}: the upstream closed the stream without data", code="empty_stream"
+                ) from None
             except BaseException:
                 await _aclose(stream)
                 raise

@@ -10,11 +10,12 @@ after its candidate list and could return fewer than ``k`` rows).
 
 ``tsv`` holds ``setweight`` title (A), heading (B) and text (D) vectors with the
 ``english`` configuration over diacritic-folded text (folded in Python, so no
-``unaccent`` extension is needed); rank is ``ts_rank`` with length normalisation.
+``unaccent`` extension is needed); the rank is BM25-like (see ``_LEXICAL_SQL``).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -37,7 +38,21 @@ from aerodrome.knowledge.index.text_folding import fold
 
 SCHEMA_VERSION = "1"
 _LOCK_KEY = 0x6B6E6F77  # advisory lock id of schema changes ("know")
-_RANK_NORMALISATION = 1  # ts_rank: divide by 1 + log(document length)
+# BM25-like rank: sum over query terms of idf(term) * ts_rank(tsv, term, 1), where idf is BM25's
+# ln(1 + (N - df + 0.5) / (df + 0.5)) over the queried collections (df counted with the GIN index, _DF_SQL)
+# and ts_rank gives a saturating term frequency divided by 1 + log(document length).
+_DF_SQL = (
+    "SELECT count(*) FROM knowledge_chunks WHERE collection_id = ANY(%s)"
+    " AND tsv @@ plainto_tsquery('english', %s)"  # a constant query: the GIN index answers it
+)
+_LEXICAL_SQL = """
+WITH weights AS MATERIALIZED (
+    SELECT plainto_tsquery('english', w.term) AS q, w.idf FROM unnest(%s::text[], %s::float8[]) AS w(term, idf))
+SELECT {cols}, (SELECT sum(w.idf * ts_rank(c.tsv, w.q, 1)) FROM weights w) AS score
+FROM knowledge_chunks c JOIN knowledge_collections k ON k.id = c.collection_id
+WHERE c.tsv @@ websearch_to_tsquery('english', %s) AND c.collection_id = ANY(%s){where}
+ORDER BY score DESC, c.id LIMIT %s
+"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS knowledge_index_meta (key text PRIMARY KEY, value text NOT NULL);
 CREATE TABLE IF NOT EXISTS knowledge_collections (
@@ -241,15 +256,17 @@ class PostgresIndex:
         if not terms or not ids or k <= 0:
             return []
         where, params = postgres_where(conditions)
-        sql = (
-            f"SELECT {_HIT_COLUMNS}, ts_rank(c.tsv, q, {_RANK_NORMALISATION}) AS score"
-            " FROM knowledge_chunks c JOIN knowledge_collections k ON k.id = c.collection_id,"
-            " websearch_to_tsquery('english', %s) q"
-            " WHERE c.tsv @@ q AND c.collection_id = ANY(%s)"
-            + (f" AND {where}" if where else "")
-            + " ORDER BY score DESC, c.id LIMIT %s"
-        )
-        rows = conn.execute(sql, [websearch_text(terms), ids, *params, k]).fetchall()
+        total = conn.execute(
+            "SELECT count(*) FROM knowledge_chunks WHERE collection_id = ANY(%s)", (ids,)
+        ).fetchone()
+        n = int(total[0]) if total else 0
+        idf = []
+        for term in terms:
+            row = conn.execute(_DF_SQL, (ids, term)).fetchone()
+            df = int(row[0]) if row else 0
+            idf.append(math.log(1 + (n - df + 0.5) / (df + 0.5)))
+        sql = _LEXICAL_SQL.format(cols=_HIT_COLUMNS, where=f" AND {where}" if where else "")
+        rows = conn.execute(sql, [terms, idf, websearch_text(terms), ids, *params, k]).fetchall()
         return [self._hit(row, float(row[11]), lexical=True) for row in rows]
 
     def dense(

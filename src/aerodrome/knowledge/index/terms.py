@@ -17,8 +17,42 @@ import re
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 MAX_TERMS = 64
 STOPWORDS = frozenset(
-    "a an and are as at be been but by for from had has have in into is it its of on or that the their"
-    " there these this to was were which with".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "their",
+        "there",
+        "these",
+        "this",
+        "to",
+        "was",
+        "were",
+        "which",
+        "with",
+    ]
 )
 
 
