@@ -247,7 +247,7 @@ class KnowledgeConfig(_Model):
     index: Literal["sqlite", "postgres"] = Field(default="sqlite", description="index backend")
     index_url: str | None = Field(
         default=None,
-        description="sqlite: a file (default: the platform database file); postgres: a URL with pgvector",
+        description="sqlite: a file (default: <database>.knowledge.db beside the platform database); postgres: a URL with pgvector",
     )
     embedding_batch: int = Field(default=64, ge=1, le=2048, description="chunks embedded per call")
 

@@ -107,17 +107,31 @@ def test_sync_retrieve_and_department_isolation(kgw: Gateway) -> None:
         assert _retrieve(c, collections=["hr-policies"], query="").status_code == 400
 
 
-def test_resync_is_incremental(kgw: Gateway, tmp_path: Path) -> None:
-    _sync(kgw, "hr-policies")
-    again = _sync(kgw, "hr-policies")
-    assert again["unchanged"] == 3 and again["added"] == 0 and again["chunks_embedded"] == 0
-    (tmp_path / "hr" / "salaries.md").write_text("# Salaries\n\nBands are reviewed every October now.\n")
-    (tmp_path / "hr" / "empty.txt").unlink()
-    changed = _sync(kgw, "hr-policies")
-    assert changed["updated"] >= 1 and changed["removed"] == 1
+def test_resync_is_incremental(kgw: Gateway, tmp_path: Path, upstream: UpstreamServer) -> None:
+    first = _sync(kgw, "it-help")
+    assert first["added"] == 2
+    embedded = len(upstream.requests("/v1/embeddings"))
+    again = _sync(kgw, "it-help")
+    assert again["unchanged"] == 2 and again["added"] == 0 and again["chunks_embedded"] == 0
+    assert len(upstream.requests("/v1/embeddings")) == embedded, "unchanged documents must not be re-embedded"
+    (tmp_path / "it" / "printer.md").write_text("# Printers\n\nPrinters now release jobs with the mobile app.\n")
+    (tmp_path / "it" / "vpn.md").unlink()
+    changed = _sync(kgw, "it-help")
+    assert changed["updated"] == 1 and changed["removed"] == 1 and changed["unchanged"] == 0
     with kgw.client(kgw.make_key("hr")) as c:
-        r = _retrieve(c, collections=["hr-policies"], query="when are salary bands reviewed", top_k=1)
-        assert "October" in r.json()["results"][0]["text"]
+        r = _retrieve(c, collections=["it-help"], query="how do printers release jobs", top_k=5)
+        results = r.json()["results"]
+    assert "mobile app" in results[0]["text"]
+    assert "vpn.md" not in {x["document_id"] for x in results}
+
+
+def test_failed_source_keeps_documents(kgw: Gateway, tmp_path: Path) -> None:
+    _sync(kgw, "it-help")
+    (tmp_path / "it").rename(tmp_path / "it-moved")
+    result = _sync(kgw, "it-help")
+    assert result["source_failed"] is True and result["removed"] == 0
+    with kgw.client(kgw.make_key("hr")) as c:
+        assert _retrieve(c, collections=["it-help"], query="VPN client", top_k=1).json()["results"]
 
 
 def test_quality_report_and_quarantine(kgw: Gateway) -> None:

@@ -83,7 +83,7 @@ def write_knowledge(root: Path) -> Path:
 
 COLLECTIONS_YAML = """\
 knowledge:
-  index: sqlite                  # the platform database file; postgres (pgvector) in the scaled mode
+  index: sqlite                  # <database>.knowledge.db beside the database; postgres (pgvector) when scaled
 
 collections:
   - name: hr-policies

@@ -41,7 +41,10 @@ def open_index(config: PlatformConfig, database_url: str) -> IndexBackend:
         if not path.is_absolute():
             path = config.base_dir / path
     elif is_sqlite(database_url) and ":memory:" not in database_url:
-        path = Path(normalize_url(database_url).removeprefix("sqlite:///"))
+        # Beside the platform database, never inside it: the index uses pysqlite3 (for sqlite-vec) and two
+        # SQLite libraries in one process must not share a file (their POSIX locks do not see each other).
+        db = Path(normalize_url(database_url).removeprefix("sqlite:///"))
+        path = db.with_name(db.stem + ".knowledge.db")
     else:
         path = config.base_dir / "knowledge.db"
     return SQLiteIndex(str(path))

@@ -272,6 +272,20 @@ class SQLiteIndex:
 
     # -- reads ----------------------------------------------------------------------------------------
 
+    def document_texts(self, collection: str, document_ids: Sequence[str]) -> dict[str, str]:
+        """Each document's chunks joined in order (overlaps included): what the quality report reads."""
+        wanted = set(document_ids)
+        rows = self._conn().execute(
+            "SELECT c.document_id, c.text FROM knowledge_chunks c JOIN knowledge_collections k"
+            " ON k.id = c.collection_id WHERE k.name = ? ORDER BY c.document_id, c.ordinal",
+            (collection,),
+        )
+        texts: dict[str, list[str]] = {}
+        for document_id, text in rows:
+            if document_id in wanted:
+                texts.setdefault(document_id, []).append(text)
+        return {doc: "\n\n".join(parts) for doc, parts in texts.items()}
+
     def _refs(self, conn: Any, collections: Sequence[str]) -> list[CollectionRef]:
         names = sorted(set(collections))
         if not names:
