@@ -166,3 +166,18 @@ def test_rules_validate() -> None:
 )
 def test_pii_scanner(text: str, kinds: list[str]) -> None:
     assert [m.kind for m in pii_scan.scan(text)] == kinds
+
+
+def test_the_newest_version_is_the_original_of_duplicates() -> None:
+    old = datetime(2024, 3, 1, tzinfo=UTC)
+    new = datetime(2026, 9, 1, tzinfo=UTC)
+    text = BODY + " Parental leave is sixteen weeks at full pay for birth parents."
+    changed = text.replace("sixteen", "fourteen")
+    report = assess(
+        "internal",
+        [facts("a-old-copy.md", changed, modified_at=old), facts("b-current.md", text, modified_at=new),
+         facts("c-exact.md", text, modified_at=old)],
+        QualityRules(near_duplicate_threshold=0.5, quarantine=["exact_duplicate", "near_duplicate"]),
+    )
+    # the older documents are the copies, whatever their ids say
+    assert report.quarantined == ["a-old-copy.md", "c-exact.md"]

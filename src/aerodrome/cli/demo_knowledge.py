@@ -8,7 +8,9 @@ of the leave policy and an empty draft.
 
 from __future__ import annotations
 
+import os
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 DATA = Path(__file__).parent / "demo_data"
@@ -78,6 +80,8 @@ def write_knowledge(root: Path) -> Path:
         shutil.copytree(DATA, target)
         _docx(target / "hr" / "code-of-conduct.docx")
         (target / "it" / "security-guidelines.pdf").write_bytes(_pdf(SECURITY_PDF_LINES))
+        outdated = datetime(2024, 3, 1, tzinfo=UTC).timestamp()  # the superseded copy is old, and looks it
+        os.utime(target / "hr" / "leave-policy-2024.md", (outdated, outdated))
     return target
 
 
@@ -91,7 +95,8 @@ collections:
     data_class: internal
     readers: {departments: [hr, platform], roles: [auditor]}
     sources: [{kind: folder, path: knowledge/hr}]
-    quality: {freshness_days: 730}
+    quality: {freshness_days: 730, near_duplicate_threshold: 0.8,
+              quarantine: [unparseable, empty, exact_duplicate, near_duplicate]}
   - name: it-help
     description: IT help centre articles
     data_class: internal

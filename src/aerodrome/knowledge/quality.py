@@ -222,20 +222,31 @@ def shingles(text: str) -> list[bytes]:
     )
 
 
+def _original_first(facts: DocumentFacts) -> tuple[float, str]:
+    """Order in which duplicates pick their original: the newest version first, then the smallest id."""
+    modified = facts.modified_at
+    if modified is None:
+        return (float("inf"), facts.document_id)
+    aware = modified if modified.tzinfo else modified.replace(tzinfo=UTC)
+    return (-aware.timestamp(), facts.document_id)
+
+
 def _near_duplicates(docs: Sequence[DocumentFacts], threshold: float) -> dict[str, tuple[str, float]]:
     """document_id → (the original it nearly duplicates, estimated Jaccard), originals left out."""
     lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
     template = MinHash(num_perm=NUM_PERM, seed=1, hashfunc=zlib.crc32)  # permutations computed once
     hashes: dict[str, LeanMinHash] = {}
-    originals: dict[str, str] = {}  # union-find parent, toward the smallest id
+    originals: dict[str, str] = {}  # union-find parent, toward the preferred original
     similarity: dict[str, float] = {}
+    ordered = sorted(docs, key=_original_first)
+    rank = {f.document_id: i for i, f in enumerate(ordered)}
 
     def root(doc_id: str) -> str:
         while originals[doc_id] != doc_id:
             doc_id = originals[doc_id]
         return doc_id
 
-    for facts in sorted(docs, key=lambda f: f.document_id):
+    for facts in ordered:
         grams = shingles(facts.text or "")
         if not grams:
             continue
@@ -250,7 +261,8 @@ def _near_duplicates(docs: Sequence[DocumentFacts], threshold: float) -> dict[st
             if estimate >= threshold:
                 a, b = root(other), root(facts.document_id)
                 if a != b:
-                    originals[max(a, b)] = min(a, b)
+                    keep, other_root = (a, b) if rank[a] < rank[b] else (b, a)
+                    originals[other_root] = keep
                 similarity[facts.document_id] = max(similarity.get(facts.document_id, 0.0), estimate)
         lsh.insert(facts.document_id, lean)
         hashes[facts.document_id] = lean
@@ -305,7 +317,7 @@ def assess(
                 collect.flag(facts, "pii_in_public", f"{detail} in a {data_class} collection")
     by_hash: dict[str, DocumentFacts] = {}
     unique: list[DocumentFacts] = []
-    for facts in sorted((f for f in readable if (f.text or "").strip()), key=lambda f: f.document_id):
+    for facts in sorted((f for f in readable if (f.text or "").strip()), key=_original_first):
         digest = _text_hash(facts.text or "")
         original = by_hash.setdefault(digest, facts)
         if original is facts:
