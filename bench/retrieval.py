@@ -309,7 +309,8 @@ def main() -> int:
             report["backends"][label] = result
     print_table(report)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"retrieval-{report['date']}.json"
+    suffix = "" if args.backend == "all" else f"-{args.backend}"
+    out = RESULTS / f"retrieval-{report['date']}{suffix}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written {out.relative_to(ROOT)}")
     return 0
