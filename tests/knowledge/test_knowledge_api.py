@@ -161,3 +161,25 @@ def test_collection_management_permissions(kgw: Gateway) -> None:
         assert c.delete("/api/collections/finance-docs").status_code == 200
     with kgw.client(kgw.make_key("hr", role="user")) as c:
         assert c.post("/api/collections", json=spec).status_code == 403
+
+
+def test_changing_the_embedding_re_embeds(kgw: Gateway, tmp_path: Path, upstream: UpstreamServer) -> None:
+    spec = {"name": "it-copy", "readers": {"departments": ["*"]},
+            "sources": [{"kind": "folder", "path": str(tmp_path / "it")}], "embedding": "embed-small"}
+    with kgw.client(kgw.admin_key) as c:
+        assert c.post("/api/collections", json=spec).status_code == 201
+    first = _sync(kgw, "it-copy")
+    assert first["added"] == 2
+    # same documents, another embeddings alias: every document is embedded again, with the new model
+    with kgw.client(kgw.admin_key) as c:
+        put = c.put("/api/catalog/deployments/mock-embed-b", json={
+            "provider": "mock", "model": "embed-mock-b", "kind": "embeddings"})
+        assert put.status_code == 200, put.text
+        assert c.put("/api/catalog/aliases/embed-b", json={"deployments": ["mock-embed-b"]}).status_code == 200
+        assert c.post("/api/collections", json={**spec, "embedding": "embed-b"}).status_code == 201
+    second = _sync(kgw, "it-copy")
+    assert second["updated"] == 2 and second["unchanged"] == 0 and second["chunks_embedded"] >= 2
+    sent = [r["body"]["model"] for r in upstream.requests("/v1/embeddings")]
+    assert sent[-1] == "embed-mock-b"
+    with kgw.client(kgw.admin_key) as c:
+        assert c.get("/api/collections/it-copy").json()["embedding_model"] == "openai:embed-mock-b"

@@ -88,19 +88,22 @@ class KnowledgeService:
         self._catalog = catalog
         self.index = open_index(config, database_url or config.resolved_database_url())
         self._local: LocalEmbedding | None = None
-        self._embedders: dict[str, Embedder] = {}
+        self._embedders: dict[tuple[str, int], Embedder] = {}
         self._lock = threading.Lock()
 
     def embedder(self, spec: CollectionConfig) -> Embedder:
+        """The collection's embedder; a catalog alias is looked up again whenever the catalog changes."""
+        catalog = self._catalog()
+        key = (spec.embedding, 0 if spec.embedding == "local" else id(catalog))
         with self._lock:
-            found = self._embedders.get(spec.embedding)
+            found = self._embedders.get(key)
             if found is None:
                 if spec.embedding == "local" and self._local is None:
                     self._local = LocalEmbedding()
-                found = make_embedder(
-                    spec.embedding, self._catalog(), local=self._local, base_dir=self.config.base_dir
-                )
-                self._embedders[spec.embedding] = found
+                if spec.embedding != "local":  # drop what was built on an older catalog
+                    self._embedders = {k: v for k, v in self._embedders.items() if k[0] != spec.embedding}
+                found = make_embedder(spec.embedding, catalog, local=self._local, base_dir=self.config.base_dir)
+                self._embedders[key] = found
             return found
 
     def sync(self, name: str, progress: Progress | None = None) -> dict[str, Any]:
