@@ -211,6 +211,10 @@ class ServerConfig(_Model):
     )
     run_batch_size: int = Field(default=500, ge=1, description="largest batch of run records per write")
     default_key_limits: Limits = Field(default=Limits(), description="RPM / TPM for keys that set none")
+    access_log: bool = Field(
+        default=False,
+        description="log one JSON line per gateway call (run id, request id, principal, alias, status, latency)",
+    )
 
 
 class ReadersConfig(_Model):

@@ -25,7 +25,6 @@ class Settings(BaseSettings):
     workers: int = 1
     log_level: str = "info"
     log_json: bool = True
-    access_log: bool = False
 
 
 def read_secret_env(name: str) -> str | None:

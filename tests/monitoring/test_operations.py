@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.gateway.helpers import chat_body
-from tests.harness import Gateway
+from tests.harness import Gateway, base_config, run_gateway
 from tests.upstream.fixtures import UpstreamServer
 
 URL = "/v1/chat/completions"
@@ -70,3 +74,20 @@ def test_healthz_and_readyz(gateway: Gateway) -> None:
             assert r.status_code == 503 and r.json()["status"] == "unavailable"
         finally:
             rt.ready = True
+
+
+def test_access_log_has_one_structured_line_per_call(
+    upstream: UpstreamServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = base_config(upstream.url, db_url=f"sqlite:///{tmp_path}/al.db")
+    cfg["server"]["access_log"] = True
+    with run_gateway(cfg, tmp_path) as gw, caplog.at_level(logging.INFO, logger="aerodrome.gateway"):
+        with gw.client(gw.make_key("hr")) as c:
+            r = c.post("/v1/chat/completions", headers={"x-request-id": "req-42"},
+                       json={"model": "chat-small", "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 200
+        lines = [rec for rec in caplog.records if rec.getMessage() == "gateway call"]
+    assert len(lines) == 1
+    assert lines[0].request_id == "req-42"  # type: ignore[attr-defined]
+    assert lines[0].run_id == r.headers["x-aerodrome-run-id"]  # type: ignore[attr-defined]
+    assert lines[0].alias == "chat-small" and lines[0].status == "ok"  # type: ignore[attr-defined]
