@@ -10,6 +10,7 @@ from rich.table import Table
 
 from aerodrome.catalog.store import build_catalog
 from aerodrome.cli.workspace import ConfigOption, load, opened
+from aerodrome.config import DeploymentConfig
 
 app = typer.Typer(help="The model catalog: aliases, deployments, status, prices.", no_args_is_help=True)
 out = Console()
@@ -37,30 +38,22 @@ def list_models(config: Path | None = ConfigOption) -> None:
     listed = set()
     for alias in catalog.aliases.values():
         for name in alias.deployments:
-            d = catalog.deployments[name]
             listed.add(name)
-            table.add_row(
-                alias.name,
-                d.name,
-                d.provider,
-                d.model,
-                d.status,
-                d.hosting,
-                d.max_data_class,
-                f"{d.prices.input_per_mtok:g}",
-                f"{d.prices.output_per_mtok:g}",
-            )
+            table.add_row(alias.name, *_row(catalog.deployments[name]))
     for d in catalog.deployments.values():
         if d.name not in listed:
-            table.add_row(
-                "-",
-                d.name,
-                d.provider,
-                d.model,
-                d.status,
-                d.hosting,
-                d.max_data_class,
-                f"{d.prices.input_per_mtok:g}",
-                f"{d.prices.output_per_mtok:g}",
-            )
+            table.add_row("-", *_row(d))
     out.print(table)
+
+
+def _row(d: DeploymentConfig) -> list[str]:
+    return [
+        d.name,
+        d.provider,
+        d.model,
+        d.status,
+        d.hosting,
+        d.max_data_class,
+        f"{d.prices.input_per_mtok:g}",
+        f"{d.prices.output_per_mtok:g}",
+    ]

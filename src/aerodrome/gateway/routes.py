@@ -108,6 +108,36 @@ async def _start(request: Request, rt: Runtime, ctx: RunContext) -> dict[str, An
     return parse_json_object(raw)
 
 
+async def _call(request: Request, endpoint: str) -> Response:
+    """One gateway call, from the body to the answer; every outcome gets exactly one run record."""
+    rt: Runtime = request.app.state.runtime
+    gw = rt.gateway
+    ctx = _context(request, endpoint)
+    try:
+        body = await _start(request, rt, ctx)
+        assert ctx.principal is not None
+        if endpoint == "chat":
+            validate_chat(body)
+            gw.admit(ctx, ctx.principal, body, kind="chat")
+            if body.get("stream"):
+                opened = await gw.open_stream(ctx, body)
+                return SSEResponse(gw, ctx, opened, ctx.headers())
+            result = await gw.chat(ctx, body)
+        else:
+            validate_embeddings(body)
+            gw.admit(ctx, ctx.principal, body, kind="embeddings")
+            result = await gw.embeddings(ctx, body)
+    except asyncio.CancelledError:  # the server is stopping under us: still one record, reservation freed
+        gw.finish(ctx, status="client_disconnected", http_status=499)
+        raise
+    except Exception as exc:  # boundary: every request gets its run record and an OpenAI-shaped answer
+        return _refused(gw, ctx, exc)
+    gw.finish(
+        ctx, status="ok", http_status=200, response=result, output_text="" if endpoint != "chat" else None
+    )
+    return _json(result, ctx.headers())
+
+
 @router.post(
     "/v1/chat/completions",
     openapi_extra=_CHAT_DOC,
@@ -115,25 +145,7 @@ async def _start(request: Request, rt: Runtime, ctx: RunContext) -> dict[str, An
     response_model=None,
 )
 async def chat_completions(request: Request) -> Response:
-    rt: Runtime = request.app.state.runtime
-    gw = rt.gateway
-    ctx = _context(request, "chat")
-    try:
-        body = await _start(request, rt, ctx)
-        validate_chat(body)
-        assert ctx.principal is not None
-        gw.admit(ctx, ctx.principal, body, kind="chat")
-        if body.get("stream"):
-            opened = await gw.open_stream(ctx, body)
-            return SSEResponse(gw, ctx, opened, ctx.headers())
-        result = await gw.chat(ctx, body)
-    except asyncio.CancelledError:  # the server is stopping under us: still one record, reservation freed
-        gw.finish(ctx, status="client_disconnected", http_status=499)
-        raise
-    except Exception as exc:  # boundary: every request gets its run record and an OpenAI-shaped answer
-        return _refused(gw, ctx, exc)
-    gw.finish(ctx, status="ok", http_status=200, response=result)
-    return _json(result, ctx.headers())
+    return await _call(request, "chat")
 
 
 @router.post(
@@ -143,22 +155,7 @@ async def chat_completions(request: Request) -> Response:
     response_model=None,
 )
 async def embeddings(request: Request) -> Response:
-    rt: Runtime = request.app.state.runtime
-    gw = rt.gateway
-    ctx = _context(request, "embeddings")
-    try:
-        body = await _start(request, rt, ctx)
-        validate_embeddings(body)
-        assert ctx.principal is not None
-        gw.admit(ctx, ctx.principal, body, kind="embeddings")
-        result = await gw.embeddings(ctx, body)
-    except asyncio.CancelledError:  # the server is stopping under us: still one record, reservation freed
-        gw.finish(ctx, status="client_disconnected", http_status=499)
-        raise
-    except Exception as exc:  # boundary: every request gets its run record and an OpenAI-shaped answer
-        return _refused(gw, ctx, exc)
-    gw.finish(ctx, status="ok", http_status=200, response=result, output_text="")
-    return _json(result, ctx.headers())
+    return await _call(request, "embeddings")
 
 
 @router.get("/v1/models", summary="List the models your key may use (OpenAI-compatible)")
