@@ -114,7 +114,9 @@ def test_resync_is_incremental(kgw: Gateway, tmp_path: Path, upstream: UpstreamS
     again = _sync(kgw, "it-help")
     assert again["unchanged"] == 2 and again["added"] == 0 and again["chunks_embedded"] == 0
     assert len(upstream.requests("/v1/embeddings")) == embedded, "unchanged documents must not be re-embedded"
-    (tmp_path / "it" / "printer.md").write_text("# Printers\n\nPrinters now release jobs with the mobile app.\n")
+    (tmp_path / "it" / "printer.md").write_text(
+        "# Printers\n\nPrinters now release jobs with the mobile app.\n"
+    )
     (tmp_path / "it" / "vpn.md").unlink()
     changed = _sync(kgw, "it-help")
     assert changed["updated"] == 1 and changed["removed"] == 1 and changed["unchanged"] == 0
@@ -164,18 +166,26 @@ def test_collection_management_permissions(kgw: Gateway) -> None:
 
 
 def test_changing_the_embedding_re_embeds(kgw: Gateway, tmp_path: Path, upstream: UpstreamServer) -> None:
-    spec = {"name": "it-copy", "readers": {"departments": ["*"]},
-            "sources": [{"kind": "folder", "path": str(tmp_path / "it")}], "embedding": "embed-small"}
+    spec = {
+        "name": "it-copy",
+        "readers": {"departments": ["*"]},
+        "sources": [{"kind": "folder", "path": str(tmp_path / "it")}],
+        "embedding": "embed-small",
+    }
     with kgw.client(kgw.admin_key) as c:
         assert c.post("/api/collections", json=spec).status_code == 201
     first = _sync(kgw, "it-copy")
     assert first["added"] == 2
     # same documents, another embeddings alias: every document is embedded again, with the new model
     with kgw.client(kgw.admin_key) as c:
-        put = c.put("/api/catalog/deployments/mock-embed-b", json={
-            "provider": "mock", "model": "embed-mock-b", "kind": "embeddings"})
+        put = c.put(
+            "/api/catalog/deployments/mock-embed-b",
+            json={"provider": "mock", "model": "embed-mock-b", "kind": "embeddings"},
+        )
         assert put.status_code == 200, put.text
-        assert c.put("/api/catalog/aliases/embed-b", json={"deployments": ["mock-embed-b"]}).status_code == 200
+        assert (
+            c.put("/api/catalog/aliases/embed-b", json={"deployments": ["mock-embed-b"]}).status_code == 200
+        )
         assert c.post("/api/collections", json={**spec, "embedding": "embed-b"}).status_code == 201
     second = _sync(kgw, "it-copy")
     assert second["updated"] == 2 and second["unchanged"] == 0 and second["chunks_embedded"] >= 2

@@ -35,10 +35,16 @@ def _blank_pdf(path: Path, *, password: str | None = None) -> None:
 def workspace(tmp_path: Path, upstream: UpstreamServer) -> Path:
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "leave.md").write_text("# Leave\n\nBirth parents receive 16 weeks of parental leave at full pay.\n")
-    (docs / "vpn.txt").write_text("Install the VPN client from the Software Centre and sign in with your email.\n")
+    (docs / "leave.md").write_text(
+        "# Leave\n\nBirth parents receive 16 weeks of parental leave at full pay.\n"
+    )
+    (docs / "vpn.txt").write_text(
+        "Install the VPN client from the Software Centre and sign in with your email.\n"
+    )
     (docs / "binary.txt").write_bytes(bytes(range(256)) * 8)
-    (docs / "latin1.txt").write_bytes("Caf\xe9 opening hours are 8 to 17 on weekdays, closed on weekends.".encode("latin-1"))
+    (docs / "latin1.txt").write_bytes(
+        "Caf\xe9 opening hours are 8 to 17 on weekdays, closed on weekends.".encode("latin-1")
+    )
     _blank_pdf(docs / "encrypted.pdf", password="secret")
     (docs / "corrupt.pdf").write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog")
     (docs / "rows.jsonl").write_text(
@@ -53,8 +59,19 @@ def workspace(tmp_path: Path, upstream: UpstreamServer) -> Path:
 def test_add_ingest_quality_search_remove(workspace: Path) -> None:
     cfg = str(workspace)
     docs = str(workspace.parent / "docs")
-    r = cli("collections", "add", "kb", "--source", docs, "--readers", "hr", "--embedding", "embed-small",
-            "--config", cfg)
+    r = cli(
+        "collections",
+        "add",
+        "kb",
+        "--source",
+        docs,
+        "--readers",
+        "hr",
+        "--embedding",
+        "embed-small",
+        "--config",
+        cfg,
+    )
     assert r.exit_code == 0, r.output
     r = cli("ingest", "kb", "--config", cfg)
     assert r.exit_code == 0, r.output
@@ -67,8 +84,12 @@ def test_add_ingest_quality_search_remove(workspace: Path) -> None:
     assert r.exit_code == 0, r.output
     results = json.loads(r.stdout)["results"]
     assert results[0]["document_id"] == "leave.md"
-    ids = {x["document_id"] for x in json.loads(cli("search", "kb", "expense claims", "--json", "-k", "10",
-                                                     "--config", cfg).stdout)["results"]}
+    ids = {
+        x["document_id"]
+        for x in json.loads(
+            cli("search", "kb", "expense claims", "--json", "-k", "10", "--config", cfg).stdout
+        )["results"]
+    }
     assert "r1" in ids and "binary.txt" not in ids
 
     r = cli("quality", "kb", "--json", "--config", cfg)

@@ -175,8 +175,11 @@ def test_the_newest_version_is_the_original_of_duplicates() -> None:
     changed = text.replace("sixteen", "fourteen")
     report = assess(
         "internal",
-        [facts("a-old-copy.md", changed, modified_at=old), facts("b-current.md", text, modified_at=new),
-         facts("c-exact.md", text, modified_at=old)],
+        [
+            facts("a-old-copy.md", changed, modified_at=old),
+            facts("b-current.md", text, modified_at=new),
+            facts("c-exact.md", text, modified_at=old),
+        ],
         QualityRules(near_duplicate_threshold=0.5, quarantine=["exact_duplicate", "near_duplicate"]),
     )
     # the older documents are the copies, whatever their ids say

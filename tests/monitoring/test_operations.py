@@ -83,8 +83,11 @@ def test_access_log_has_one_structured_line_per_call(
     cfg["server"]["access_log"] = True
     with run_gateway(cfg, tmp_path) as gw, caplog.at_level(logging.INFO, logger="aerodrome.gateway"):
         with gw.client(gw.make_key("hr")) as c:
-            r = c.post("/v1/chat/completions", headers={"x-request-id": "req-42"},
-                       json={"model": "chat-small", "messages": [{"role": "user", "content": "hi"}]})
+            r = c.post(
+                "/v1/chat/completions",
+                headers={"x-request-id": "req-42"},
+                json={"model": "chat-small", "messages": [{"role": "user", "content": "hi"}]},
+            )
         assert r.status_code == 200
         lines = [rec for rec in caplog.records if rec.getMessage() == "gateway call"]
     assert len(lines) == 1

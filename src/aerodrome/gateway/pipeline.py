@@ -258,10 +258,20 @@ class Gateway:
         if self._server.access_log:
             log.info(
                 "gateway call",
-                extra={"run_id": ctx.run_id, "request_id": ctx.request_id, "principal": record["principal"],
-                       "department": department, "alias": record["alias"], "deployment": record["deployment"],
-                       "status": status, "http_status": http_status, "latency_ms": record["latency_ms"],
-                       "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "code": code},
+                extra={
+                    "run_id": ctx.run_id,
+                    "request_id": ctx.request_id,
+                    "principal": record["principal"],
+                    "department": department,
+                    "alias": record["alias"],
+                    "deployment": record["deployment"],
+                    "status": status,
+                    "http_status": http_status,
+                    "latency_ms": record["latency_ms"],
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "code": code,
+                },
             )
         if error is not None and status == "error":
             log.warning(

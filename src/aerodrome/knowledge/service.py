@@ -102,7 +102,9 @@ class KnowledgeService:
                     self._local = LocalEmbedding()
                 if spec.embedding != "local":  # drop what was built on an older catalog
                     self._embedders = {k: v for k, v in self._embedders.items() if k[0] != spec.embedding}
-                found = make_embedder(spec.embedding, catalog, local=self._local, base_dir=self.config.base_dir)
+                found = make_embedder(
+                    spec.embedding, catalog, local=self._local, base_dir=self.config.base_dir
+                )
                 self._embedders[key] = found
             return found
 
