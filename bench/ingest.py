@@ -50,7 +50,9 @@ def main() -> int:
             with SCIFACT.open(encoding="utf-8") as fh:
                 source.write_text("".join(line for _, line in zip(range(args.limit), fh, strict=False)))
         else:
-            shutil.copyfile(SCIFACT, source)  # a copy: the folder connector refuses links that leave the folder
+            shutil.copyfile(
+                SCIFACT, source
+            )  # a copy: the folder connector refuses links that leave the folder
         cfg_path = Path(tmp) / "aerodrome.yaml"
         cfg_path.write_text(
             "database: {url: sqlite:///bench.db}\n"
