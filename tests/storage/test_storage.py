@@ -203,7 +203,7 @@ def _some_events(engine: Engine) -> None:
 
 def test_audit_trail_chains(migrated: Engine) -> None:
     _some_events(migrated)
-    events = list(reversed(trail.list_events(migrated)))
+    events = list(reversed(trail.list_events(migrated)["data"]))
     assert [e["action"] for e in events] == ["department.create"] * 4
     assert events[0]["prev_hash"] == trail.GENESIS
     for before, after in itertools.pairwise(events):
@@ -214,7 +214,7 @@ def test_audit_trail_chains(migrated: Engine) -> None:
 
 def test_audit_trail_detects_a_tampered_event(migrated: Engine) -> None:
     _some_events(migrated)
-    seqs = [e["seq"] for e in reversed(trail.list_events(migrated))]
+    seqs = [e["seq"] for e in reversed(trail.list_events(migrated)["data"])]
     with migrated.begin() as conn:
         conn.execute(
             text("UPDATE audit_events SET details = :d WHERE seq = :s"),
@@ -227,7 +227,7 @@ def test_audit_trail_detects_a_tampered_event(migrated: Engine) -> None:
 
 def test_audit_trail_detects_a_deleted_event(migrated: Engine) -> None:
     _some_events(migrated)
-    seqs = [e["seq"] for e in reversed(trail.list_events(migrated))]
+    seqs = [e["seq"] for e in reversed(trail.list_events(migrated)["data"])]
     with migrated.begin() as conn:
         conn.execute(text("DELETE FROM audit_events WHERE seq = :s"), {"s": seqs[1]})
     result = trail.verify(migrated)

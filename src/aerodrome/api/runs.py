@@ -64,23 +64,40 @@ async def get_run(
     return run
 
 
-@router.get("/audit", summary="Audit events, newest first")
+@router.get("/audit", summary="Audit events, newest first, with filters")
 async def audit_events(
+    actor: str | None = None,
+    action: str | None = Query(default=None, description='exact, or a prefix ending in "." such as "key."'),
+    object_type: str | None = None,
+    object_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0),
     p: Principal = Depends(principal),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     perm.require(p, "audit.read")
-    data = await run_in_threadpool(trail.list_events, rt.engine, limit=limit, offset=offset)
-    return {"object": "list", "data": data}
+    flt = trail.AuditFilter(
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
+    return await run_in_threadpool(trail.list_events, rt.engine, flt)
 
 
 @router.get("/audit/verify", summary="Check the hash chain of the audit trail")
 async def audit_verify(p: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
     perm.require(p, "audit.read")
     result = await run_in_threadpool(trail.verify, rt.engine)
+    newest = await run_in_threadpool(trail.head, rt.engine)
     return {
+        "head": newest,
         "ok": result.ok,
         "events": result.events,
         "first_bad_seq": result.first_bad_seq,

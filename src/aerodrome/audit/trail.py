@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from aerodrome.storage.tables import audit_events
 
@@ -84,9 +84,49 @@ def verify(engine: Engine) -> Verification:
     return Verification(True, count)
 
 
-def list_events(engine: Engine, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+def head(engine: Engine) -> str | None:
+    """The hash of the newest event (an anchor to keep elsewhere)."""
     with engine.connect() as conn:
+        return conn.execute(select(audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)).scalar()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    actor: str | None = None
+    action: str | None = None  # exact, or a prefix ending in "." (e.g. "key.")
+    object_type: str | None = None
+    object_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def list_events(engine: Engine, flt: AuditFilter | None = None) -> dict[str, Any]:
+    flt = flt or AuditFilter()
+    conds = []
+    if flt.actor:
+        conds.append(audit_events.c.actor == flt.actor)
+    if flt.action:
+        if flt.action.endswith("."):
+            conds.append(audit_events.c.action.startswith(flt.action, autoescape=True))
+        else:
+            conds.append(audit_events.c.action == flt.action)
+    if flt.object_type:
+        conds.append(audit_events.c.object_type == flt.object_type)
+    if flt.object_id:
+        conds.append(audit_events.c.object_id == flt.object_id)
+    if flt.since:
+        conds.append(audit_events.c.at >= flt.since)
+    if flt.until:
+        conds.append(audit_events.c.at < flt.until)
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(audit_events).where(*conds)).scalar_one()
         rows = conn.execute(
-            select(audit_events).order_by(audit_events.c.seq.desc()).limit(limit).offset(offset)
+            select(audit_events)
+            .where(*conds)
+            .order_by(audit_events.c.seq.desc())
+            .limit(flt.limit)
+            .offset(flt.offset)
         ).mappings()
-        return [dict(r) for r in rows]
+        return {"object": "list", "total": total, "data": [dict(r) for r in rows]}

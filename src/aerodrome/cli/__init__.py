@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aerodrome.cli import db, demo, keys, knowledge, models, serve
+from aerodrome.cli import audit, db, demo, keys, knowledge, models, serve
 
 app = typer.Typer(
     name="aerodrome",
@@ -20,6 +20,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(models.app, name="models")
 app.add_typer(knowledge.app, name="collections")
+app.add_typer(audit.app, name="audit")
 app.command("ingest")(knowledge.ingest)
 app.command("quality")(knowledge.quality)
 app.command("search")(knowledge.search)

@@ -1,0 +1,1 @@
+"""Guardrails: PII, prompt injection, output validation, classification policy."""
