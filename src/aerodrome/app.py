@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aerodrome import __version__
 from aerodrome.config import PlatformConfig, load_config
-from aerodrome.errors import AerodromeError, BadRequest, NotFound
+from aerodrome.errors import AerodromeError, BadRequest, NotFound, PayloadTooLarge
 from aerodrome.runtime import Runtime, open_database
 from aerodrome.settings import Settings
 
@@ -46,6 +46,58 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes on the management API (413), declared or streamed.
+
+    The gateway routes read their bodies themselves with the same limit (and record a run), so
+    they are left alone here.
+    """
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in GATEWAY_PATHS:
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _error_response(PayloadTooLarge(self._message(int(value))))(scope, receive, send)
+                return
+        # Management bodies are small: read the whole body first, refuse it past the limit, replay it.
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self.limit:
+                await _error_response(PayloadTooLarge(self._message(seen)))(scope, receive, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _message(self, size: int) -> str:
+        return f"the request body is {size}+ bytes; the limit is {self.limit} bytes"
+
+
+GATEWAY_PATHS = frozenset({"/v1/chat/completions", "/v1/embeddings"})
 
 
 def _error_response(exc: AerodromeError) -> Response:
@@ -120,6 +172,7 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
     app.include_router(runs.router)
     app.include_router(knowledge.router)
     app.include_router(monitoring_routes.router)
+    app.add_middleware(BodyLimit, limit=config.server.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -277,3 +278,22 @@ def test_invalid_key_bodies(gateway: Gateway) -> None:
         _assert_error(c.post("/api/keys", json=["department", "hr"]), 400)
         before = len(c.get("/api/keys").json()["data"])
         assert before == 1  # none of the bad requests created a key
+
+
+def test_management_api_refuses_oversize_bodies(upstream: UpstreamServer, tmp_path: Path) -> None:
+    cfg = base_config(upstream.url, db_url=f"sqlite:///{tmp_path}/big.db")
+    cfg["server"]["max_body_bytes"] = 2048
+    with run_gateway(cfg, tmp_path) as gw, gw.client(gw.admin_key) as c:
+        big = {"department": "hr", "role": "user", "name": "x" * 5000}
+        r = c.post("/api/keys", json=big)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: the body is counted as it streams
+            yield b'{"department": "hr", "name": "'
+            for _ in range(10):
+                yield b"y" * 500
+            yield b'"}'
+
+        r = c.post("/api/keys", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        assert c.post("/api/keys", json={"department": "hr", "role": "user"}).status_code == 201
