@@ -162,7 +162,7 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
         log.exception("unhandled error", extra={"path": request.url.path})
         return _error_response(AerodromeError("internal error; the platform team can find it in the logs"))
 
-    from aerodrome.api import catalog, identity, knowledge, runs
+    from aerodrome.api import catalog, guardrails, identity, knowledge, runs
     from aerodrome.gateway import routes as gateway_routes
     from aerodrome.monitoring import routes as monitoring_routes
 
@@ -171,6 +171,7 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
     app.include_router(catalog.router)
     app.include_router(runs.router)
     app.include_router(knowledge.router)
+    app.include_router(guardrails.router)
     app.include_router(monitoring_routes.router)
     app.add_middleware(BodyLimit, limit=config.server.max_body_bytes)
     app.add_middleware(SecurityHeaders)

@@ -10,6 +10,9 @@ from Python entry points of the groups below.
 | connectors      | ``aerodrome.connectors``    | a class with ``config_type`` (pydantic) and ``documents()``, see
                                                   :mod:`aerodrome.knowledge.connectors.base`; registry:
                                                   ``aerodrome.knowledge.connectors.connector_registry()`` |
+| guardrails      | ``aerodrome.guardrails``    | ``factory(config: Mapping) -> Guardrail`` (see
+                                                  :mod:`aerodrome.guardrails.base`); registry:
+                                                  ``aerodrome.guardrails.registry.guardrail_registry()`` |
 | parsers         | ``aerodrome.parsers``       | ``parse(SourceDocument) -> ParsedDocument`` keyed by media type;
                                                   registry: ``aerodrome.knowledge.parsers.parser_registry()`` |
 
@@ -32,6 +35,7 @@ T = TypeVar("T")
 PROVIDERS_GROUP = "aerodrome.providers"
 CONNECTORS_GROUP = "aerodrome.connectors"
 PARSERS_GROUP = "aerodrome.parsers"
+GUARDRAILS_GROUP = "aerodrome.guardrails"
 
 
 class Registry(Generic[T]):

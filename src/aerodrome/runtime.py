@@ -36,6 +36,7 @@ from aerodrome.storage.migrate import ensure_current
 from aerodrome.storage.tables import api_keys
 
 if TYPE_CHECKING:
+    from aerodrome.guardrails.service import Guardrails
     from aerodrome.knowledge.service import KnowledgeService
 
 log = logging.getLogger("aerodrome")
@@ -89,6 +90,7 @@ class Runtime:
         from aerodrome.jobs.runner import JobRunner
 
         self._knowledge: KnowledgeService | None = None
+        self._guardrails: Guardrails | None = None
         self.jobs = JobRunner(engine)
         self._http: aiohttp.ClientSession | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -151,6 +153,15 @@ class Runtime:
     def set_departments(self, departments: dict[str, DepartmentConfig]) -> None:
         self.departments = departments
         self.policies = {d.id: d.content_logging for d in departments.values()}
+
+    @property
+    def guardrails(self) -> Guardrails:
+        """Guardrail checks with their default settings, built on first use."""
+        if self._guardrails is None:
+            from aerodrome.guardrails.service import Guardrails
+
+            self._guardrails = Guardrails()
+        return self._guardrails
 
     @property
     def knowledge(self) -> KnowledgeService:

@@ -1,0 +1,50 @@
+"""Guardrail instances with their default configuration, built once and shared (thread-safe)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from aerodrome.errors import BadRequest, ConfigError
+from aerodrome.guardrails.base import CheckResult, Guardrail
+from aerodrome.guardrails.registry import guardrail_registry
+
+INPUT_CHECKS = ("pii", "prompt_injection")
+
+
+class Guardrails:
+    def __init__(self) -> None:
+        self._registry = guardrail_registry()
+        self._defaults: dict[str, Guardrail] = {}
+        self._lock = threading.Lock()
+
+    def default(self, name: str) -> Guardrail:
+        with self._lock:
+            found = self._defaults.get(name)
+            if found is None:
+                try:
+                    factory = self._registry.get(name)
+                except ConfigError:  # an unknown name is the caller's error here
+                    raise BadRequest(
+                        f"unknown check {name!r}; checks are {self._registry.names()}", param="checks"
+                    ) from None
+                found = self._defaults[name] = factory({})
+            return found
+
+    def check(self, text: str, checks: list[str]) -> dict[str, Any]:
+        """Run the named checks with their default settings; findings without the matched values."""
+        started = time.perf_counter()
+        results: list[CheckResult] = [self.default(name).check(text) for name in dict.fromkeys(checks)]
+        worst = "pass"
+        for r in results:
+            if r.verdict == "block" or (r.verdict == "flag" and worst == "pass"):
+                worst = r.verdict
+        out: dict[str, Any] = {"verdict": worst, "results": [r.to_dict() for r in results]}
+        for r in results:
+            if r.check == "pii":
+                out["pii"] = [f.to_dict() for f in r.findings]
+            elif r.check == "prompt_injection":
+                out["prompt_injection"] = {"score": round(r.score, 4), "verdict": r.verdict}
+        out["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        return out
