@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Request
@@ -19,6 +20,8 @@ from aerodrome.gateway.streaming import SSEResponse
 from aerodrome.runtime import Runtime
 
 router = APIRouter(tags=["gateway"])
+T = TypeVar("T")
+WATCH_AFTER_S = 0.05
 log = logging.getLogger("aerodrome.gateway")
 
 _CHAT_DOC = {
@@ -108,6 +111,55 @@ async def _start(request: Request, rt: Runtime, ctx: RunContext) -> dict[str, An
     return parse_json_object(raw)
 
 
+class _ClientGone(Exception):
+    """The client closed the connection while the upstream call was in flight."""
+
+
+async def _disconnected(receive: Any) -> None:
+    # The body has been read: the next message can only be the disconnect.
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
+    """Await the upstream work in this task, cancelling it at once if the client disconnects meanwhile.
+
+    The work stays in the handler's own task (aiohttp ties its read timeouts to the task that
+    opened the response, and a stream is read on by the same task afterwards); a watcher task
+    cancels this one when the disconnect arrives.
+    """
+    current = asyncio.current_task()
+    assert current is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        await _disconnected(request.receive)
+        gone = True
+        current.cancel()
+
+    # Most answers that come back within WATCH_AFTER_S never need a watcher: start it only then,
+    # which keeps the fast path free of an extra task per request.
+    watcher: asyncio.Task[None] | None = None
+
+    def start_watching() -> None:
+        nonlocal watcher
+        watcher = asyncio.ensure_future(watch())
+
+    timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, start_watching)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if gone:
+            current.uncancel()  # our own cancellation: turn it into a recorded disconnect
+            raise _ClientGone from None
+        raise
+    finally:
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
+
+
 async def _call(request: Request, endpoint: str) -> Response:
     """One gateway call, from the body to the answer; every outcome gets exactly one run record."""
     rt: Runtime = request.app.state.runtime
@@ -120,13 +172,16 @@ async def _call(request: Request, endpoint: str) -> Response:
             validate_chat(body)
             gw.admit(ctx, ctx.principal, body, kind="chat")
             if body.get("stream"):
-                opened = await gw.open_stream(ctx, body)
+                opened = await _unless_client_leaves(request, gw.open_stream(ctx, body))
                 return SSEResponse(gw, ctx, opened, ctx.headers())
-            result = await gw.chat(ctx, body)
+            result = await _unless_client_leaves(request, gw.chat(ctx, body))
         else:
             validate_embeddings(body)
             gw.admit(ctx, ctx.principal, body, kind="embeddings")
-            result = await gw.embeddings(ctx, body)
+            result = await _unless_client_leaves(request, gw.embeddings(ctx, body))
+    except _ClientGone:  # nobody to answer: record it, free the reservation
+        gw.finish(ctx, status="client_disconnected", http_status=499)
+        return Response(status_code=499)
     except asyncio.CancelledError:  # the server is stopping under us: still one record, reservation freed
         gw.finish(ctx, status="client_disconnected", http_status=499)
         raise
