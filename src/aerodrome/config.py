@@ -162,6 +162,10 @@ class AliasConfig(_Model):
     )
     description: str = ""
     budget: Budget | None = Field(default=None, description="USD budget for all use of this alias")
+    safe_alias: str | None = Field(
+        default=None,
+        description="where a request goes when its data class is above every deployment's ceiling here",
+    )
 
 
 class BreakerConfig(_Model):
@@ -294,6 +298,12 @@ class PlatformConfig(_Model):
             for name in alias.deployments:
                 if name not in deployments:
                     raise ValueError(f"alias {alias.name}: unknown deployment {name!r}")
+        alias_names = {a.name for a in self.aliases}
+        for alias in self.aliases:
+            if alias.safe_alias is not None and (
+                alias.safe_alias not in alias_names or alias.safe_alias == alias.name
+            ):
+                raise ValueError(f"alias {alias.name}: safe_alias {alias.safe_alias!r} is not another alias")
         return self
 
     def resolved_database_url(self) -> str:

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from aerodrome.api.deps import principal, runtime
-from aerodrome.config import Budget, DepartmentConfig, UserConfig
+from aerodrome.config import Budget, DataClass, DepartmentConfig, UserConfig
 from aerodrome.errors import Forbidden
 from aerodrome.identity import permissions as perm
 from aerodrome.identity import store
@@ -30,6 +30,10 @@ class KeyCreate(BaseModel):
     tpm: int | None = Field(default=None, ge=1)
     budget: Budget | None = None
     expires_at: datetime | None = None
+    data_class: DataClass | None = Field(
+        default=None,
+        description="declared class of everything sent with this key (routing respects ceilings)",
+    )
 
 
 @router.get("/departments")
@@ -100,6 +104,7 @@ async def create_key(
         tpm=body.tpm,
         budget=body.budget,
         expires_at=body.expires_at,
+        data_class=body.data_class,
     )
     plaintext, record = await run_in_threadpool(store.create_key, rt.engine, req, actor=p.name, creator=p)
     if body.budget is not None:

@@ -6,7 +6,7 @@ Built from the config file plus entries added through the API (stored in the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aerodrome.config import (
@@ -100,6 +100,10 @@ class Catalog:
             for name in alias.deployments:
                 if name not in self.deployments:
                     raise ConfigError(f"alias {alias.name}: unknown deployment {name!r}")
+            if alias.safe_alias is not None and (
+                alias.safe_alias not in self.aliases or alias.safe_alias == alias.name
+            ):
+                raise ConfigError(f"alias {alias.name}: safe_alias {alias.safe_alias!r} is not another alias")
 
     def _resolve_alias(self, name: str) -> ResolvedAlias:
         alias = self.aliases[name]
@@ -128,6 +132,30 @@ class Catalog:
                 f"the model {model!r} is blocked by the platform team", code="model_blocked", param="model"
             )
         return resolved
+
+    def within_ceiling(self, resolved: ResolvedAlias, data_class: str) -> tuple[ResolvedAlias, str | None]:
+        """The deployments that may receive ``data_class`` data: of the alias, else of its safe alias.
+
+        Returns the alias to route to and, when it is the safe alias, the name of the one rerouted from.
+        Refuses with 403 ``data_class_exceeds_model`` when neither has a permitted deployment.
+        """
+        rank = DATA_CLASS_ORDER[data_class]
+        permitted = tuple(d for d in resolved.deployments if DATA_CLASS_ORDER[d.max_data_class] >= rank)
+        if permitted:
+            return replace(resolved, deployments=permitted), None
+        safe = self._resolved.get(resolved.alias.safe_alias or "")
+        if safe is not None:
+            permitted = tuple(d for d in safe.deployments if DATA_CLASS_ORDER[d.max_data_class] >= rank)
+            if permitted:
+                return replace(safe, deployments=permitted), resolved.name
+        ceiling = max((d.max_data_class for d in resolved.deployments), key=DATA_CLASS_ORDER.__getitem__)
+        raise Forbidden(
+            f"this request carries {data_class} data but {resolved.name!r} may receive at most {ceiling} data"
+            + (f" (its safe alias {safe.name!r} neither)" if safe is not None else "")
+            + f"; use a model approved for {data_class} data",
+            code="data_class_exceeds_model",
+            param="model",
+        )
 
     def visible_aliases(self, principal: Principal) -> list[ResolvedAlias]:
         return [

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aerodrome.cli.workspace import ConfigOption, fail, load, opened
-from aerodrome.config import Budget
+from aerodrome.config import DATA_CLASS_ORDER, Budget
 from aerodrome.errors import AerodromeError
 from aerodrome.identity import store
 from aerodrome.identity.keys import PREFIX_LEN
@@ -29,10 +29,15 @@ def create(
     expires_in_days: float | None = typer.Option(None, "--expires-in-days", min=0.0001),
     rpm: int | None = typer.Option(None, "--rpm", min=1),
     tpm: int | None = typer.Option(None, "--tpm", min=1),
+    data_class: str | None = typer.Option(
+        None, "--data-class", help="declared class of everything sent with the key (public ... restricted)"
+    ),
     budget_usd: float | None = typer.Option(None, "--budget-usd", min=0.000001, help="monthly USD budget"),
     config: Path | None = ConfigOption,
 ) -> None:
     """Create a key. The key is printed once, alone on the last line."""
+    if data_class is not None and data_class not in DATA_CLASS_ORDER:
+        fail(f"--data-class must be one of {list(DATA_CLASS_ORDER)}")
     settings, cfg, _ = load(config)
     req = store.KeyRequest(
         department_id=department,
@@ -43,6 +48,7 @@ def create(
         rpm=rpm,
         tpm=tpm,
         budget=Budget(usd=budget_usd) if budget_usd else None,
+        data_class=data_class,
         expires_at=datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None,
     )
     with opened(settings, cfg) as engine:

@@ -13,7 +13,7 @@ from typing import Any
 
 from aerodrome.catalog.catalog import Catalog
 from aerodrome.catalog.pricing import cost_usd, worst_case_usd
-from aerodrome.config import DepartmentConfig, ServerConfig
+from aerodrome.config import DATA_CLASS_ORDER, DepartmentConfig, ServerConfig
 from aerodrome.errors import AerodromeError, BadRequest
 from aerodrome.gateway.request import estimate_prompt_tokens, estimate_text_tokens, requested_max_tokens
 from aerodrome.gateway.run_context import RunContext
@@ -25,6 +25,23 @@ from aerodrome.monitoring.run_log import RunWriter
 from aerodrome.routing.router import OpenStream, Router
 
 log = logging.getLogger("aerodrome.gateway")
+
+
+def highest_class(*classes: str | None) -> str | None:
+    """The highest data class named (public < internal < confidential < restricted); 400 on an unknown one."""
+    found = None
+    for cls in classes:
+        if cls is None:
+            continue
+        if cls not in DATA_CLASS_ORDER:
+            raise BadRequest(
+                f"unknown data class {cls!r}; classes are {list(DATA_CLASS_ORDER)}",
+                code="invalid_data_class",
+                param="x-aerodrome-data-class",
+            )
+        if found is None or DATA_CLASS_ORDER[cls] > DATA_CLASS_ORDER[found]:
+            found = cls
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +101,28 @@ class Gateway:
 
     # ----------------------------------------------------------------- admission
 
-    def admit(self, ctx: RunContext, principal: Principal, body: dict[str, Any], *, kind: str) -> None:
-        """Resolve the model and pass limits and budgets; raises 403/404/429."""
+    def admit(
+        self,
+        ctx: RunContext,
+        principal: Principal,
+        body: dict[str, Any],
+        *,
+        kind: str,
+        declared_class: str | None = None,
+    ) -> None:
+        """Resolve the model, respect data-class ceilings, pass limits and budgets; raises 400/403/404/429."""
         ctx.principal = principal
         ctx.model = body["model"]
         ctx.logging_policy = self._policies().get(principal.department_id, "metadata")
         ctx.request_body = body
-        resolved = self._catalog().resolve(body["model"], principal)
+        catalog = self._catalog()
+        resolved = catalog.resolve(body["model"], principal)
         ctx.resolved = resolved
+        data_class = highest_class(principal.data_class, declared_class)
+        if data_class is not None:
+            ctx.data_class = data_class
+            resolved, ctx.rerouted_from = catalog.within_ceiling(resolved, data_class)
+            ctx.resolved = resolved
         kinds = {d.kind for d in resolved.deployments}
         if kind not in kinds:
             raise BadRequest(
@@ -293,6 +324,10 @@ class Gateway:
             meta["upstream_errors"] = ctx.attempts.errors[-6:]
         if ctx.attempts.fallback:
             meta["fallback"] = True
+        if ctx.data_class is not None:
+            meta["data_class"] = ctx.data_class
+        if ctx.rerouted_from is not None:
+            meta["rerouted_from"] = ctx.rerouted_from
         if error is not None:
             meta["error"] = error.message[:500]
         if ctx.resolved is not None and ctx.resolved.warnings:

@@ -160,6 +160,11 @@ async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
             watcher.cancel()
 
 
+def _declared_class(request: Request) -> str | None:
+    value = request.headers.get("x-aerodrome-data-class")
+    return value.strip().lower() if value else None
+
+
 async def _call(request: Request, endpoint: str) -> Response:
     """One gateway call, from the body to the answer; every outcome gets exactly one run record."""
     rt: Runtime = request.app.state.runtime
@@ -170,14 +175,14 @@ async def _call(request: Request, endpoint: str) -> Response:
         assert ctx.principal is not None
         if endpoint == "chat":
             validate_chat(body)
-            gw.admit(ctx, ctx.principal, body, kind="chat")
+            gw.admit(ctx, ctx.principal, body, kind="chat", declared_class=_declared_class(request))
             if body.get("stream"):
                 opened = await _unless_client_leaves(request, gw.open_stream(ctx, body))
                 return SSEResponse(gw, ctx, opened, ctx.headers())
             result = await _unless_client_leaves(request, gw.chat(ctx, body))
         else:
             validate_embeddings(body)
-            gw.admit(ctx, ctx.principal, body, kind="embeddings")
+            gw.admit(ctx, ctx.principal, body, kind="embeddings", declared_class=_declared_class(request))
             result = await _unless_client_leaves(request, gw.embeddings(ctx, body))
     except _ClientGone:  # nobody to answer: record it, free the reservation
         gw.finish(ctx, status="client_disconnected", http_status=499)

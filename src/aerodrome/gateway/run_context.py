@@ -39,6 +39,8 @@ class RunContext:
     logging_policy: str = "metadata"
     request_body: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    data_class: str | None = None  # the highest class of the request's data, when declared
+    rerouted_from: str | None = None  # the alias asked for, when its safe alias served instead
 
     def headers(self) -> dict[str, str]:
         headers = {"x-aerodrome-run-id": self.run_id, "x-request-id": self.request_id}

@@ -61,6 +61,7 @@ def principal_from_row(row: dict[str, Any]) -> Principal:
         tpm=row["tpm"],
         budget=budget,
         expires_at=_epoch(row["expires_at"]),
+        data_class=row.get("data_class"),
     )
 
 

@@ -19,6 +19,7 @@ class Principal:
     tpm: int | None = None
     budget: Budget | None = None
     expires_at: float | None = None  # epoch seconds
+    data_class: str | None = None  # the least class of everything sent with this key
 
     def may_use_alias(self, alias: str) -> bool:
         return self.aliases is None or alias in self.aliases

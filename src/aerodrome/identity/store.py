@@ -10,7 +10,15 @@ from typing import Any
 from sqlalchemy import Engine, and_, select, update
 
 from aerodrome.audit import trail
-from aerodrome.config import ROLES, Budget, DepartmentConfig, Limits, PlatformConfig, UserConfig
+from aerodrome.config import (
+    DATA_CLASS_ORDER,
+    ROLES,
+    Budget,
+    DepartmentConfig,
+    Limits,
+    PlatformConfig,
+    UserConfig,
+)
 from aerodrome.errors import BadRequest, Conflict, Forbidden, NotFound
 from aerodrome.identity import keys as keymat
 from aerodrome.identity.permissions import Scope, may_grant
@@ -182,6 +190,7 @@ class KeyRequest:
     tpm: int | None = None
     budget: Budget | None = None
     expires_at: datetime | None = None
+    data_class: str | None = None
 
 
 _PUBLIC_KEY_COLUMNS = [c for c in api_keys.c if c.name != "hash"]
@@ -194,6 +203,8 @@ def create_key(
 
     ``creator`` None means an operator at the command line (trusted).
     """
+    if req.data_class is not None and req.data_class not in DATA_CLASS_ORDER:
+        raise BadRequest(f"data_class must be one of {list(DATA_CLASS_ORDER)}", param="data_class")
     if req.role not in ROLES:
         raise BadRequest(f"unknown role {req.role!r}; roles are {list(ROLES)}", param="role")
     if req.expires_at is not None and _aware(req.expires_at) <= _now():  # type: ignore[operator]
@@ -233,6 +244,7 @@ def create_key(
             "budget_usd": req.budget.usd if req.budget else None,
             "budget_period": req.budget.period if req.budget else None,
             "budget_soft_pct": req.budget.soft_pct if req.budget else None,
+            "data_class": req.data_class,
             "expires_at": _aware(req.expires_at),
             "revoked_at": None,
             "created_by": actor,

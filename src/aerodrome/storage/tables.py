@@ -94,6 +94,7 @@ api_keys = Table(
     Column("budget_usd", Float, nullable=True),
     Column("budget_period", String(8), nullable=True),
     Column("budget_soft_pct", Float, nullable=True),
+    Column("data_class", String(16), nullable=True),  # declared class of everything sent with the key
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("created_by", String(200), nullable=False, default=""),
