@@ -18,7 +18,7 @@ value means "any of" (``{"metadata.lang": ["en", "fr"]}``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -128,3 +128,13 @@ class IndexBackend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def join_chunk_texts(rows: Iterable[tuple[str, str]], document_ids: Sequence[str]) -> dict[str, str]:
+    """(document_id, chunk text) rows in chunk order → each wanted document's text (for quality reports)."""
+    wanted = set(document_ids)
+    texts: dict[str, list[str]] = {}
+    for document_id, text in rows:
+        if document_id in wanted:
+            texts.setdefault(document_id, []).append(text)
+    return {doc: "\n\n".join(parts) for doc, parts in texts.items()}

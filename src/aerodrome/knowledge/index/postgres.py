@@ -31,6 +31,7 @@ from aerodrome.knowledge.index.base import (
     Hit,
     IndexedChunk,
     IndexUnavailable,
+    join_chunk_texts,
 )
 from aerodrome.knowledge.index.filters import parse_filters, postgres_where
 from aerodrome.knowledge.index.terms import query_terms, websearch_text
@@ -233,17 +234,12 @@ class PostgresIndex:
 
     def document_texts(self, collection: str, document_ids: Sequence[str]) -> dict[str, str]:
         """Each document's chunks joined in order (overlaps included): what the quality report reads."""
-        wanted = set(document_ids)
         rows = self._conn().execute(
             "SELECT c.document_id, c.text FROM knowledge_chunks c JOIN knowledge_collections k"
             " ON k.id = c.collection_id WHERE k.name = %s ORDER BY c.document_id, c.ordinal",
             (collection,),
         )
-        texts: dict[str, list[str]] = {}
-        for document_id, text in rows:
-            if document_id in wanted:
-                texts.setdefault(document_id, []).append(text)
-        return {doc: "\n\n".join(parts) for doc, parts in texts.items()}
+        return join_chunk_texts(rows, document_ids)
 
     def _refs(self, conn: psycopg.Connection[Any], collections: Sequence[str]) -> list[tuple[int, int, str]]:
         rows = conn.execute(

@@ -23,7 +23,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from aerodrome.knowledge.index.base import CollectionNotFound, DimensionMismatch, Hit, IndexedChunk
+from aerodrome.knowledge.index.base import (
+    CollectionNotFound,
+    DimensionMismatch,
+    Hit,
+    IndexedChunk,
+    join_chunk_texts,
+)
 from aerodrome.knowledge.index.filters import parse_filters, sqlite_where
 from aerodrome.knowledge.index.sqlite_vectors import (
     CollectionRef,
@@ -274,17 +280,12 @@ class SQLiteIndex:
 
     def document_texts(self, collection: str, document_ids: Sequence[str]) -> dict[str, str]:
         """Each document's chunks joined in order (overlaps included): what the quality report reads."""
-        wanted = set(document_ids)
         rows = self._conn().execute(
             "SELECT c.document_id, c.text FROM knowledge_chunks c JOIN knowledge_collections k"
             " ON k.id = c.collection_id WHERE k.name = ? ORDER BY c.document_id, c.ordinal",
             (collection,),
         )
-        texts: dict[str, list[str]] = {}
-        for document_id, text in rows:
-            if document_id in wanted:
-                texts.setdefault(document_id, []).append(text)
-        return {doc: "\n\n".join(parts) for doc, parts in texts.items()}
+        return join_chunk_texts(rows, document_ids)
 
     def _refs(self, conn: Any, collections: Sequence[str]) -> list[CollectionRef]:
         names = sorted(set(collections))
