@@ -13,6 +13,16 @@ from aerodrome.identity.principal import Principal
 from tests.harness import Gateway
 
 
+_WALK_SPEC = {
+    "id": "walk-spec",
+    "title": "Walk",
+    "departments": ["hr"],
+    "inputs": {"question": {"type": "string", "required": True, "max_length": 200}},
+    "prompt": "Question: {{ question }}",
+    "model": "chat-local",
+}
+
+
 def _request_for(action: str, role: str) -> tuple[str, str, dict[str, Any] | None]:
     """The real endpoint that needs ``action``, with a body the caller's scope could accept."""
     return {
@@ -43,6 +53,13 @@ def _request_for(action: str, role: str) -> tuple[str, str, dict[str, Any] | Non
             "/api/collections",
             {"name": f"walk-{role.replace('_', '-')}", "readers": {"departments": ["hr"]}},
         ),
+        "usecases.read": ("GET", "/api/usecases", None),
+        # validating a spec is a builder's action; it stores nothing
+        "usecases.write": ("POST", "/api/usecases/validate", {"spec": _WALK_SPEC}),
+        "reviews.read": ("GET", "/api/reviews", None),
+        # claim the oldest pending item in scope (none here: 200 with no item)
+        "reviews.decide": ("POST", "/api/reviews/next", None),
+        "feedback.read": ("GET", "/api/feedback/export", None),
     }[action]
 
 
@@ -61,6 +78,11 @@ def test_every_action_has_an_endpoint_in_the_walk() -> None:
         "audit.read",
         "collections.read",
         "collections.write",
+        "usecases.read",
+        "usecases.write",
+        "reviews.read",
+        "reviews.decide",
+        "feedback.read",
     }, "a new action needs an endpoint in _request_for"
     for role, action in perm.PERMISSIONS:
         assert role in ROLES and action in perm.ACTIONS

@@ -29,6 +29,11 @@ ACTIONS: tuple[str, ...] = (
     "audit.read",
     "collections.read",
     "collections.write",
+    "usecases.read",
+    "usecases.write",
+    "reviews.read",
+    "reviews.decide",
+    "feedback.read",
 )
 
 PERMISSIONS: dict[tuple[str, str], Scope] = {
@@ -45,6 +50,11 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("department_admin", "budgets.read"): "department",
     ("department_admin", "collections.read"): "department",
     ("department_admin", "collections.write"): "department",
+    ("department_admin", "usecases.read"): "department",
+    ("department_admin", "usecases.write"): "department",
+    ("department_admin", "reviews.read"): "department",
+    ("department_admin", "reviews.decide"): "department",
+    ("department_admin", "feedback.read"): "department",
     # builders make use cases for their department
     ("builder", "departments.read"): "department",
     ("builder", "keys.read"): "own",
@@ -52,13 +62,24 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("builder", "catalog.read"): "all",
     ("builder", "runs.read"): "department",
     ("builder", "collections.read"): "department",
+    ("builder", "usecases.read"): "department",
+    ("builder", "usecases.write"): "department",
+    ("builder", "reviews.read"): "department",
+    ("builder", "feedback.read"): "department",
     # reviewers and approvers see their department's work
     ("reviewer", "catalog.read"): "all",
     ("reviewer", "runs.read"): "department",
+    ("reviewer", "usecases.read"): "department",
+    ("reviewer", "reviews.read"): "department",
+    ("reviewer", "reviews.decide"): "department",
+    ("reviewer", "feedback.read"): "department",
     ("approver", "departments.read"): "all",
     ("approver", "catalog.read"): "all",
     ("approver", "runs.read"): "department",
     ("approver", "budgets.read"): "all",
+    ("approver", "usecases.read"): "all",
+    ("approver", "reviews.read"): "department",
+    ("approver", "feedback.read"): "department",
     # auditors read everything, change nothing
     ("auditor", "departments.read"): "all",
     ("auditor", "users.read"): "all",
@@ -68,12 +89,16 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("auditor", "budgets.read"): "all",
     ("auditor", "audit.read"): "all",
     ("auditor", "collections.read"): "all",
+    ("auditor", "usecases.read"): "all",
+    ("auditor", "reviews.read"): "all",
+    ("auditor", "feedback.read"): "all",
     # employees: the catalog they may use, their own keys and runs
     ("user", "catalog.read"): "all",
     ("user", "keys.read"): "own",
     ("user", "keys.write"): "own",
     ("user", "runs.read"): "own",
     ("user", "collections.read"): "department",
+    ("user", "usecases.read"): "department",
 }
 
 # Roles a principal may put on a key it creates (beyond its own roles).

@@ -216,3 +216,78 @@ jobs = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
 )
 Index("ix_jobs_kind_target", jobs.c.kind, jobs.c.target)
+
+# ------------------------------------------------------------------ use cases, review, feedback
+
+usecases = Table(
+    "usecases",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("origin", String(16), nullable=False),  # file | api
+    Column("source", String(1024), nullable=True),  # the spec file, for file-defined use cases
+    Column("current_version", Integer, nullable=False),  # the version being served
+    Column("status", String(16), nullable=False, default="active"),  # active | removed
+    Column("load_error", JSON, nullable=True),  # the newest file's errors while the last valid version serves
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(320), nullable=False, default=""),
+)
+
+# Immutable: a change makes a new version; runs record the version they used.
+usecase_versions = Table(
+    "usecase_versions",
+    metadata,
+    Column("usecase_id", String(128), ForeignKey("usecases.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("spec", JSON, nullable=False),  # the validated spec, normalised
+    Column("spec_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(320), nullable=False),
+)
+
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("run_id", String(32), nullable=False, unique=True),
+    Column("usecase_id", String(128), nullable=True),
+    Column("spec_version", Integer, nullable=True),
+    Column("department_id", String(63), nullable=False),
+    Column("requester", String(320), nullable=False),  # the caller's principal name
+    Column("key_id", String(36), nullable=True),
+    Column("user_id", String(36), nullable=True),
+    Column("reasons", JSON, nullable=False),  # why it was held: always, flagged:<guardrail>, risk_high, sample
+    Column("status", String(16), nullable=False),  # pending | claimed | approved | edited | rejected
+    Column("draft", JSON, nullable=False),  # {output, citations, inputs?} as held
+    Column("final", JSON, nullable=True),  # the output released (approved or edited)
+    Column("claimed_by", String(320), nullable=True),
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    Column("decided_by", String(320), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("note", String(2000), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_review_items_status_created", review_items.c.status, review_items.c.created_at)
+Index("ix_review_items_department_status", review_items.c.department_id, review_items.c.status)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("run_id", String(32), nullable=False),
+    Column("usecase_id", String(128), nullable=True),
+    Column("spec_version", Integer, nullable=True),
+    Column("department_id", String(63), nullable=True),
+    Column("author", String(320), nullable=False),
+    Column("author_key_id", String(36), nullable=True),
+    Column("author_user_id", String(36), nullable=True),
+    Column("author_role", String(16), nullable=False),  # caller | reviewer
+    Column("rating", String(8), nullable=True),  # up | down | 1..5, as given
+    Column("score", Float, nullable=True),  # the rating on 0..1 (up 1, down 0, 1..5 → 0..1)
+    Column("flags", JSON, nullable=False),
+    Column("correction", String(20000), nullable=True),
+    Column("comment", String(4000), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_feedback_run", feedback.c.run_id)
+Index("ix_feedback_usecase_created", feedback.c.usecase_id, feedback.c.created_at)
