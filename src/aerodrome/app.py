@@ -162,7 +162,17 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
         log.exception("unhandled error", extra={"path": request.url.path})
         return _error_response(AerodromeError("internal error; the platform team can find it in the logs"))
 
-    from aerodrome.api import catalog, guardrails, identity, knowledge, runs
+    from aerodrome.api import (
+        catalog,
+        feedback,
+        guardrails,
+        identity,
+        knowledge,
+        reviews,
+        run_outcome,
+        runs,
+        usecases,
+    )
     from aerodrome.gateway import routes as gateway_routes
     from aerodrome.monitoring import routes as monitoring_routes
 
@@ -172,6 +182,10 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
     app.include_router(runs.router)
     app.include_router(knowledge.router)
     app.include_router(guardrails.router)
+    app.include_router(reviews.router)
+    app.include_router(feedback.router)
+    app.include_router(run_outcome.router)
+    app.include_router(usecases.router)
     app.include_router(monitoring_routes.router)
     app.add_middleware(BodyLimit, limit=config.server.max_body_bytes)
     app.add_middleware(SecurityHeaders)

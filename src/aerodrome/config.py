@@ -260,6 +260,22 @@ class KnowledgeConfig(_Model):
     embedding_batch: int = Field(default=64, ge=1, le=2048, description="chunks embedded per call")
 
 
+class UseCasesConfig(_Model):
+    """Where file-defined use cases live (see docs/usecases.md)."""
+
+    dir: Path | None = Field(
+        default=None, description="folder of use-case spec files (*.yaml, *.yml), relative to this file"
+    )
+    reload_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="seconds between checks of the folder for changed files; 0: only at start",
+    )
+    max_inputs_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="largest total size of one run's inputs"
+    )
+
+
 class PlatformConfig(_Model):
     """The whole platform configuration, as read from ``aerodrome.yaml``."""
 
@@ -273,6 +289,7 @@ class PlatformConfig(_Model):
     aliases: list[AliasConfig] = []
     knowledge: KnowledgeConfig = KnowledgeConfig()
     collections: list[CollectionConfig] = []
+    usecases: UseCasesConfig = UseCasesConfig()
     # Set by load_config: the directory relative paths resolve against.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -352,6 +369,50 @@ def load_config(path: Path | str | None) -> PlatformConfig:
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     return parse_config(data or {}, base_dir=path.resolve().parent, source=str(path))
+
+
+YamlPath = tuple[str | int, ...]
+
+
+def read_yaml(text: str) -> tuple[Any, dict[YamlPath, int]]:
+    """Parse YAML and note the line (1-based) of every key and list item by its path.
+
+    Raises ``yaml.YAMLError`` (with its mark) on a syntax error.
+    """
+    lines: dict[YamlPath, int] = {}
+
+    def walk(node: yaml.Node, path: YamlPath) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = (*path, str(key.value))
+                lines[child] = key.start_mark.line + 1
+                walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, ())
+    return yaml.safe_load(text), lines
+
+
+def block_start_line(text: str, path: YamlPath) -> int | None:
+    """The file line where the first line of a scalar's content sits (a ``|`` block starts below its key)."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    node: yaml.Node | None = root
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if str(k.value) == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return None
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    offset = 1 if node.style in ("|", ">") else 0
+    return node.start_mark.line + 1 + offset
 
 
 def dump_yaml(data: Any) -> str:

@@ -38,6 +38,7 @@ from aerodrome.storage.tables import api_keys
 if TYPE_CHECKING:
     from aerodrome.guardrails.service import Guardrails
     from aerodrome.knowledge.service import KnowledgeService
+    from aerodrome.usecases.validation import PlatformRefs
 
 log = logging.getLogger("aerodrome")
 REFRESH_S = 5.0
@@ -92,7 +93,11 @@ class Runtime:
         self._knowledge: KnowledgeService | None = None
         self._guardrails: Guardrails | None = None
         self.jobs = JobRunner(engine)
+        from aerodrome.review.queue import ReviewQueue
+
+        self.reviews = ReviewQueue(engine)  # outputs held for human review, and the decisions
         self._http: aiohttp.ClientSession | None = None
+        self._init_usecases()
         self._refresher: asyncio.Task[None] | None = None
         self._warmers: list[asyncio.Task[None]] = []
         self.ready = False
@@ -114,6 +119,7 @@ class Runtime:
         )
         rt._build_providers()
         await asyncio.to_thread(rt._seed_budgets)
+        await asyncio.to_thread(rt.load_usecases)
         rt._refresher = asyncio.create_task(rt._refresh_loop())
         rt._warmers = [asyncio.create_task(rt._warm(dep)) for dep in rt._local_embedding_deployments()]
         rt.ready = True
@@ -221,6 +227,59 @@ class Runtime:
                     self.set_catalog(catalog)
             except Exception:  # boundary: keep serving on the last good catalog, try again next time
                 log.exception("catalog refresh failed; serving the last good catalog")
+            try:
+                await asyncio.to_thread(self.refresh_usecases)
+            except Exception:  # boundary: keep serving the use cases loaded last
+                log.exception("use-case refresh failed; serving the versions loaded last")
+
+    # ------------------------------------------------------------- use cases
+
+    def _init_usecases(self) -> None:
+        from aerodrome.usecases.registry import UseCaseRegistry
+        from aerodrome.usecases.runner import UseCaseRunner
+
+        folder = self.config.usecases.dir
+        if folder is not None and not folder.is_absolute():
+            folder = self.config.base_dir / folder
+        self.usecases = UseCaseRegistry(self.engine, folder=folder, refs=self.platform_refs)
+        self.usecase_runner = UseCaseRunner(
+            registry=self.usecases,
+            gateway=self.gateway,
+            knowledge=lambda: self.knowledge,
+            reviews=lambda: self.reviews,
+            collection_class=self._collection_class,
+            max_inputs_bytes=self.config.usecases.max_inputs_bytes,
+        )
+        self._usecases_checked = 0.0
+
+    def _collection_class(self, name: str) -> str:
+        from aerodrome.knowledge import collections as collection_store
+
+        return collection_store.spec_of(self.engine, name).data_class
+
+    def platform_refs(self) -> PlatformRefs:
+        """What use-case specs may refer to, as the platform stands now."""
+        from aerodrome.knowledge import collections as collection_store
+        from aerodrome.usecases.validation import PlatformRefs
+
+        return PlatformRefs(
+            departments=frozenset(self.departments),
+            chat_aliases=self.catalog.aliases_of_kind("chat"),
+            collections=frozenset(r["name"] for r in collection_store.list_all(self.engine)),
+        )
+
+    def load_usecases(self) -> None:
+        """At start: the folder's specs into the database, then every current version compiled."""
+        if self.usecases.sync_folder(force=True) is None:
+            self.usecases.reload(force=True)
+        self._usecases_checked = time.monotonic()
+
+    def refresh_usecases(self) -> None:
+        reload_s = self.config.usecases.reload_s
+        if reload_s and time.monotonic() - self._usecases_checked >= reload_s:
+            self._usecases_checked = time.monotonic()
+            self.usecases.sync_folder()
+        self.usecases.reload()
 
     # ------------------------------------------------------------- budgets
 

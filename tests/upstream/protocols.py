@@ -152,8 +152,12 @@ def _openai_finish(plan: Plan) -> str:
     return {"tool": "tool_calls", "length": "length"}.get(plan.finish, "stop")
 
 
-def openai_chat_response(body: dict[str, Any], *, omit_usage: bool = False) -> dict[str, Any]:
+def openai_chat_response(
+    body: dict[str, Any], *, omit_usage: bool = False, reply: str | None = None
+) -> dict[str, Any]:
     plan = openai_plan(body)
+    if reply is not None:
+        plan = dataclasses.replace(plan, text=reply, finish="stop", tool_name=None)
     message: dict[str, Any] = {"role": "assistant", "content": plan.text, "refusal": None}
     if plan.tool_name:
         message["content"] = None

@@ -43,6 +43,7 @@ class Fault:
     reset_after: int | None = None  # K good SSE events, then drop the connection
     slow_stream_s: float = 0.0  # sleep between SSE events
     omit_usage: bool = False  # no usage in the response / stream
+    reply: str | None = None  # answer with this text instead of the echo (non-streamed chat)
     times: int = 1
     model: str | None = None
     path: str | None = None
@@ -234,7 +235,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         events = p.openai_chat_stream(body, include_usage=include_usage and not fault.omit_usage)
         return await _stream(request, fault, events, b"data: {not json\n\n")
-    return _json(p.openai_chat_response(body, omit_usage=fault.omit_usage))
+    return _json(p.openai_chat_response(body, omit_usage=fault.omit_usage, reply=fault.reply))
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:

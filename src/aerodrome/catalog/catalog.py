@@ -162,6 +162,14 @@ class Catalog:
             r for name, r in sorted(self._resolved.items()) if principal.may_use_alias(name) and r.deployments
         ]
 
+    def aliases_of_kind(self, kind: str) -> frozenset[str]:
+        """Aliases whose deployments (blocked ones included) all serve ``kind`` (chat or embeddings)."""
+        return frozenset(
+            name
+            for name, alias in self.aliases.items()
+            if {self.deployments[d].kind for d in alias.deployments} == {kind}
+        )
+
     def alias_kind(self, resolved: ResolvedAlias) -> str:
         kinds = {d.kind for d in resolved.deployments}
         return kinds.pop() if len(kinds) == 1 else "mixed"

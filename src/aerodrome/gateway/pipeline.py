@@ -101,6 +101,10 @@ class Gateway:
 
     # ----------------------------------------------------------------- admission
 
+    def logging_policy(self, principal: Principal) -> str:
+        """What the principal's department lets run records keep: off, metadata or full."""
+        return self._policies().get(principal.department_id, "metadata")
+
     def admit(
         self,
         ctx: RunContext,
@@ -266,8 +270,8 @@ class Gateway:
             "deployment": dep.name if dep else None,
             "provider": dep.provider if dep else None,
             "upstream_model": dep.model if dep else None,
-            "use_case_id": None,
-            "spec_version": None,
+            "use_case_id": ctx.usecase_id,
+            "spec_version": ctx.spec_version,
             "stream": ctx.stream,
             "status": status,
             "error_code": code,
@@ -332,6 +336,8 @@ class Gateway:
             meta["error"] = error.message[:500]
         if ctx.resolved is not None and ctx.resolved.warnings:
             meta["warnings"] = list(ctx.resolved.warnings)
+        if ctx.usecase_id is not None:
+            meta["usecase"] = ctx.usecase_meta
         return meta or None
 
     def _content(
@@ -343,11 +349,15 @@ class Gateway:
     ) -> None:
         policy = ctx.logging_policy
         body = ctx.request_body
+        if body is None and ctx.usecase_inputs is not None:  # a use case answered without a model call
+            body = {}
         if policy == "off" or body is None:
             return
         text = output_text if output_text is not None else (completion_text(response) if response else None)
         if policy == "full":
             record["input"] = {k: body[k] for k in ("messages", "input", "tools") if k in body}
+            if ctx.usecase_inputs is not None:
+                record["input"]["inputs"] = ctx.usecase_inputs
             record["output"] = {"text": text} if text is not None else None
             return
         messages = body.get("messages") or []

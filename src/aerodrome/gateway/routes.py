@@ -10,14 +10,17 @@ from typing import Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
-from aerodrome.errors import AerodromeError
+from aerodrome.audit import trail
+from aerodrome.errors import AerodromeError, BadRequest
 from aerodrome.gateway.pipeline import Gateway
 from aerodrome.gateway.request import parse_json_object, read_body, validate_chat, validate_embeddings
 from aerodrome.gateway.run_context import RunContext
 from aerodrome.gateway.streaming import SSEResponse
 from aerodrome.runtime import Runtime
+from aerodrome.usecases import chat as usecase_chat
+from aerodrome.usecases.runner import Outcome
 
 router = APIRouter(tags=["gateway"])
 T = TypeVar("T")
@@ -165,7 +168,64 @@ def _declared_class(request: Request) -> str | None:
     return value.strip().lower() if value else None
 
 
-async def _call(request: Request, endpoint: str) -> Response:
+async def _audit_refusal(rt: Runtime, ctx: RunContext, exc: Exception) -> None:
+    """A request refused because its data may not go to the model is an audit event."""
+    if not isinstance(exc, AerodromeError) or exc.code != "data_class_exceeds_model":
+        return
+    principal = ctx.principal
+    details = {
+        "model": ctx.model,
+        "data_class": ctx.data_class,
+        "department": principal.department_id if principal else None,
+        "usecase_id": ctx.usecase_id,
+        "spec_version": ctx.spec_version,
+        "reason": exc.message[:300],
+    }
+
+    def write() -> None:
+        with rt.engine.begin() as conn:
+            trail.record(
+                conn,
+                actor=principal.name if principal else "anonymous",
+                action="request.refused_data_class",
+                object_type="run",
+                object_id=ctx.run_id,
+                details=details,
+            )
+
+    try:
+        await asyncio.to_thread(write)
+    except Exception:  # boundary: the refusal stands and is in the run record even if the audit write fails
+        log.exception("could not write the audit event of a data-class refusal", extra={"run_id": ctx.run_id})
+
+
+def _output_text(outcome: Outcome) -> str | None:
+    draft = outcome.draft
+    if draft is None or isinstance(draft, str):
+        return draft
+    return orjson.dumps(draft).decode()
+
+
+def _usecase_answer(rt: Runtime, ctx: RunContext, outcome: Outcome, body: dict[str, Any] | None) -> Response:
+    """Record the run, then answer: the run object, or a chat completion (streamed when asked)."""
+    rt.gateway.finish(
+        ctx, status=outcome.status, http_status=200, usage=outcome.usage, output_text=_output_text(outcome)
+    )
+    if body is None:
+        return _json(outcome.to_dict(), ctx.headers())
+    model = body["model"]
+    if body.get("stream"):
+        opts = body.get("stream_options") or {}
+        include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
+        return StreamingResponse(
+            iter(list(usecase_chat.completion_chunks(outcome, model, include_usage=include_usage))),
+            media_type="text/event-stream",
+            headers={**ctx.headers(), "cache-control": "no-cache"},
+        )
+    return _json(usecase_chat.completion(outcome, model), ctx.headers())
+
+
+async def _call(request: Request, endpoint: str, usecase_id: str | None = None) -> Response:
     """One gateway call, from the body to the answer; every outcome gets exactly one run record."""
     rt: Runtime = request.app.state.runtime
     gw = rt.gateway
@@ -173,8 +233,37 @@ async def _call(request: Request, endpoint: str) -> Response:
     try:
         body = await _start(request, rt, ctx)
         assert ctx.principal is not None
+        if endpoint == "usecase":
+            assert usecase_id is not None
+            unknown = sorted(set(body) - {"inputs"})
+            if unknown:
+                raise BadRequest(
+                    f'unknown field {unknown[0]!r}; the body is {{"inputs": {{...}}}}', param=unknown[0]
+                )
+            outcome = await _unless_client_leaves(
+                request,
+                rt.usecase_runner.run(
+                    ctx,
+                    ctx.principal,
+                    usecase_id,
+                    body.get("inputs"),
+                    declared_class=_declared_class(request),
+                ),
+            )
+            return _usecase_answer(rt, ctx, outcome, None)
         if endpoint == "chat":
             validate_chat(body)
+            chat_usecase = usecase_chat.usecase_id_of(body["model"])
+            if chat_usecase is not None:
+                ctx.endpoint = "usecase"
+                inputs = usecase_chat.inputs_from_chat(rt.usecases.get(chat_usecase).spec, body)
+                outcome = await _unless_client_leaves(
+                    request,
+                    rt.usecase_runner.run(
+                        ctx, ctx.principal, chat_usecase, inputs, declared_class=_declared_class(request)
+                    ),
+                )
+                return _usecase_answer(rt, ctx, outcome, body)
             gw.admit(ctx, ctx.principal, body, kind="chat", declared_class=_declared_class(request))
             if body.get("stream"):
                 opened = await _unless_client_leaves(request, gw.open_stream(ctx, body))
@@ -191,6 +280,7 @@ async def _call(request: Request, endpoint: str) -> Response:
         gw.finish(ctx, status="client_disconnected", http_status=499)
         raise
     except Exception as exc:  # boundary: every request gets its run record and an OpenAI-shaped answer
+        await _audit_refusal(rt, ctx, exc)
         return _refused(gw, ctx, exc)
     gw.finish(
         ctx, status="ok", http_status=200, response=result, output_text="" if endpoint != "chat" else None
@@ -216,6 +306,15 @@ async def chat_completions(request: Request) -> Response:
 )
 async def embeddings(request: Request) -> Response:
     return await _call(request, "embeddings")
+
+
+@router.post(
+    "/v1/usecases/{usecase_id}/run",
+    summary="Run a use case with its inputs: output, citations, run id, review status",
+    response_model=None,
+)
+async def run_usecase(usecase_id: str, request: Request) -> Response:
+    return await _call(request, "usecase", usecase_id)
 
 
 @router.get("/v1/models", summary="List the models your key may use (OpenAI-compatible)")

@@ -41,6 +41,10 @@ class RunContext:
     warnings: list[str] = field(default_factory=list)
     data_class: str | None = None  # the highest class of the request's data, when declared
     rerouted_from: str | None = None  # the alias asked for, when its safe alias served instead
+    usecase_id: str | None = None
+    spec_version: int | None = None
+    usecase_meta: dict[str, Any] = field(default_factory=dict)  # guardrail results, citations, review
+    usecase_inputs: dict[str, Any] | None = None  # the inputs as sent to the model (after redaction)
 
     def headers(self) -> dict[str, str]:
         headers = {"x-aerodrome-run-id": self.run_id, "x-request-id": self.request_id}

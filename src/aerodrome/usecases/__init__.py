@@ -1,0 +1,1 @@
+"""Use cases as configuration: spec, versions, inputs, prompt templates, the runner."""

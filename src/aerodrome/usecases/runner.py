@@ -1,0 +1,392 @@
+"""Running a use case: inputs → guardrails → retrieval → data-class check → model → output checks → review.
+
+The runner uses the gateway's own admission (limits, budgets, data-class ceilings,
+routing) and writes the one run record of the call through it, marked with the use
+case and the spec version. No HTTP here: routes turn a :class:`Outcome` into an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aerodrome.errors import Forbidden, UpstreamError
+from aerodrome.gateway.pipeline import Gateway, completion_text, highest_class, usage_from
+from aerodrome.gateway.request import estimate_prompt_tokens, estimate_text_tokens
+from aerodrome.gateway.run_context import RunContext
+from aerodrome.guardrails.output import OutputGuardrail
+from aerodrome.identity.principal import Principal
+from aerodrome.usecases.guarding import GuardLog, guard_inputs, output_problems, screen_passages
+from aerodrome.usecases.inputs import validate_inputs
+from aerodrome.usecases.registry import LiveUseCase, UseCaseRegistry
+from aerodrome.usecases.review_policy import review_reasons
+
+if TYPE_CHECKING:
+    from aerodrome.knowledge.service import KnowledgeService
+    from aerodrome.review.queue import ReviewQueue
+
+LOW_RETRIEVAL_ANSWER = "I could not find this in the knowledge this assistant uses."
+INVALID_OUTPUT_ANSWER = (
+    "The answer could not be produced in the required form; please try again or ask a person."
+)
+PENDING_ANSWER = "This answer is being reviewed by a person before release; read it at GET /v1/runs/{run_id}."
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+SNIPPET_CHARS = 300
+
+
+class UseCaseNotLive(Forbidden):
+    code = "usecase_not_live"
+
+
+@dataclass(slots=True)
+class Outcome:
+    run_id: str
+    usecase_id: str
+    spec_version: int
+    status: str  # ok | fallback | output_invalid
+    output: str | dict[str, Any] | list[Any] | None  # None while held for review
+    draft: str | dict[str, Any] | list[Any] | None  # what the model answered (after checks)
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    review_status: str | None = None
+    review_id: str | None = None
+    fallback_reason: str | None = None
+    usage: tuple[int, int] = (0, 0)
+    model: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.run_id,
+            "object": "usecase.run",
+            "run_id": self.run_id,
+            "usecase_id": self.usecase_id,
+            "spec_version": self.spec_version,
+            "status": self.status,
+            "output": self.output,
+            "citations": self.citations,
+            "flags": self.flags,
+            "review_status": self.review_status,
+            "review_id": self.review_id,
+            "fallback_reason": self.fallback_reason,
+            "model": self.model,
+            "usage": {
+                "prompt_tokens": self.usage[0],
+                "completion_tokens": self.usage[1],
+                "total_tokens": sum(self.usage),
+            },
+            "ai_assisted": True,
+        }
+
+
+def _cite(passage: dict[str, Any], marker: int) -> dict[str, Any]:
+    text = passage.get("text") or ""
+    source = passage.get("source") or {}
+    return {
+        "marker": f"[{marker}]",
+        "document_id": passage.get("document_id"),
+        "chunk_id": passage.get("chunk_id"),
+        "collection": passage.get("collection"),
+        "title": passage.get("title"),
+        "uri": source.get("uri"),
+        "page": source.get("page"),
+        "section": source.get("section"),
+        "score": passage.get("score"),
+        "snippet": text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…",
+    }
+
+
+def citations_for(answer: str, passages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The passages the answer cites by ``[n]``; all passages given when it cites none."""
+    cited = []
+    for m in _MARKER.finditer(answer):
+        n = int(m.group(1))
+        if 1 <= n <= len(passages) and n not in cited:
+            cited.append(n)
+    numbers = cited or list(range(1, len(passages) + 1))
+    return [_cite(passages[n - 1], n) for n in numbers]
+
+
+def context_text(passages: list[dict[str, Any]]) -> str:
+    return "\n\n".join(f"[{i}] {p.get('text') or ''}".strip() for i, p in enumerate(passages, 1))
+
+
+class UseCaseRunner:
+    def __init__(
+        self,
+        *,
+        registry: UseCaseRegistry,
+        gateway: Gateway,
+        knowledge: Callable[[], KnowledgeService],
+        reviews: Callable[[], ReviewQueue],
+        collection_class: Callable[[str], str],
+        max_inputs_bytes: int,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.registry = registry
+        self._gw = gateway
+        self._knowledge = knowledge
+        self._reviews = reviews
+        self._collection_class = collection_class
+        self._max_inputs_bytes = max_inputs_bytes
+        self._draw = draw
+
+    # ----------------------------------------------------------------- the run
+
+    async def run(
+        self,
+        ctx: RunContext,
+        principal: Principal,
+        usecase_id: str,
+        inputs: Any,
+        *,
+        declared_class: str | None = None,
+    ) -> Outcome:
+        live = self.registry.get(usecase_id)
+        spec = live.spec
+        ctx.usecase_id, ctx.spec_version = live.id, live.version
+        ctx.model = spec.model
+        ctx.principal = principal
+        if principal.department_id not in spec.departments:
+            raise UseCaseNotLive(
+                f"the use case {live.id!r} is not live in your department ({principal.department_id}); "
+                f"it is live in {spec.departments}"
+            )
+        values = validate_inputs(spec, inputs, max_bytes=self._max_inputs_bytes)
+        log = GuardLog()
+        ctx.usecase_meta["guardrails"] = log.results
+        prepared, passages = await asyncio.to_thread(self._prepare, live, principal, values, log)
+        ctx.usecase_inputs = prepared
+        outcome = Outcome(
+            run_id=ctx.run_id,
+            usecase_id=live.id,
+            spec_version=live.version,
+            status="ok",
+            output=None,
+            draft=None,
+            model=spec.model,
+        )
+        classes = [spec.data_class, declared_class]
+        if log.pii_sent:
+            classes.append(spec.guardrails.pii_data_class)
+        classes += [self._collection_class(c) for c in dict.fromkeys(p["collection"] for p in passages)]
+        ctx.usecase_meta["retrieved"] = [p["chunk_id"] for p in passages]
+        if spec.retrieval is not None and not passages:
+            outcome.status, outcome.fallback_reason = "fallback", "low_retrieval"
+            outcome.draft = spec.fallback.on_low_retrieval or LOW_RETRIEVAL_ANSWER
+            ctx.logging_policy = self._gw.logging_policy(principal)
+        else:
+            await self._call_model(ctx, live, prepared, passages, highest_class(*classes), log, outcome)
+        outcome.flags = list(dict.fromkeys(log.flags))
+        await self._review(ctx, live, principal, prepared, outcome)
+        ctx.usecase_meta.update(
+            {
+                "status": outcome.status,
+                "flags": outcome.flags,
+                "citations": [
+                    {
+                        k: c[k]
+                        for k in (
+                            "marker",
+                            "document_id",
+                            "chunk_id",
+                            "collection",
+                            "title",
+                            "uri",
+                            "page",
+                            "section",
+                        )
+                    }
+                    for c in outcome.citations
+                ],
+                "review": {"id": outcome.review_id, "status": outcome.review_status}
+                if outcome.review_id
+                else None,
+                "fallback_reason": outcome.fallback_reason,
+            }
+        )
+        return outcome
+
+    def _prepare(
+        self, live: LiveUseCase, principal: Principal, values: dict[str, Any], log: GuardLog
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Guard the inputs and retrieve (blocking work, run in a thread)."""
+        prepared = guard_inputs(live, values, log)
+        retrieval = live.spec.retrieval
+        if retrieval is None:
+            return prepared, []
+        if live.query is not None:
+            query = live.query.render(self._variables(live, values, []))
+        else:
+            main = live.spec.main_input()
+            query = str(values.get(main) or "") if main else ""
+        if not query.strip():
+            return prepared, []
+        passages = self._knowledge().retrieve(
+            principal,
+            retrieval.collections,
+            query,
+            top_k=retrieval.top_k,
+            filters=retrieval.filters,
+            min_score=retrieval.min_score,
+            mode=retrieval.mode,
+        )
+        return prepared, screen_passages(passages, retrieval.hidden_instructions, log)
+
+    def _variables(
+        self, live: LiveUseCase, values: dict[str, Any], passages: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        return {
+            **values,
+            "context": context_text(passages),
+            "passages": [
+                {
+                    "n": i,
+                    "text": p.get("text"),
+                    "title": p.get("title"),
+                    "document_id": p.get("document_id"),
+                    "section": (p.get("source") or {}).get("section"),
+                }
+                for i, p in enumerate(passages, 1)
+            ],
+            "usecase": {"id": live.id, "title": live.spec.title, "version": live.version},
+            "today": datetime.now(UTC).date().isoformat(),
+        }
+
+    def _body(
+        self, live: LiveUseCase, prepared: dict[str, Any], passages: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        spec = live.spec
+        variables = self._variables(live, prepared, passages)
+        messages = []
+        if live.system is not None:
+            messages.append({"role": "system", "content": live.system.render(variables)})
+        messages.append({"role": "user", "content": live.prompt.render(variables)})
+        body: dict[str, Any] = {"model": spec.model, "messages": messages}
+        if spec.max_tokens is not None:
+            body["max_tokens"] = spec.max_tokens
+        if spec.temperature is not None:
+            body["temperature"] = spec.temperature
+        if spec.output.format == "json":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": spec.id.replace("-", "_"),
+                    "schema": spec.output.schema_,
+                    "strict": False,
+                },
+            }
+        return body
+
+    async def _call_model(
+        self,
+        ctx: RunContext,
+        live: LiveUseCase,
+        prepared: dict[str, Any],
+        passages: list[dict[str, Any]],
+        data_class: str | None,
+        log: GuardLog,
+        outcome: Outcome,
+    ) -> None:
+        spec = live.spec
+        body = self._body(live, prepared, passages)
+        principal = ctx.principal
+        assert principal is not None
+        self._gw.admit(ctx, principal, body, kind="chat", declared_class=data_class)
+        try:
+            result = await self._gw.chat(ctx, body)
+        except UpstreamError:
+            if spec.fallback.on_upstream_error is None:
+                raise
+            outcome.status, outcome.fallback_reason = "fallback", "upstream_error"
+            outcome.draft = spec.fallback.on_upstream_error
+            return
+        usage = self._usage(body, result)
+        text = log.restore_text(completion_text(result))
+        guard = live.guards.get("output")
+        assert guard is None or isinstance(guard, OutputGuardrail)
+        schema_errors, problems = output_problems(guard, text, log)
+        if schema_errors and spec.output.repair:
+            repair = {
+                **body,
+                "messages": [
+                    *body["messages"],
+                    {"role": "assistant", "content": text},
+                    {
+                        "role": "user",
+                        "content": "Your answer does not match the required JSON schema:\n- "
+                        + "\n- ".join(schema_errors)
+                        + "\nReply with only the corrected JSON.",
+                    },
+                ],
+            }
+            ctx.usecase_meta["repaired"] = True
+            result = await self._gw.chat(ctx, repair)
+            second = self._usage(repair, result)
+            usage = (usage[0] + second[0], usage[1] + second[1])
+            text = log.restore_text(completion_text(result))
+            schema_errors, problems = output_problems(guard, text, log)
+        outcome.usage = usage
+        ctx.usecase_meta["usage"] = list(usage)
+        if schema_errors:
+            outcome.status, outcome.fallback_reason = "output_invalid", "schema"
+            outcome.draft = spec.fallback.on_invalid_output or INVALID_OUTPUT_ANSWER
+            log.flags.append("flagged:output")
+            ctx.usecase_meta["schema_errors"] = schema_errors[:10]
+            return
+        if problems:
+            log.flags.append("flagged:output")
+            output_spec = spec.guardrails.output
+            if output_spec is not None and output_spec.on_violation == "fallback":
+                outcome.status, outcome.fallback_reason = "fallback", "output_" + problems[0]
+                outcome.draft = spec.fallback.on_invalid_output or INVALID_OUTPUT_ANSWER
+                return
+        outcome.draft = guard.parse_json(text) if guard is not None and spec.output.format == "json" else text
+        outcome.citations = citations_for(text, passages) if passages else []
+
+    @staticmethod
+    def _usage(body: dict[str, Any], result: dict[str, Any]) -> tuple[int, int]:
+        found = usage_from(result)
+        if found is not None:
+            return found
+        return estimate_prompt_tokens(body), estimate_text_tokens(completion_text(result))
+
+    async def _review(
+        self,
+        ctx: RunContext,
+        live: LiveUseCase,
+        principal: Principal,
+        prepared: dict[str, Any],
+        outcome: Outcome,
+    ) -> None:
+        reasons = review_reasons(
+            live.spec, flags=outcome.flags, fallback=outcome.status != "ok", draw=self._draw
+        )
+        if not reasons:
+            outcome.output = outcome.draft
+            return
+        from aerodrome.review.queue import Hold
+
+        hold = Hold(
+            run_id=ctx.run_id,
+            usecase_id=live.id,
+            spec_version=live.version,
+            department_id=principal.department_id,
+            requester=principal.name,
+            key_id=principal.key_id,
+            user_id=principal.user_id,
+            reasons=reasons,
+            draft={
+                "output": outcome.draft,
+                "citations": outcome.citations,
+                "inputs": prepared,
+                "status": outcome.status,
+            },
+        )
+        outcome.review_id = await asyncio.to_thread(self._reviews().hold, hold)
+        outcome.review_status = "pending"
+        outcome.output = None
