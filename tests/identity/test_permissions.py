@@ -12,7 +12,6 @@ from aerodrome.identity import permissions as perm
 from aerodrome.identity.principal import Principal
 from tests.harness import Gateway
 
-
 _WALK_SPEC = {
     "id": "walk-spec",
     "title": "Walk",

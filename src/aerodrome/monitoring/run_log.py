@@ -3,6 +3,10 @@
 The request path only appends a dict to a queue (no I/O); a writer thread inserts
 batches every ``flush_interval_s`` or ``batch_size`` records, and :meth:`close`
 flushes everything still pending (shutdown loses nothing).
+
+Records not yet written stay readable through :meth:`RunWriter.recent` (a bounded map of
+the last ``recent_max`` submitted records, each dropped once its batch is committed), so a
+run fetched right after it finished is found before it reaches the table.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import Engine
@@ -18,10 +23,18 @@ from aerodrome.storage.tables import runs
 
 log = logging.getLogger("aerodrome.runs")
 _STOP = object()
+RECENT_MAX = 10_000
 
 
 class RunWriter:
-    def __init__(self, engine: Engine, *, flush_interval_s: float = 0.2, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        flush_interval_s: float = 0.2,
+        batch_size: int = 500,
+        recent_max: int = RECENT_MAX,
+    ) -> None:
         self._engine = engine
         self._interval = flush_interval_s
         self._batch = batch_size
@@ -30,6 +43,8 @@ class RunWriter:
         self._failed = 0
         self._idle = threading.Condition()
         self._pending = 0
+        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()  # submitted, not yet written
+        self._recent_max = recent_max
         self._thread = threading.Thread(target=self._loop, name="aerodrome-run-writer", daemon=True)
         self._thread.start()
 
@@ -44,7 +59,17 @@ class RunWriter:
     def submit(self, record: dict[str, Any]) -> None:
         with self._idle:
             self._pending += 1
+            run_id = record.get("id")
+            if run_id:
+                self._recent[run_id] = record
+                if len(self._recent) > self._recent_max:
+                    self._recent.popitem(last=False)
         self._queue.put(record)
+
+    def recent(self, run_id: str) -> dict[str, Any] | None:
+        """A submitted record whose batch is not committed yet (None once it is in the table)."""
+        with self._idle:
+            return self._recent.get(run_id)
 
     def _loop(self) -> None:
         stop = False
@@ -92,6 +117,8 @@ class RunWriter:
                         log.exception("could not write a run record", extra={"run_id": record.get("id")})
         with self._idle:
             self._pending -= len(batch)
+            for record in batch:  # committed (or lost and logged): the table answers from now on
+                self._recent.pop(record.get("id") or "", None)
             self._idle.notify_all()
 
     def wait_idle(self, timeout: float = 5.0) -> bool:

@@ -1,0 +1,1 @@
+"""Feedback on runs: ratings, flags, corrections and comments, and their export."""
