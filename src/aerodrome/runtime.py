@@ -259,14 +259,9 @@ class Runtime:
 
     def platform_refs(self) -> PlatformRefs:
         """What use-case specs may refer to, as the platform stands now."""
-        from aerodrome.knowledge import collections as collection_store
-        from aerodrome.usecases.validation import PlatformRefs
+        from aerodrome.usecases.refs import platform_refs
 
-        return PlatformRefs(
-            departments=frozenset(self.departments),
-            chat_aliases=self.catalog.aliases_of_kind("chat"),
-            collections=frozenset(r["name"] for r in collection_store.list_all(self.engine)),
-        )
+        return platform_refs(self.catalog, self.departments, self.engine)
 
     def load_usecases(self) -> None:
         """At start: the folder's specs into the database, then every current version compiled."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aerodrome.cli import audit, db, demo, keys, knowledge, models, serve
+from aerodrome.cli import audit, db, demo, keys, knowledge, models, serve, usecases
 
 app = typer.Typer(
     name="aerodrome",
@@ -21,6 +21,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(models.app, name="models")
 app.add_typer(knowledge.app, name="collections")
 app.add_typer(audit.app, name="audit")
+app.add_typer(usecases.app, name="usecases")
 app.command("ingest")(knowledge.ingest)
 app.command("quality")(knowledge.quality)
 app.command("search")(knowledge.search)

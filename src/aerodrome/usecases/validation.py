@@ -80,9 +80,38 @@ def check_spec(
             name = ".".join(str(p) for p in loc) or "(spec)"
             message = err["msg"].removeprefix("Value error, ")
             problems.append(SpecProblem(name, message, source, _line(lines, loc)))
-        return SpecCheck(None, problems)
+        known = {p.field for p in problems}
+        extra = _raw_problems(data, refs, source, lines, text)
+        return SpecCheck(None, problems + [p for p in extra if p.field not in known])
     problems = _template_problems(spec, source, lines, text) + _reference_problems(spec, refs, source, lines)
     return SpecCheck(spec, problems)
+
+
+def _raw_problems(
+    data: dict[str, Any], refs: PlatformRefs, source: str, lines: dict[YamlPath, int], text: str | None
+) -> list[SpecProblem]:
+    """Template and reference checks on a spec that failed its structure, so one pass reports everything."""
+    inputs = data.get("inputs") if isinstance(data.get("inputs"), dict) else {}
+    stand_in: dict[str, Any] = {
+        "id": "x",
+        "title": "x",
+        "departments": [d for d in data.get("departments") or [] if isinstance(d, str)] or ["x"],
+        "inputs": {k: {} for k in inputs if isinstance(k, str) and k.isidentifier()} or {"x": {}},
+        "prompt": data["prompt"] if isinstance(data.get("prompt"), str) and data["prompt"] else "x",
+        "model": data["model"] if isinstance(data.get("model"), str) and data["model"] else "x",
+    }
+    if isinstance(data.get("system"), str):
+        stand_in["system"] = data["system"]
+    try:
+        spec = UseCaseSpec.model_validate(stand_in)
+    except ValidationError:
+        return []
+    given = PlatformRefs(
+        departments=refs.departments if isinstance(data.get("departments"), list) else None,
+        chat_aliases=refs.chat_aliases if isinstance(data.get("model"), str) else None,
+    )
+    found = _template_problems(spec, source, lines, text) if isinstance(data.get("prompt"), str) else []
+    return found + _reference_problems(spec, given, source, lines)
 
 
 def _template_problems(
