@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from aerodrome.api.deps import principal, runtime
 from aerodrome.identity import permissions as perm
 from aerodrome.identity.principal import Principal
-from aerodrome.review.queue import MAX_NOTE_CHARS, ReviewFilter, parse_statuses
+from aerodrome.review.decisions import MAX_NOTE_CHARS, parse_statuses
+from aerodrome.review.queue import ReviewFilter
 from aerodrome.runtime import Runtime
 
 router = APIRouter(prefix="/api/reviews", tags=["reviews"])

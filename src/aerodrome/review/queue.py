@@ -25,24 +25,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from aerodrome.audit import trail
-from aerodrome.errors import BadRequest, Conflict, Forbidden, NotFound
+from aerodrome.errors import Conflict, Forbidden, NotFound
 from aerodrome.feedback import store as feedback_store
 from aerodrome.identity.permissions import Scope
 from aerodrome.identity.principal import Principal
+from aerodrome.review.decisions import (
+    DECIDED,
+    OPEN,
+    checked_note,
+    correction_text,
+    edited_output,
+)
 from aerodrome.storage.tables import review_items
 
 CLAIM_TTL_S = 30 * 60
-OPEN: tuple[str, ...] = ("pending", "claimed")
-DECIDED: tuple[str, ...] = ("approved", "edited", "rejected")
-STATUSES: tuple[str, ...] = OPEN + DECIDED
-MAX_NOTE_CHARS = 2000
-MAX_OUTPUT_CHARS = 20000  # the feedback.correction column keeps the edited output
 _ACTIONS = {"approved": "review.approve", "edited": "review.edit", "rejected": "review.reject"}
 
 
@@ -68,65 +69,6 @@ class ReviewFilter:
     department: str | None = None
     limit: int = 100
     offset: int = 0
-
-
-def parse_statuses(values: list[str] | None) -> tuple[str, ...]:
-    """``status`` query values (repeated or comma-separated) → statuses; the open ones by default."""
-    if not values:
-        return OPEN
-    out: list[str] = []
-    for value in values:
-        for part in value.split(","):
-            part = part.strip()
-            if part and part not in STATUSES:
-                raise BadRequest(
-                    f"unknown review status {part!r}; statuses are {list(STATUSES)}",
-                    param="status",
-                    code="invalid_value",
-                )
-            if part and part not in out:
-                out.append(part)
-    return tuple(out) or OPEN
-
-
-def _note(note: str | None, *, required: bool) -> str | None:
-    if note is not None and not isinstance(note, str):
-        raise BadRequest("note must be a string", param="note", code="invalid_type")
-    note = (note or "").strip() or None
-    if note is None and required:
-        raise BadRequest(
-            "a rejection needs a note saying why", param="note", code="missing_required_parameter"
-        )
-    if note is not None and len(note) > MAX_NOTE_CHARS:
-        raise BadRequest(
-            f"note is longer than {MAX_NOTE_CHARS} characters", param="note", code="invalid_value"
-        )
-    return note
-
-
-def _edited_output(draft_output: Any, output: Any) -> str | dict[str, Any]:
-    """The reviewer's output, of the same kind as the draft's (text or a JSON object)."""
-    if isinstance(draft_output, dict):
-        if not isinstance(output, dict) or not output:
-            raise BadRequest(
-                "output must be a non-empty JSON object, like the held draft",
-                param="output",
-                code="invalid_type",
-            )
-        size = len(orjson.dumps(output))
-    else:
-        if not isinstance(output, str) or not output.strip():
-            raise BadRequest("output must be a non-empty string", param="output", code="invalid_type")
-        size = len(output)
-    if size > MAX_OUTPUT_CHARS:
-        raise BadRequest(
-            f"output is longer than {MAX_OUTPUT_CHARS} characters", param="output", code="invalid_value"
-        )
-    return output
-
-
-def correction_text(output: str | dict[str, Any]) -> str:
-    return output if isinstance(output, str) else orjson.dumps(output, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class ReviewQueue:
@@ -289,19 +231,19 @@ class ReviewQueue:
     def approve(
         self, review_id: str, principal: Principal, scope: Scope, *, note: str | None = None
     ) -> dict[str, Any]:
-        return self._decide(review_id, principal, scope, "approved", note=_note(note, required=False))
+        return self._decide(review_id, principal, scope, "approved", note=checked_note(note, required=False))
 
     def edit(
         self, review_id: str, principal: Principal, scope: Scope, *, output: Any, note: str | None = None
     ) -> dict[str, Any]:
         return self._decide(
-            review_id, principal, scope, "edited", note=_note(note, required=False), output=output
+            review_id, principal, scope, "edited", note=checked_note(note, required=False), output=output
         )
 
     def reject(
         self, review_id: str, principal: Principal, scope: Scope, *, note: str | None
     ) -> dict[str, Any]:
-        return self._decide(review_id, principal, scope, "rejected", note=_note(note, required=True))
+        return self._decide(review_id, principal, scope, "rejected", note=checked_note(note, required=True))
 
     def _decide(
         self,
@@ -323,7 +265,7 @@ class ReviewQueue:
             if status == "approved":
                 final = draft_output
             elif status == "edited":
-                final = _edited_output(draft_output, output)
+                final = edited_output(draft_output, output)
             changed = conn.execute(
                 update(review_items)
                 .where(review_items.c.id == review_id, self._actable(principal, now))
