@@ -273,6 +273,7 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
             client.close()
         answer = resp.choices[0].message.content or ""
         assert "16 weeks" in answer and "[1]" in answer, answer
+        _demo_use_cases(base, key)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -284,3 +285,47 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert key in out.splitlines(), "the demo prints the admin key on a line of its own"
     assert "Traceback" not in err
+
+
+def _demo_use_cases(base: str, key: str) -> None:
+    """The demo's three use cases answer on the local engine."""
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
+        listed = {u["id"] for u in c.get("/api/usecases").json()["data"]}
+        assert listed == {"hr-policy-assistant", "support-reply-drafter", "contract-clause-extractor"}
+        r = c.post(
+            "/v1/usecases/hr-policy-assistant/run",
+            json={"inputs": {"question": "How many weeks of parental leave do birth parents get?"}},
+        )
+        body = r.json()
+        assert r.status_code == 200 and body["status"] == "ok", body
+        assert "16 weeks" in body["output"] and body["citations"][0]["document_id"] == "leave-policy.md"
+        r = c.post(
+            "/v1/usecases/hr-policy-assistant/run",
+            json={"inputs": {"question": "What is the policy on pet insurance for llamas?"}},
+        )
+        assert r.json()["status"] == "fallback", r.json()
+        # a ticket with an email address: pseudonymised for the model, flagged, held for a person
+        r = c.post(
+            "/v1/usecases/support-reply-drafter/run",
+            json={
+                "inputs": {
+                    "ticket": "How much does Aerolite cost per user? Is there a free trial? jane@example.org"
+                }
+            },
+        )
+        body = r.json()
+        assert body["review_status"] == "pending" and body["output"] is None, body
+        assert "flagged:pii" in body["flags"]
+        item = c.get(f"/api/reviews/{body['review_id']}").json()
+        assert "8 euros" in item["draft"]["output"] and "30-day free trial" in item["draft"]["output"]
+        contract = (
+            "This Master Services Agreement is entered into on 1 March 2026 between Northwind Traders Ltd and "
+            "Contoso Analytics Inc. The initial term is 24 months. Either party may terminate this Agreement by "
+            "giving 90 days written notice. This Agreement is governed by the laws of the State of New York."
+        )
+        r = c.post("/v1/usecases/contract-clause-extractor/run", json={"inputs": {"contract": contract}})
+        body = r.json()
+        assert body["status"] == "ok", body
+        assert body["output"]["parties"] == ["Northwind Traders Ltd", "Contoso Analytics Inc"]
+        assert body["output"]["notice_days"] == 90 and body["output"]["term_months"] == 24

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from aerodrome.cli.demo_knowledge import write_knowledge
+from aerodrome.cli.demo_knowledge import write_knowledge, write_usecases
 from aerodrome.cli.knowledge import ingest_all
 from aerodrome.cli.serve import run_server
 from aerodrome.cli.starter import demo_config
@@ -28,6 +28,7 @@ def prepare(directory: Path) -> tuple[Path, str]:
     if not path.exists():
         path.write_text(demo_config(), encoding="utf-8")
     write_knowledge(directory)
+    write_usecases(directory)
     cfg = load_config(path)
     engine = database(Settings(), cfg)
     store.apply_config(engine, cfg)
@@ -73,7 +74,12 @@ def demo(
         f"  API spec:   {base}/openapi.json\n"
         f"  try:        curl {base}/v1/chat/completions -H 'Authorization: Bearer '$(cat {directory / 'admin.key'}) "
         '-H \'Content-Type: application/json\' -d \'{"model":"chat-small","messages":[{"role":"user",'
-        '"content":"[1] Parental leave is 16 weeks at full pay.\\nQuestion: How long is parental leave?"}]}\'',
+        '"content":"[1] Parental leave is 16 weeks at full pay.\\nQuestion: How long is parental leave?"}]}\'\n'
+        f"  use cases:  {directory / 'usecases'} (hr-policy-assistant, support-reply-drafter, "
+        "contract-clause-extractor)\n"
+        f"  run one:    curl {base}/v1/usecases/hr-policy-assistant/run -H 'Authorization: Bearer '$(cat "
+        f"{directory / 'admin.key'}) -H 'Content-Type: application/json' "
+        '-d \'{"inputs":{"question":"How many weeks of parental leave do birth parents get?"}}\'',
         highlight=False,
         soft_wrap=True,
     )

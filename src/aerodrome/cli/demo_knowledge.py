@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 DATA = Path(__file__).parent / "demo_data"
+USECASES = Path(__file__).parent / "demo_usecases"
 
 CODE_OF_CONDUCT = [
     ("Code of conduct", 1),
@@ -85,6 +86,14 @@ def write_knowledge(root: Path) -> Path:
     return target
 
 
+def write_usecases(root: Path) -> Path:
+    """Write the demo's use-case specs under ``root/usecases`` (kept if the folder exists)."""
+    target = root / "usecases"
+    if not target.exists():
+        shutil.copytree(USECASES, target)
+    return target
+
+
 COLLECTIONS_YAML = """\
 knowledge:
   index: sqlite                  # <database>.knowledge.db beside the database; postgres (pgvector) when scaled
@@ -107,4 +116,7 @@ collections:
     data_class: public
     readers: {departments: [support, finance, platform]}
     sources: [{kind: folder, path: knowledge/product}]
+
+usecases:
+  dir: usecases                  # one spec file per use case; edits make new versions (docs/usecases.md)
 """

@@ -28,7 +28,7 @@ from typing import Any
 
 from aerodrome.config import DeploymentConfig
 from aerodrome.errors import UpstreamRejected
-from aerodrome.providers import local_embeddings, local_extractive
+from aerodrome.providers import local_embeddings, local_extractive, local_structured
 from aerodrome.providers.base import Provider, ProviderContext
 
 MAX_EMBEDDING_INPUTS = 2048
@@ -124,8 +124,12 @@ class LocalProvider:
             raise _reject("messages must be a non-empty list", "invalid_request", "messages")
         limit = _output_limit(deployment, body)
         stops = _stop_sequences(body)
-        context, question = local_extractive.read_messages(messages)
-        text = local_extractive.answer(context, question)
+        schema = local_structured.requested_schema(body)
+        if schema is not None:
+            text = local_structured.extract(messages, schema)
+        else:
+            context, question = local_extractive.read_messages(messages)
+            text = local_extractive.answer(context, question)
         for stop in stops:  # OpenAI semantics: cut before the first stop sequence, finish "stop"
             at = text.find(stop)
             if at >= 0:

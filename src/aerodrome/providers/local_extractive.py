@@ -77,6 +77,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _ABBREVIATION = re.compile(
     r"\b(?:e\.g|i\.e|etc|vs|mr|mrs|ms|dr|prof|no|fig|approx|inc|ltd|st)\.$", re.IGNORECASE
 )
+_ASKED = re.compile(r"[^.?!\n]*\?")  # each question of a message with several
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+")
 _LABEL_LINE = re.compile(r"^\s*(?:context|documents?|passages?|sources?|excerpts?)\s*:\s*$", re.IGNORECASE)
 _INSTRUCTION = re.compile(
@@ -240,8 +241,8 @@ def _idf(document_count: int, containing: int) -> float:
     return math.log(1.0 + (unseen + 0.5) / (containing + 0.5))
 
 
-def select(passages: list[Passage], question: str) -> list[Sentence]:
-    """The best-supported sentences for the question, in their original order."""
+def rank(passages: list[Passage], question: str) -> list[tuple[float, float, Sentence]]:
+    """(score, support, sentence) of every sentence that supports the question, best first."""
     query = list(dict.fromkeys(terms(_QUESTION_PHRASE.sub(" ", question))))
     if not query:
         return []
@@ -273,9 +274,15 @@ def select(passages: list[Passage], question: str) -> list[Sentence]:
         support = covered / total_weight
         if support >= MIN_SUPPORT:
             scored.append((score, support, sentence))
+    scored.sort(key=lambda item: (-item[0], item[2].passage, item[2].position))
+    return scored
+
+
+def select(passages: list[Passage], question: str) -> list[Sentence]:
+    """The best-supported sentences for the question, in their original order."""
+    scored = rank(passages, question)
     if not scored:
         return []
-    scored.sort(key=lambda item: (-item[0], item[2].passage, item[2].position))
     best = scored[0][0]
     chosen: list[Sentence] = []
     seen: set[str] = set()
@@ -315,7 +322,15 @@ def answer(context_texts: list[tuple[str, bool]], question: str) -> str:
         return NO_CONTEXT_ANSWER if question.strip() else NO_QUESTION_ANSWER
     if not question.strip():
         return NO_QUESTION_ANSWER
-    chosen = select(passages, question)
+    asked = [q.strip() for q in _ASKED.findall(question) if len(q.split()) >= 2]
+    if len(asked) > 1:  # several questions in one message (a ticket): answer each, in context order
+        picked: dict[tuple[int, int], Sentence] = {}
+        for sub in asked:
+            for sentence in select(passages, sub)[:2]:
+                picked.setdefault((sentence.passage, sentence.position), sentence)
+        chosen = [picked[k] for k in sorted(picked)][: MAX_SENTENCES * 2]
+    else:
+        chosen = select(passages, question)
     if not chosen:
         return NOT_FOUND_ANSWER
     return compose(passages, chosen)

@@ -256,7 +256,8 @@ review_items = Table(
     Column("requester", String(320), nullable=False),  # the caller's principal name
     Column("key_id", String(36), nullable=True),
     Column("user_id", String(36), nullable=True),
-    Column("reasons", JSON, nullable=False),  # why it was held: always, flagged:<guardrail>, risk_high, sample
+    # why it was held: always, flagged:<guardrail>, risk_high, sample
+    Column("reasons", JSON, nullable=False),
     Column("status", String(16), nullable=False),  # pending | claimed | approved | edited | rejected
     Column("draft", JSON, nullable=False),  # {output, citations, inputs?} as held
     Column("final", JSON, nullable=True),  # the output released (approved or edited)

@@ -91,7 +91,8 @@ def _raw_problems(
     data: dict[str, Any], refs: PlatformRefs, source: str, lines: dict[YamlPath, int], text: str | None
 ) -> list[SpecProblem]:
     """Template and reference checks on a spec that failed its structure, so one pass reports everything."""
-    inputs = data.get("inputs") if isinstance(data.get("inputs"), dict) else {}
+    raw_inputs = data.get("inputs")
+    inputs: dict[Any, Any] = raw_inputs if isinstance(raw_inputs, dict) else {}
     stand_in: dict[str, Any] = {
         "id": "x",
         "title": "x",
