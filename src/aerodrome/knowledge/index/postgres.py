@@ -1,23 +1,23 @@
-"""The scaled index: PostgreSQL with pgvector (HNSW, cosine) and full-text search (GIN).
+"""The scaled index: PostgreSQL with pgvector (HNSW, cosine) and BM25 postings.
 
 Tables (index structures owned by this backend, created with ``IF NOT EXISTS`` under an
-advisory lock, layout versioned in ``knowledge_index_meta``): ``knowledge_collections``
-and ``knowledge_chunks``, whose ``embedding`` column is an untyped ``vector`` so each
-collection keeps its own dims. Each collection gets a partial HNSW index on
-``embedding::vector(<dims>)`` (``knowledge_chunks_hnsw_<id>``), used by unfiltered
-dense queries; filtered dense queries scan the filtered rows exactly (HNSW would filter
-after its candidate list and could return fewer than ``k`` rows).
+advisory lock, layout versioned in ``knowledge_index_meta`` and upgraded in place: see
+:mod:`~aerodrome.knowledge.index.postgres_layout`): ``knowledge_collections``,
+``knowledge_chunks``, whose ``embedding`` column is an untyped ``vector`` so each
+collection keeps its own dims, and ``knowledge_postings``. Each collection gets a partial
+HNSW index on ``embedding::vector(<dims>)`` (``knowledge_chunks_hnsw_<id>``), used by
+unfiltered dense queries; filtered dense queries scan the filtered rows exactly (HNSW would
+filter after its candidate list and could return fewer than ``k`` rows).
 
-``tsv`` holds ``setweight`` title (A), heading (B) and text (D) vectors with the
-``english`` configuration over diacritic-folded text (folded in Python, so no
-``unaccent`` extension is needed); the rank is BM25-like (see ``_LEXICAL_SQL``).
+Lexical search is BM25 over postings this backend writes with each chunk, with the
+SQLite backend's tokenizer and formula (see :mod:`~aerodrome.knowledge.index.postgres_bm25`),
+so both backends rank alike. Writes to one collection serialise on its statistics row.
 """
 
 from __future__ import annotations
 
-import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,44 +34,19 @@ from aerodrome.knowledge.index.base import (
     join_chunk_texts,
 )
 from aerodrome.knowledge.index.filters import parse_filters, postgres_where
-from aerodrome.knowledge.index.terms import query_terms, websearch_text
-from aerodrome.knowledge.index.text_folding import fold
+from aerodrome.knowledge.index.postgres_bm25 import (
+    DELETE_DOCUMENTS,
+    INSERT_CHUNKS,
+    chunk_terms,
+    posting_arrays,
+    query_stems,
+    rank_sql,
+)
+from aerodrome.knowledge.index.postgres_layout import SCHEMA_VERSION, ensure_layout
+from aerodrome.knowledge.index.tokenizer import Tokenizer
 
-SCHEMA_VERSION = "1"
+__all__ = ["SCHEMA_VERSION", "PostgresIndex"]
 _LOCK_KEY = 0x6B6E6F77  # advisory lock id of schema changes ("know")
-# BM25-like rank: sum over query terms of idf(term) * ts_rank(tsv, term, 1), where idf is BM25's
-# ln(1 + (N - df + 0.5) / (df + 0.5)) over the queried collections (df counted with the GIN index, _DF_SQL)
-# and ts_rank gives a saturating term frequency divided by 1 + log(document length).
-_DF_SQL = (
-    "SELECT count(*) FROM knowledge_chunks WHERE collection_id = ANY(%s)"
-    " AND tsv @@ plainto_tsquery('english', %s)"  # a constant query: the GIN index answers it
-)
-_LEXICAL_SQL = """
-WITH weights AS MATERIALIZED (
-    SELECT plainto_tsquery('english', w.term) AS q, w.idf FROM unnest(%s::text[], %s::float8[]) AS w(term, idf))
-SELECT {cols}, (SELECT sum(w.idf * ts_rank(c.tsv, w.q, 1)) FROM weights w) AS score
-FROM knowledge_chunks c JOIN knowledge_collections k ON k.id = c.collection_id
-WHERE c.tsv @@ websearch_to_tsquery('english', %s) AND c.collection_id = ANY(%s){where}
-ORDER BY score DESC, c.id LIMIT %s
-"""
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS knowledge_index_meta (key text PRIMARY KEY, value text NOT NULL);
-CREATE TABLE IF NOT EXISTS knowledge_collections (
-    id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, dims integer NOT NULL, embedding_model text NOT NULL);
-CREATE TABLE IF NOT EXISTS knowledge_chunks (
-    id bigserial PRIMARY KEY,
-    collection_id bigint NOT NULL REFERENCES knowledge_collections (id) ON DELETE CASCADE,
-    chunk_id text NOT NULL, document_id text NOT NULL, ordinal integer NOT NULL, text text NOT NULL,
-    title text, uri text NOT NULL DEFAULT '', heading text, page integer, metadata jsonb NOT NULL DEFAULT '{}',
-    embedding vector, tsv tsvector NOT NULL, UNIQUE (collection_id, chunk_id));
-CREATE INDEX IF NOT EXISTS knowledge_chunks_document ON knowledge_chunks (collection_id, document_id);
-CREATE INDEX IF NOT EXISTS knowledge_chunks_tsv ON knowledge_chunks USING gin (tsv);
-INSERT INTO knowledge_index_meta (key, value) VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
-"""
-_TSV = (
-    "setweight(to_tsvector('english', %s), 'A') || setweight(to_tsvector('english', %s), 'B')"
-    " || setweight(to_tsvector('english', %s), 'D')"
-)
 _HIT_COLUMNS = "c.id, c.chunk_id, c.document_id, c.ordinal, c.text, c.title, c.uri, c.heading, c.page, c.metadata, k.name"
 
 
@@ -95,6 +70,7 @@ class PostgresIndex:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[psycopg.Connection[Any]] = []
+        self._tokenizer = Tokenizer()
         with psycopg.connect(url, autocommit=True) as conn:
             available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
             if available is None:
@@ -105,7 +81,7 @@ class PostgresIndex:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
                 conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                conn.execute(_SCHEMA)
+                ensure_layout(conn, self._tokenizer)
 
     def _conn(self) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
@@ -171,6 +147,15 @@ class PostgresIndex:
         return str(row[0]) if row else None
 
     def replace_document(self, collection: str, document_id: str, chunks: Sequence[IndexedChunk]) -> None:
+        self.replace_documents(collection, {document_id: chunks})
+
+    def replace_documents(self, collection: str, documents: Mapping[str, Sequence[IndexedChunk]]) -> None:
+        """:meth:`replace_document` for many documents in one transaction (three statements in all)."""
+        rows: dict[str, tuple[str, IndexedChunk]] = {}
+        for document_id, chunks in documents.items():
+            for chunk in chunks:
+                rows.setdefault(chunk.chunk_id, (document_id, chunk))  # a repeated chunk_id is written once
+        terms = [chunk_terms(self._tokenizer, c.title, c.heading, c.text) for _, c in rows.values()]
         with self._tx() as conn:
             ref = self._ref(conn, collection)
             if ref is None:
@@ -178,35 +163,48 @@ class PostgresIndex:
                     f"collection {collection!r} has no index; call ensure_collection first"
                 )
             collection_id, dims = ref
-            rows = []
-            for chunk in chunks:
+            embeddings = []
+            for _, chunk in rows.values():
                 if len(chunk.embedding) not in (0, dims):
                     raise DimensionMismatch(
                         f"chunk {chunk.chunk_id}: vector of {len(chunk.embedding)} dims, collection has {dims}"
                     )
-                vector = _vector(chunk.embedding) if any(chunk.embedding) else None  # zero: no vector
-                rows.append((collection_id, chunk.chunk_id, document_id, chunk.ordinal, chunk.text, chunk.title,
-                             chunk.uri, chunk.heading, chunk.page, Jsonb(chunk.metadata), vector,
-                             fold(chunk.title or ""), fold(chunk.heading or ""), fold(chunk.text)))  # fmt: skip
-            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (collection_id, document_id))
-            conn.execute(
-                "DELETE FROM knowledge_chunks WHERE collection_id = %s AND document_id = %s",
-                (collection_id, document_id),
-            )
-            with conn.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO knowledge_chunks (collection_id, chunk_id, document_id, ordinal, text, title, uri,"
-                    f" heading, page, metadata, embedding, tsv) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-                    f" {_TSV}) ON CONFLICT (collection_id, chunk_id) DO NOTHING",
-                    rows,
-                )
+                embeddings.append(
+                    _vector(chunk.embedding) if any(chunk.embedding) else None
+                )  # zero: no vector
+            chunks = [c for _, c in rows.values()]
+            owners, words, counts = posting_arrays(list(rows), terms)
+            with conn.pipeline():
+                self._lock_documents(conn, collection_id, list(documents))
+                conn.execute(DELETE_DOCUMENTS, {"collection": collection_id, "documents": list(documents)})
+                if chunks:
+                    conn.execute(INSERT_CHUNKS, {
+                        "collection": collection_id, "documents": [d for d, _ in rows.values()],
+                        "chunk_ids": list(rows), "ordinals": [c.ordinal for c in chunks],
+                        "texts": [c.text for c in chunks], "titles": [c.title for c in chunks],
+                        "uris": [c.uri for c in chunks], "headings": [c.heading for c in chunks],
+                        "pages": [c.page for c in chunks], "metadata": [Jsonb(c.metadata) for c in chunks],
+                        "embeddings": embeddings, "lengths": [t.length for t in terms],
+                        "terms": [t.terms for t in terms], "posting_chunks": owners, "posting_terms": words,
+                        "posting_tfs": counts,
+                    })  # fmt: skip
+
+    @staticmethod
+    def _lock_documents(conn: psycopg.Connection[Any], collection_id: int, document_ids: list[str]) -> None:
+        """Per-document write locks, taken in sorted order (two batches never wait on each other in a cycle)."""
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(d)) FROM unnest(%s::text[]) WITH ORDINALITY AS u(d, n)"
+            " ORDER BY n",
+            (collection_id, sorted(set(document_ids))),
+        )
 
     def delete_document(self, collection: str, document_id: str) -> None:
-        self._conn().execute(
-            "DELETE FROM knowledge_chunks c USING knowledge_collections k"
-            " WHERE k.id = c.collection_id AND k.name = %s AND c.document_id = %s",
-            (collection, document_id),
-        )
+        with self._tx() as conn:
+            ref = self._ref(conn, collection)
+            if ref is None:
+                return
+            self._lock_documents(conn, ref[0], [document_id])
+            conn.execute(DELETE_DOCUMENTS, {"collection": ref[0], "documents": [document_id]})
 
     def drop_collection(self, collection: str) -> None:
         with self._tx() as conn:
@@ -215,6 +213,7 @@ class PostgresIndex:
             if ref is None:
                 return
             conn.execute(f"DROP INDEX IF EXISTS {_hnsw_index(ref[0])}")
+            conn.execute("DELETE FROM knowledge_postings WHERE collection_id = %s", (ref[0],))
             conn.execute("DELETE FROM knowledge_chunks WHERE collection_id = %s", (ref[0],))
             conn.execute("DELETE FROM knowledge_collections WHERE id = %s", (ref[0],))
 
@@ -260,24 +259,21 @@ class PostgresIndex:
         self, collections: Sequence[str], query: str, k: int, filters: dict[str, Any] | None = None
     ) -> list[Hit]:
         conditions = parse_filters(filters)
-        terms = query_terms(fold(query))
+        stems = query_stems(self._tokenizer, query)
         conn = self._conn()
-        ids = [ref[0] for ref in self._refs(conn, collections)]
-        if not terms or not ids or k <= 0:
+        rows = conn.execute(
+            "SELECT id, chunks, tokens FROM knowledge_collections WHERE name = ANY(%s)",
+            (sorted(set(collections)),),
+        ).fetchall()
+        ids = [int(r[0]) for r in rows]
+        n, tokens = sum(int(r[1]) for r in rows), sum(int(r[2]) for r in rows)
+        if not stems or not n or not tokens or k <= 0:
             return []
         where, params = postgres_where(conditions)
-        total = conn.execute(
-            "SELECT count(*) FROM knowledge_chunks WHERE collection_id = ANY(%s)", (ids,)
-        ).fetchone()
-        n = int(total[0]) if total else 0
-        idf = []
-        for term in terms:
-            row = conn.execute(_DF_SQL, (ids, term)).fetchone()
-            df = int(row[0]) if row else 0
-            idf.append(math.log(1 + (n - df + 0.5) / (df + 0.5)))
-        sql = _LEXICAL_SQL.format(cols=_HIT_COLUMNS, where=f" AND {where}" if where else "")
-        rows = conn.execute(sql, [terms, idf, websearch_text(terms), ids, *params, k]).fetchall()
-        return [self._hit(row, float(row[11]), lexical=True) for row in rows]
+        top = [] if where else [k]
+        args = [stems, ids, stems, n, tokens / n, *top, *params, k]
+        found = conn.execute(rank_sql(_HIT_COLUMNS, where), args).fetchall()
+        return [self._hit(row, float(row[11]), lexical=True) for row in found]
 
     def dense(
         self,
