@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aerodrome.errors import ConfigError
+from aerodrome.guardrails.pii import CustomRecognizer
 
 DataClass = Literal["public", "internal", "confidential", "restricted"]
 DATA_CLASS_ORDER: dict[str, int] = {"public": 0, "internal": 1, "confidential": 2, "restricted": 3}
@@ -260,6 +261,22 @@ class KnowledgeConfig(_Model):
     embedding_batch: int = Field(default=64, ge=1, le=2048, description="chunks embedded per call")
 
 
+class GuardrailsConfig(_Model):
+    """Platform-wide guardrail settings (docs/guardrails.md)."""
+
+    pii_recognizers: list[CustomRecognizer] = Field(
+        default=[],
+        description="regex recognizers added to every PII check, e.g. {name: EMPLOYEE_ID, pattern: 'EMP-\\d{6}'}",
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> GuardrailsConfig:
+        names = [r.name for r in self.pii_recognizers]
+        if len(set(names)) != len(names):
+            raise ValueError("guardrails.pii_recognizers: a name is defined twice")
+        return self
+
+
 class UseCasesConfig(_Model):
     """Where file-defined use cases live (see docs/usecases.md)."""
 
@@ -289,6 +306,7 @@ class PlatformConfig(_Model):
     aliases: list[AliasConfig] = []
     knowledge: KnowledgeConfig = KnowledgeConfig()
     collections: list[CollectionConfig] = []
+    guardrails: GuardrailsConfig = GuardrailsConfig()
     usecases: UseCasesConfig = UseCasesConfig()
     # Set by load_config: the directory relative paths resolve against.
     base_dir: Path = Field(default=Path("."), exclude=True)

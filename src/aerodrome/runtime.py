@@ -122,6 +122,7 @@ class Runtime:
         await asyncio.to_thread(rt.load_usecases)
         rt._refresher = asyncio.create_task(rt._refresh_loop())
         rt._warmers = [asyncio.create_task(rt._warm(dep)) for dep in rt._local_embedding_deployments()]
+        rt._warmers.append(asyncio.create_task(rt._warm_usecases()))
         rt.ready = True
         return rt
 
@@ -138,6 +139,12 @@ class Runtime:
             await self.providers[dep.provider].embeddings(dep, {"model": dep.model, "input": "warm up"})
         except AerodromeError as exc:
             log.info("local embeddings not warmed", extra={"deployment": dep.name, "reason": exc.message})
+
+    async def _warm_usecases(self) -> None:
+        try:
+            await asyncio.to_thread(self.usecases.warm)
+        except Exception:  # boundary: a guardrail that cannot warm up fails at its first run instead
+            log.exception("could not warm up the use cases' guardrails")
 
     async def stop(self) -> None:
         self.ready = False
@@ -166,7 +173,7 @@ class Runtime:
         if self._guardrails is None:
             from aerodrome.guardrails.service import Guardrails
 
-            self._guardrails = Guardrails()
+            self._guardrails = Guardrails(self.config.guardrails.pii_recognizers)
         return self._guardrails
 
     @property
@@ -241,7 +248,12 @@ class Runtime:
         folder = self.config.usecases.dir
         if folder is not None and not folder.is_absolute():
             folder = self.config.base_dir / folder
-        self.usecases = UseCaseRegistry(self.engine, folder=folder, refs=self.platform_refs)
+        self.usecases = UseCaseRegistry(
+            self.engine,
+            folder=folder,
+            refs=self.platform_refs,
+            pii_recognizers=self.config.guardrails.pii_recognizers,
+        )
         self.usecase_runner = UseCaseRunner(
             registry=self.usecases,
             gateway=self.gateway,

@@ -77,6 +77,9 @@ def _write(folder: Path, files: dict[str, str]) -> None:
 def _config(upstream: UpstreamServer, tmp_path: Path, db_url: str) -> dict[str, Any]:
     cfg = base_config(upstream.url, db_url=db_url)
     cfg["usecases"] = {"dir": "usecases", "reload_s": 0.2}
+    cfg["guardrails"] = {
+        "pii_recognizers": [{"name": "EMPLOYEE_ID", "pattern": r"\bEMP-\d{6}\b", "score": 0.9}]
+    }
     cfg["collections"] = [
         {
             "name": "hr-policies",
@@ -432,3 +435,25 @@ def test_run_records_keep_content_per_department_policy(ugw: Gateway) -> None:
     record = _run_record(ugw, body["run_id"])
     assert record["input"]["inputs"]["question"] == "How many weeks of parental leave?"
     assert "16 weeks" in json.dumps(record["output"])
+
+
+def test_platform_recognizers_join_every_pii_check(ugw: Gateway, upstream: UpstreamServer) -> None:
+    spec = _clause_spec(
+        id="redactor",
+        departments=["hr"],
+        output={"format": "text"},
+        prompt="{{ contract }}",
+        guardrails={"pii": {"action": "redact"}},
+    )
+    spec.pop("fallback")
+    with ugw.client(ugw.admin_key) as c:
+        assert c.post("/api/usecases", json={"spec": spec}).status_code == 201
+        found = c.post(
+            "/v1/guardrails/check", json={"text": "Badge EMP-123456 lost", "checks": ["pii"]}
+        ).json()
+    assert [f["type"] for f in found["pii"]] == ["EMPLOYEE_ID"]
+    with ugw.client(ugw.make_key("hr", "user")) as c:
+        r = _run(c, "redactor", contract="Employee EMP-654321 asked about the notice period.")
+    assert r.status_code == 200, r.text
+    sent = upstream.requests("/v1/chat/completions")[-1]["body"]["messages"][-1]["content"]
+    assert "EMP-654321" not in sent and "[EMPLOYEE_ID]" in sent

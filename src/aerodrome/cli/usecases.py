@@ -42,7 +42,12 @@ def _refs(engine: Engine, cfg: PlatformConfig) -> PlatformRefs:
 
 def _registry(engine: Engine, cfg: PlatformConfig) -> UseCaseRegistry:
     """The folder synchronised into the database, as the server does at start."""
-    registry = UseCaseRegistry(engine, folder=_folder(cfg), refs=lambda: _refs(engine, cfg))
+    registry = UseCaseRegistry(
+        engine,
+        folder=_folder(cfg),
+        refs=lambda: _refs(engine, cfg),
+        pii_recognizers=cfg.guardrails.pii_recognizers,
+    )
     if registry.sync_folder(force=True, actor="cli") is None:
         registry.reload(force=True)
     return registry

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from aerodrome.errors import BadRequest, ConfigError
 from aerodrome.guardrails.base import CheckResult, Guardrail
+from aerodrome.guardrails.pii import CustomRecognizer
 from aerodrome.guardrails.registry import guardrail_registry
 
 INPUT_CHECKS = ("pii", "prompt_injection")
 
 
 class Guardrails:
-    def __init__(self) -> None:
+    def __init__(self, pii_recognizers: Sequence[CustomRecognizer] = ()) -> None:
         self._registry = guardrail_registry()
+        # the platform's own recognizers (employee ids, ticket numbers) join the default PII check
+        self._settings: dict[str, dict[str, Any]] = {
+            "pii": {"custom": [r.model_dump() for r in pii_recognizers]}
+        }
         self._defaults: dict[str, Guardrail] = {}
         self._lock = threading.Lock()
 
@@ -29,7 +35,7 @@ class Guardrails:
                     raise BadRequest(
                         f"unknown check {name!r}; checks are {self._registry.names()}", param="checks"
                     ) from None
-                found = self._defaults[name] = factory({})
+                found = self._defaults[name] = factory(self._settings.get(name, {}))
             return found
 
     def check(self, text: str, checks: list[str]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from aerodrome.guardrails.base import Guardrail
+from aerodrome.guardrails.pii import CustomRecognizer
 from aerodrome.guardrails.registry import guardrail_registry
 from aerodrome.usecases import store
 from aerodrome.usecases.loader import FolderLoad, folder_signature, load_folder
@@ -46,7 +47,7 @@ class LiveUseCase:
         return self.spec.id
 
 
-def compile_live(row: dict[str, Any]) -> LiveUseCase:
+def compile_live(row: dict[str, Any], pii_recognizers: Sequence[CustomRecognizer] = ()) -> LiveUseCase:
     spec = UseCaseSpec.model_validate(row["spec"])
     name = spec.id
     live = LiveUseCase(
@@ -66,7 +67,10 @@ def compile_live(row: dict[str, Any]) -> LiveUseCase:
     registry = guardrail_registry()
     guards = spec.guardrails
     if guards.pii is not None:
-        live.guards["pii"] = registry.get("pii")(guards.pii.model_dump())
+        pii = guards.pii.model_dump()
+        own = {c["name"] for c in pii["custom"]}  # the spec's own recognizer wins over the platform's
+        pii["custom"] = [r.model_dump() for r in pii_recognizers if r.name not in own] + pii["custom"]
+        live.guards["pii"] = registry.get("pii")(pii)
     if guards.prompt_injection is not None:
         live.guards["prompt_injection"] = registry.get("prompt_injection")(
             guards.prompt_injection.model_dump()
@@ -95,7 +99,9 @@ class UseCaseRegistry:
         *,
         folder: Path | None,
         refs: Callable[[], PlatformRefs],
+        pii_recognizers: Sequence[CustomRecognizer] = (),
     ) -> None:
+        self._pii_recognizers = tuple(pii_recognizers)
         self._engine = engine
         self._folder = folder
         self._refs = refs
@@ -116,6 +122,14 @@ class UseCaseRegistry:
     def all(self) -> list[LiveUseCase]:
         return sorted(self._live.values(), key=lambda u: u.id)
 
+    def warm(self) -> None:
+        """Build the guardrail engines of every use case now rather than on its first run."""
+        for live in self.all():
+            for guard in live.guards.values():
+                warm = getattr(guard, "warm", None)
+                if callable(warm):
+                    warm()
+
     # ----------------------------------------------------------------- keeping current
 
     def reload(self, *, force: bool = False) -> None:
@@ -134,7 +148,7 @@ class UseCaseRegistry:
                     live[row["id"]] = known
                     continue
                 try:
-                    live[row["id"]] = compile_live(row)
+                    live[row["id"]] = compile_live(row, self._pii_recognizers)
                 except Exception:  # boundary: one unloadable stored version must not hide the others
                     log.exception(
                         "could not load the use case %s version %s", row["id"], row["current_version"]
