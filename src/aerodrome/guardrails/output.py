@@ -22,6 +22,16 @@ from aerodrome.guardrails.base import CheckResult, Finding
 CITATION = r"\[(?:\d+|[^\[\]\n]{1,80})\]"
 
 
+def valid_json_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The schema itself, when it is a valid JSON Schema (2020-12); ValueError otherwise."""
+    if value is not None:
+        try:
+            Draft202012Validator.check_schema(value)
+        except SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+    return value
+
+
 class OutputConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -35,12 +45,7 @@ class OutputConfig(BaseModel):
     @field_validator("json_schema")
     @classmethod
     def _valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            try:
-                Draft202012Validator.check_schema(value)
-            except SchemaError as exc:
-                raise ValueError(f"json_schema is not a valid JSON Schema: {exc.message}") from None
-        return value
+        return valid_json_schema(value)
 
     @field_validator("citation_pattern")
     @classmethod

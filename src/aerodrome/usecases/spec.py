@@ -12,12 +12,11 @@ import hashlib
 from typing import Any, Literal
 
 import orjson
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aerodrome.config import DataClass
 from aerodrome.guardrails.injection import InjectionConfig
+from aerodrome.guardrails.output import valid_json_schema
 from aerodrome.guardrails.pii import PiiConfig
 
 InputType = Literal["string", "integer", "number", "boolean", "enum", "array"]
@@ -130,12 +129,7 @@ class OutputSpec(_Spec):
     @field_validator("schema_")
     @classmethod
     def _valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            try:
-                Draft202012Validator.check_schema(value)
-            except SchemaError as exc:
-                raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
-        return value
+        return valid_json_schema(value)
 
     @model_validator(mode="after")
     def _schema_for_json(self) -> OutputSpec:
