@@ -457,3 +457,91 @@ def test_platform_recognizers_join_every_pii_check(ugw: Gateway, upstream: Upstr
     assert r.status_code == 200, r.text
     sent = upstream.requests("/v1/chat/completions")[-1]["body"]["messages"][-1]["content"]
     assert "EMP-654321" not in sent and "[EMPLOYEE_ID]" in sent
+
+
+def _post_spec(gw: Gateway, spec: dict[str, Any]) -> None:
+    with gw.client(gw.admin_key) as c:
+        r = c.post("/api/usecases", json={"spec": spec})
+    assert r.status_code == 201, r.text
+
+
+def _text_spec(usecase_id: str, **kw: Any) -> dict[str, Any]:
+    spec = _clause_spec(id=usecase_id, departments=["hr"], output={"format": "text"}, prompt="{{ contract }}")
+    spec.pop("fallback")
+    spec.update(kw)
+    return spec
+
+
+def test_pii_block_refuses_before_the_model(ugw: Gateway, upstream: UpstreamServer) -> None:
+    _post_spec(ugw, _text_spec("blocker", guardrails={"pii": {"action": "block", "entities": ["US_SSN"]}}))
+    before = len(upstream.requests("/v1/chat/completions"))
+    with ugw.client(ugw.make_key("hr", "user")) as c:
+        r = _run(c, "blocker", contract="My SSN is 536-90-4399, please update payroll.")
+        assert r.status_code == 422 and r.json()["error"]["code"] == "guardrail_blocked"
+        assert "US_SSN" in r.json()["error"]["message"] and "536-90-4399" not in r.text
+        assert _run(c, "blocker", contract="Please update my payroll address.").status_code == 200
+    assert len(upstream.requests("/v1/chat/completions")) == before + 1
+    record = _run_record(ugw, r.headers["x-aerodrome-run-id"])
+    assert "536-90-4399" not in json.dumps(record)  # findings carry spans, never the values
+
+
+def test_output_violations_flag_or_fall_back(ugw: Gateway) -> None:
+    # the mock upstream echoes the prompt: a banned word in the input comes back in the answer
+    _post_spec(
+        ugw, _text_spec("flagger", guardrails={"output": {"banned_terms": ["guarantee"], "max_chars": 500}})
+    )
+    _post_spec(
+        ugw,
+        _text_spec(
+            "strict",
+            guardrails={"output": {"banned_terms": ["guarantee"], "on_violation": "fallback"}},
+            fallback={"on_invalid_output": "A colleague will answer you."},
+            review={"when": ["fallback"]},
+        ),
+    )
+    with ugw.client(ugw.make_key("hr", "user")) as c:
+        flagged = _run(c, "flagger", contract="We guarantee delivery.").json()
+        long = _run(c, "flagger", contract="word " * 200).json()
+        fell_back = _run(c, "strict", contract="We guarantee delivery.").json()
+    assert (
+        flagged["status"] == "ok"
+        and "flagged:output" in flagged["flags"]
+        and "guarantee" in flagged["output"]
+    )
+    assert "flagged:output" in long["flags"]
+    assert fell_back["status"] == "fallback" and fell_back["fallback_reason"] == "output_banned_term"
+    assert fell_back["review_status"] == "pending" and fell_back["output"] is None
+    with ugw.client(ugw.admin_key) as c:
+        item = c.get(f"/api/reviews/{fell_back['review_id']}").json()
+    assert item["draft"]["output"] == "A colleague will answer you." and item["reasons"] == ["fallback"]
+
+
+def test_the_use_case_class_and_the_header_raise_the_request_class(ugw: Gateway) -> None:
+    _post_spec(ugw, _text_spec("confidential", data_class="confidential"))
+    _post_spec(ugw, _text_spec("open"))
+    with ugw.client(ugw.make_key("hr", "user")) as c:
+        r = _run(c, "confidential", contract="Acme ends with 30 days notice.")
+        assert r.status_code == 403 and r.json()["error"]["code"] == "data_class_exceeds_model"
+        assert _run(c, "open", contract="Acme ends with 30 days notice.").status_code == 200
+        r = c.post(
+            "/v1/usecases/open/run",
+            json={"inputs": {"contract": "Acme ends with 30 days notice."}},
+            headers={"x-aerodrome-data-class": "restricted"},
+        )
+        assert r.status_code == 403 and "restricted" in r.json()["error"]["message"]
+
+
+def test_upstream_failure_answers_with_the_fallback_or_a_502(ugw: Gateway, upstream: UpstreamServer) -> None:
+    _post_spec(ugw, _text_spec("resilient", fallback={"on_upstream_error": "The assistant is unavailable."}))
+    _post_spec(ugw, _text_spec("fragile"))
+    with ugw.client(ugw.make_key("hr", "user")) as c:
+        upstream.fault(status=500, times=4)
+        r = _run(c, "resilient", contract="Acme ends with 30 days notice.")
+        assert r.status_code == 200 and r.json()["status"] == "fallback", r.text
+        assert r.json()["output"] == "The assistant is unavailable."
+        assert r.json()["fallback_reason"] == "upstream_error"
+        upstream.fault(status=500, times=4)
+        r = _run(c, "fragile", contract="Acme ends with 30 days notice.")
+    assert r.status_code == 502 and r.json()["error"]["code"].startswith("upstream")
+    record = _run_record(ugw, r.headers["x-aerodrome-run-id"])
+    assert record["status"] == "error" and record["use_case_id"] == "fragile"
