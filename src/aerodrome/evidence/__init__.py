@@ -1,0 +1,1 @@
+"""Evidence engine: metrics with intervals, success criteria and their verdicts."""
