@@ -36,6 +36,7 @@ from aerodrome.storage.migrate import ensure_current
 from aerodrome.storage.tables import api_keys
 
 if TYPE_CHECKING:
+    from aerodrome.evidence.transitions import Evidence
     from aerodrome.guardrails.service import Guardrails
     from aerodrome.knowledge.service import KnowledgeService
     from aerodrome.usecases.validation import PlatformRefs
@@ -263,6 +264,13 @@ class Runtime:
             max_inputs_bytes=self.config.usecases.max_inputs_bytes,
         )
         self._usecases_checked = 0.0
+
+    @property
+    def gate_evidence(self) -> Evidence:
+        """What the stage gates can ask of metrics, evaluations and budgets (more as they exist)."""
+        from aerodrome.evidence.transitions import Evidence
+
+        return Evidence()
 
     def _collection_class(self, name: str) -> str:
         from aerodrome.knowledge import collections as collection_store

@@ -59,6 +59,19 @@ def _request_for(action: str, role: str) -> tuple[str, str, dict[str, Any] | Non
         # claim the oldest pending item in scope (none here: 200 with no item)
         "reviews.decide": ("POST", "/api/reviews/next", None),
         "feedback.read": ("GET", "/api/feedback/export", None),
+        # gate checks of the hr use case made by the walk (a dry run changes nothing)
+        "usecases.advance": ("POST", "/api/usecases/walk-live/transitions", {"dry_run": True}),
+        "usecases.decide": (
+            "POST",
+            "/api/usecases/walk-live/transitions",
+            {"to": "retired", "decision": "stop", "dry_run": True},
+        ),
+        "proposals.read": ("GET", "/api/proposals", None),
+        "proposals.write": (
+            "POST",
+            "/api/proposals",
+            {"title": f"walk {role}", "problem": "p", "value": 3, "complexity": 3},
+        ),
     }[action]
 
 
@@ -82,12 +95,19 @@ def test_every_action_has_an_endpoint_in_the_walk() -> None:
         "reviews.read",
         "reviews.decide",
         "feedback.read",
+        "usecases.advance",
+        "usecases.decide",
+        "proposals.read",
+        "proposals.write",
     }, "a new action needs an endpoint in _request_for"
     for role, action in perm.PERMISSIONS:
         assert role in ROLES and action in perm.ACTIONS
 
 
 def test_walk_the_whole_permission_table(gateway: Gateway) -> None:
+    with gateway.client(gateway.admin_key) as c:
+        live = {**_WALK_SPEC, "id": "walk-live", "departments": ["hr"]}
+        assert c.post("/api/usecases", json={"spec": live}).status_code == 201
     keys = {role: gateway.make_key("hr", role, name=f"walker-{role}") for role in ROLES}
     checked = 0
     for role in ROLES:

@@ -77,6 +77,12 @@ def test_a_valid_spec_has_no_problems_and_a_stable_digest() -> None:
         ({"guardrails": {"custom": {"nope": {}}}}, "guardrails.custom.nope", "unknown guardrail"),
         ({"review": {"sample_rate": 2}}, "review.sample_rate", "less than or equal"),
         ({"surprise": 1}, "surprise", "Extra inputs"),
+        (
+            {"success_criteria": [{"metric": "happiness", "at_least": 1}]},
+            "success_criteria.0.metric",
+            "unknown metric",
+        ),
+        ({"success_criteria": [{"metric": "useful_rate"}]}, "success_criteria.0", "exactly one"),
     ],
 )
 def test_invalid_specs_name_the_field(change: dict[str, Any], field: str, words: str) -> None:

@@ -34,6 +34,10 @@ ACTIONS: tuple[str, ...] = (
     "reviews.read",
     "reviews.decide",
     "feedback.read",
+    "usecases.advance",
+    "usecases.decide",
+    "proposals.read",
+    "proposals.write",
 )
 
 PERMISSIONS: dict[tuple[str, str], Scope] = {
@@ -55,6 +59,9 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("department_admin", "reviews.read"): "department",
     ("department_admin", "reviews.decide"): "department",
     ("department_admin", "feedback.read"): "department",
+    ("department_admin", "usecases.advance"): "department",
+    ("department_admin", "proposals.read"): "department",
+    ("department_admin", "proposals.write"): "department",
     # builders make use cases for their department
     ("builder", "departments.read"): "department",
     ("builder", "keys.read"): "own",
@@ -66,6 +73,9 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("builder", "usecases.write"): "department",
     ("builder", "reviews.read"): "department",
     ("builder", "feedback.read"): "department",
+    ("builder", "usecases.advance"): "department",
+    ("builder", "proposals.read"): "department",
+    ("builder", "proposals.write"): "department",
     # reviewers and approvers see their department's work
     ("reviewer", "catalog.read"): "all",
     ("reviewer", "runs.read"): "department",
@@ -73,6 +83,7 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("reviewer", "reviews.read"): "department",
     ("reviewer", "reviews.decide"): "department",
     ("reviewer", "feedback.read"): "department",
+    ("reviewer", "proposals.read"): "department",
     ("approver", "departments.read"): "all",
     ("approver", "catalog.read"): "all",
     ("approver", "runs.read"): "department",
@@ -80,6 +91,8 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("approver", "usecases.read"): "all",
     ("approver", "reviews.read"): "department",
     ("approver", "feedback.read"): "department",
+    ("approver", "usecases.decide"): "all",
+    ("approver", "proposals.read"): "all",
     # auditors read everything, change nothing
     ("auditor", "departments.read"): "all",
     ("auditor", "users.read"): "all",
@@ -92,6 +105,7 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("auditor", "usecases.read"): "all",
     ("auditor", "reviews.read"): "all",
     ("auditor", "feedback.read"): "all",
+    ("auditor", "proposals.read"): "all",
     # employees: the catalog they may use, their own keys and runs
     ("user", "catalog.read"): "all",
     ("user", "keys.read"): "own",
@@ -99,6 +113,8 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("user", "runs.read"): "own",
     ("user", "collections.read"): "department",
     ("user", "usecases.read"): "department",
+    ("user", "proposals.read"): "department",
+    ("user", "proposals.write"): "department",
 }
 
 # Roles a principal may put on a key it creates (beyond its own roles).

@@ -108,6 +108,13 @@ class KnowledgeService:
                 self._embedders[key] = found
             return found
 
+    def local_embedding(self) -> LocalEmbedding:
+        """The process's one local model (shared with collections that embed locally)."""
+        with self._lock:
+            if self._local is None:
+                self._local = LocalEmbedding()
+            return self._local
+
     def sync(self, name: str, progress: Progress | None = None) -> dict[str, Any]:
         spec = resolve_paths(store.spec_of(self.engine, name), self.config.base_dir)
         job = CollectionSync(

@@ -225,7 +225,10 @@ usecases = Table(
     Column("id", String(128), primary_key=True),
     Column("origin", String(16), nullable=False),  # file | api
     Column("source", String(1024), nullable=True),  # the spec file, for file-defined use cases
-    Column("current_version", Integer, nullable=False),  # the version being served
+    Column("current_version", Integer, nullable=True),  # the version being served; none for an idea
+    Column("stage", String(16), nullable=False, server_default="idea"),  # see evidence/stages.py
+    Column("stage_changed_at", DateTime(timezone=True), nullable=True),
+    Column("department_id", String(63), nullable=True),  # the proposing department (portfolio)
     Column("status", String(16), nullable=False, default="active"),  # active | removed
     Column("load_error", JSON, nullable=True),  # the newest file's errors while the last valid version serves
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -292,3 +295,78 @@ feedback = Table(
 )
 Index("ix_feedback_run", feedback.c.run_id)
 Index("ix_feedback_usecase_created", feedback.c.usecase_id, feedback.c.created_at)
+
+# ------------------------------------------------------------------ evidence
+
+# Every stage change of a use case, with the gate's checks as they stood (append-only).
+usecase_transitions = Table(
+    "usecase_transitions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("usecase_id", String(128), nullable=False),
+    Column("from_stage", String(16), nullable=False),
+    Column("to_stage", String(16), nullable=False),
+    Column("decision", String(16), nullable=True),  # go | redesign | stop
+    Column("rationale", String(4000), nullable=False, default=""),
+    Column("checks", JSON, nullable=False),  # [{requirement, ok, detail}]
+    Column("spec_version", Integer, nullable=True),
+    Column("actor", String(320), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_usecase_transitions_usecase", usecase_transitions.c.usecase_id, usecase_transitions.c.id)
+
+# Success criteria locked when the pilot starts; later changes are kept as amendments.
+criteria_locks = Table(
+    "criteria_locks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("usecase_id", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),  # lock | amendment
+    Column("criteria", JSON, nullable=False),
+    Column("criteria_hash", String(64), nullable=False),
+    Column("spec_version", Integer, nullable=True),
+    Column("reason", String(2000), nullable=False, default=""),
+    Column("actor", String(320), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_criteria_locks_usecase", criteria_locks.c.usecase_id, criteria_locks.c.id)
+
+# One unit of business work, timed, in a group: baseline, control or treatment.
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("usecase_id", String(128), nullable=False),
+    Column("department_id", String(63), nullable=True),
+    Column("user_ref", String(320), nullable=False),  # the worker: user email or principal name
+    Column("group", String(16), nullable=False),  # baseline | control | treatment
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("outcome", String(64), nullable=True),
+    Column("run_ids", JSON, nullable=False),
+    Column("source", String(16), nullable=False),  # api | csv | simulation
+    Column("created_by", String(320), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_tasks_usecase_group_finished", tasks.c.usecase_id, tasks.c.group, tasks.c.finished_at)
+
+# Portfolio: a department's proposed use case, before it becomes one.
+proposals = Table(
+    "proposals",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("department_id", String(63), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("problem", String(4000), nullable=False),
+    Column("workflow", String(4000), nullable=False, default=""),
+    Column("users", String(1000), nullable=False, default=""),
+    Column("volume_per_day", Integer, nullable=True),
+    Column("value", Integer, nullable=False),  # 1..5
+    Column("complexity", Integer, nullable=False),  # 1..5
+    Column("status", String(16), nullable=False),  # open | accepted | declined
+    Column("usecase_id", String(128), nullable=True),
+    Column("created_by", String(320), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -15,6 +15,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aerodrome.config import DataClass
+from aerodrome.evidence.criteria import Criterion
 from aerodrome.guardrails.injection import InjectionConfig
 from aerodrome.guardrails.output import valid_json_schema
 from aerodrome.guardrails.pii import PiiConfig
@@ -194,10 +195,14 @@ class UseCaseSpec(_Spec):
     definition: dict[str, Any] = Field(
         default={}, description="problem, users, outputs, baseline (free form; used by stage gates)"
     )
-    success_criteria: list[dict[str, Any]] = Field(
-        default=[], description="metrics and thresholds, locked when the pilot starts"
+    success_criteria: list[Criterion] = Field(
+        default=[], description="metrics and thresholds (docs/evidence.md), locked when the pilot starts"
     )
     projected_volume: dict[str, Any] = Field(default={}, description="e.g. {tasks_per_day: 5000}")
+    alerts: list[dict[str, Any]] = Field(
+        default=[],
+        description="alert rules, e.g. {metric: error_rate, above: 0.05} (checked before production)",
+    )
 
     @field_validator("inputs")
     @classmethod
@@ -240,7 +245,10 @@ class UseCaseSpec(_Spec):
         return self.model_dump(mode="json", by_alias=True)
 
     def digest(self) -> str:
-        return hashlib.sha256(orjson.dumps(self.canonical(), option=orjson.OPT_SORT_KEYS)).hexdigest()
+        """The content's hash; settings left at their defaults do not count, so new optional fields in a
+        later release do not make new versions of unchanged specs."""
+        content = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 # Names the prompt template gets besides the inputs.

@@ -50,12 +50,17 @@ def _save(
     digest = spec.digest()
     with engine.begin() as conn:
         row = conn.execute(select(usecases).where(usecases.c.id == spec.id)).mappings().first()
-        if row is not None and row["origin"] != origin and row["status"] == "active":
+        unclaimed = row is not None and row["current_version"] is None  # an idea with no spec yet
+        if row is not None and row["origin"] != origin and row["status"] == "active" and not unclaimed:
             where = f"the file {row['source']}" if row["origin"] == "file" else "the API"
             raise Conflict(
                 f"the use case {spec.id!r} is defined by {where}; change it there", code="usecase_origin"
             )
-        if row is not None and _current_hash(conn, spec.id, row["current_version"]) == digest:
+        if (
+            row is not None
+            and not unclaimed
+            and _current_hash(conn, spec.id, row["current_version"]) == digest
+        ):
             if row["status"] != "active" or row["load_error"] is not None or row["origin"] != origin:
                 conn.execute(
                     update(usecases)
@@ -110,6 +115,10 @@ def _save(
                     updated_by=actor,
                 )
             )
+        if row is not None:
+            from aerodrome.evidence.transitions import note_criteria_change
+
+            note_criteria_change(conn, spec.id, spec, version, actor=actor)
         trail.record(
             conn,
             actor=actor,
