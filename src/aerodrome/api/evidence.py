@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from aerodrome.api.deps import principal, runtime
@@ -298,3 +299,30 @@ async def decline(
     return await run_in_threadpool(
         lambda: portfolio.decline(rt.engine, proposal_id, body.reason, actor=p.name)
     )
+
+
+# ----------------------------------------------------------------- the report
+
+_MEDIA = {
+    "json": "application/json",
+    "md": "text/markdown; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+}
+
+
+@router.get(
+    "/api/usecases/{usecase_id}/report", summary="The pilot report: verdicts, red flags, recommendation"
+)
+async def report(
+    usecase_id: str,
+    format: str = Query(default="json", pattern="^(json|md|html)$"),
+    p: Principal = Depends(principal),
+    rt: Runtime = Depends(runtime),
+) -> Response:
+    from aerodrome.evidence import report as pilot_report
+
+    row = await run_in_threadpool(store.get, rt.engine, usecase_id)
+    _scoped(p, "usecases.read", row, rt)
+    data = await run_in_threadpool(pilot_report.build, rt.engine, usecase_id)
+    text = pilot_report.render(data, format)
+    return Response(text, media_type=_MEDIA[format])

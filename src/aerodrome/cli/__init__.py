@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aerodrome.cli import audit, db, demo, keys, knowledge, models, serve, usecases
+from aerodrome.cli import audit, db, demo, evidence, keys, knowledge, models, serve, usecases
 
 app = typer.Typer(
     name="aerodrome",
@@ -25,6 +25,8 @@ app.add_typer(usecases.app, name="usecases")
 app.command("ingest")(knowledge.ingest)
 app.command("quality")(knowledge.quality)
 app.command("search")(knowledge.search)
+app.command("report")(evidence.report)
+usecases.app.command("advance")(evidence.advance)
 
 
 def main() -> None:

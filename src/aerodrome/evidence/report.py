@@ -1,0 +1,307 @@
+"""The pilot report: each criterion's verdict with its evidence, red flags, failure modes, cost, adoption,
+and a go / redesign / stop recommendation; as JSON, Markdown or HTML.
+
+The verdicts use the criteria locked when the pilot started (amendments are red flags), over the
+pilot's window (its start to the decision, or now).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import Engine, select
+
+from aerodrome.errors import BadRequest
+from aerodrome.evidence import assessment
+from aerodrome.evidence.criteria import METRICS, Criterion
+from aerodrome.evidence.metrics import MetricSet, Scope, by_department, compute
+from aerodrome.evidence.stats import Interval
+from aerodrome.storage.tables import (
+    criteria_locks,
+    departments,
+    feedback,
+    review_items,
+    tasks,
+    usecase_transitions,
+    usecase_versions,
+)
+from aerodrome.usecases import store
+from aerodrome.usecases.spec import UseCaseSpec
+
+FORMATS = ("json", "md", "html")
+EXAMPLES = 3
+_TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _first(conn: Any, query: Any) -> dict[str, Any] | None:
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def _window(conn: Any, usecase_id: str) -> tuple[datetime | None, datetime | None]:
+    t = usecase_transitions
+    pilot = _first(
+        conn,
+        select(t.c.at)
+        .where(t.c.usecase_id == usecase_id, t.c.to_stage == "pilot")
+        .order_by(t.c.id.desc())
+        .limit(1),
+    )
+    if pilot is None:
+        return None, None
+    decided = _first(
+        conn,
+        select(t.c.at)
+        .where(t.c.usecase_id == usecase_id, t.c.from_stage == "pilot", t.c.id > 0, t.c.at >= pilot["at"])
+        .order_by(t.c.id)
+        .limit(1),
+    )
+    return pilot["at"], decided["at"] if decided else None
+
+
+def _criteria(conn: Any, usecase_id: str, spec: UseCaseSpec) -> tuple[list[Criterion], int, bool]:
+    """The locked criteria (or the spec's when no pilot started), the number of amendments, locked?"""
+    rows = (
+        conn.execute(
+            select(criteria_locks)
+            .where(criteria_locks.c.usecase_id == usecase_id)
+            .order_by(criteria_locks.c.id)
+        )
+        .mappings()
+        .all()
+    )
+    locks = [r for r in rows if r["kind"] == "lock"]
+    if not locks:
+        return list(spec.success_criteria), 0, False
+    last_lock = locks[-1]
+    amendments = sum(1 for r in rows if r["kind"] == "amendment" and r["id"] > last_lock["id"])
+    return [Criterion.model_validate(c) for c in last_lock["criteria"]], amendments, True
+
+
+def _failure_modes(
+    conn: Any, usecase_id: str, start: datetime | None, end: datetime | None
+) -> dict[str, Any]:
+    fq = select(feedback).where(feedback.c.usecase_id == usecase_id)
+    rq = select(review_items).where(review_items.c.usecase_id == usecase_id)
+    if start is not None:
+        fq, rq = fq.where(feedback.c.created_at >= start), rq.where(review_items.c.created_at >= start)
+    if end is not None:
+        fq, rq = fq.where(feedback.c.created_at < end), rq.where(review_items.c.created_at < end)
+    flags: Counter[str] = Counter()
+    examples: dict[str, list[dict[str, Any]]] = {}
+    for row in conn.execute(fq.order_by(feedback.c.created_at.desc())).mappings():
+        for flag in row["flags"] or []:
+            flags[flag] += 1
+            found = examples.setdefault(flag, [])
+            if len(found) < EXAMPLES and (row["comment"] or row["correction"]):
+                found.append(
+                    {
+                        "run_id": row["run_id"],
+                        "comment": (row["comment"] or "")[:300],
+                        "correction": (row["correction"] or "")[:300],
+                    }
+                )
+    reasons: Counter[str] = Counter()
+    outcomes: Counter[str] = Counter()
+    rejected: list[dict[str, Any]] = []
+    edited: list[dict[str, Any]] = []
+    for row in conn.execute(rq.order_by(review_items.c.created_at.desc())).mappings():
+        reasons.update(row["reasons"] or [])
+        outcomes[row["status"]] += 1
+        if row["status"] == "rejected" and len(rejected) < EXAMPLES:
+            rejected.append({"run_id": row["run_id"], "note": (row["note"] or "")[:300]})
+        if row["status"] == "edited" and len(edited) < EXAMPLES:
+            final = row["final"]
+            text = final if isinstance(final, str) else str(final)
+            edited.append(
+                {"run_id": row["run_id"], "correction": text[:300], "note": (row["note"] or "")[:300]}
+            )
+    return {
+        "feedback_flags": [
+            {"flag": f, "count": n, "examples": examples.get(f, [])} for f, n in flags.most_common()
+        ],
+        "review_reasons": [{"reason": r, "count": n} for r, n in reasons.most_common()],
+        "review_outcomes": dict(outcomes),
+        "rejections": rejected,
+        "corrections": edited,
+    }
+
+
+def _budget(conn: Any, spec: UseCaseSpec) -> float | None:
+    total = 0.0
+    found = False
+    for row in conn.execute(
+        select(departments.c.id, departments.c.budget).where(departments.c.id.in_(spec.departments))
+    ):
+        budget = row[1]
+        if (
+            isinstance(budget, dict)
+            and budget.get("period") == "month"
+            and isinstance(budget.get("usd"), int | float)
+        ):
+            total += float(budget["usd"])
+            found = True
+    return total if found else None
+
+
+def _simulated(conn: Any, usecase_id: str, spec: UseCaseSpec) -> bool:
+    if spec.definition.get("simulation"):
+        return True
+    hit = conn.execute(
+        select(tasks.c.id).where(tasks.c.usecase_id == usecase_id, tasks.c.source == "simulation").limit(1)
+    ).first()
+    return hit is not None
+
+
+def _interval(i: Interval) -> dict[str, Any]:
+    return i.as_dict()
+
+
+def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """Everything the report says, as data."""
+    now = now or datetime.now(UTC)
+    row = store.get(engine, usecase_id)
+    if row["current_version"] is None:
+        raise BadRequest(f"the use case {usecase_id!r} has no spec yet, so nothing to report", code="no_spec")
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(usecase_versions.c.spec).where(
+                usecase_versions.c.usecase_id == usecase_id,
+                usecase_versions.c.version == row["current_version"],
+            )
+        ).scalar()
+        spec = UseCaseSpec.model_validate(stored)
+        start, end = _window(conn, usecase_id)
+        criteria, amendments, locked = _criteria(conn, usecase_id, spec)
+        failures = _failure_modes(conn, usecase_id, start, end)
+        budget = _budget(conn, spec)
+        simulated = _simulated(conn, usecase_id, spec)
+    tasks_per_day = spec.projected_volume.get("tasks_per_day")
+    tpd = float(tasks_per_day) if isinstance(tasks_per_day, int | float) else None
+    scope = Scope(usecase_id=usecase_id, start=start, end=end)
+    overall = compute(engine, scope, tasks_per_day=tpd)
+    segmented: dict[str, MetricSet] = {}
+
+    def metrics_for(c: Criterion) -> Interval:
+        if c.segment is None:
+            return overall.values[c.metric]
+        key = c.segment.describe()
+        if key not in segmented:
+            segmented[key] = compute(
+                engine,
+                Scope(usecase_id, start, end, department=c.segment.department, cohort=c.segment.cohort),
+                tasks_per_day=tpd,
+                confidence=c.confidence,
+            )
+        return segmented[key].values[c.metric]
+
+    verdicts = assessment.judge_criteria(criteria, metrics_for)
+    flags = assessment.red_flags(
+        amendments=amendments,
+        concentration=overall.concentration,
+        cohorts=overall.cohorts,
+        tasks_per_day=tpd,
+        retention=overall.values["retention_4w"],
+        groups=overall.groups,
+        needs_timing=any(c.metric == "time_saved_pct" for c in criteria),
+        evaluated=overall.values["eval_pass_rate"].n > 0,
+    )
+    recommendation, reasons = assessment.recommend(verdicts, flags)
+    projected = overall.values["projected_monthly_cost_usd"]
+    departments_sets = by_department(engine, scope, tasks_per_day=tpd)
+    return {
+        "usecase_id": usecase_id,
+        "title": spec.title,
+        "description": spec.description,
+        "stage": row["stage"],
+        "spec_version": row["current_version"],
+        "generated_at": now,
+        "window": {"start": start, "end": end or now, "pilot_started": start is not None},
+        "criteria_locked": locked,
+        "simulated": simulated,
+        "owners": spec.owners.model_dump(),
+        "definition": spec.definition,
+        "criteria": [
+            {
+                "criterion": v.criterion.label(),
+                "metric": v.criterion.metric,
+                "threshold": ("≥ " if v.criterion.at_least is not None else "≤ ")
+                + f"{v.criterion.threshold:g}",
+                "min_samples": v.criterion.min_samples,
+                "outcome": v.outcome.value,
+                "reason": v.reason,
+                "interval": _interval(v.interval),
+            }
+            for v in verdicts
+        ],
+        "red_flags": [f.to_dict() for f in flags],
+        "recommendation": recommendation,
+        "reasons": reasons,
+        "metrics": {
+            name: {
+                **_interval(overall.values[name]),
+                "family": m.family,
+                "unit": m.unit,
+                "description": m.description,
+            }
+            for name, m in METRICS.items()
+        },
+        "adoption": {
+            "weekly": overall.weekly,
+            "concentration": overall.concentration,
+            "cohorts": overall.cohorts,
+            "by_department": {
+                dept: {
+                    k: _interval(s.values[k]) for k in ("adoption_rate", "useful_rate", "weekly_active_users")
+                }
+                for dept, s in departments_sets.items()
+            },
+        },
+        "tasks": overall.groups,
+        "cost": {
+            "per_run": _interval(overall.values["cost_per_run_usd"]),
+            "per_task": _interval(overall.values["cost_per_task_usd"]),
+            "projected_monthly": _interval(projected),
+            "tasks_per_day": tpd,
+            "monthly_budget_usd": budget,
+            "within_budget": (
+                None if budget is None or projected.estimate is None else bool(projected.high <= budget)
+            ),
+        },
+        "failure_modes": failures,
+    }
+
+
+def render(data: dict[str, Any], fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise BadRequest(f"format must be one of {list(FORMATS)}", param="format")
+    if fmt == "json":
+        import orjson
+
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+    env = Environment(
+        loader=FileSystemLoader(_TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _num
+    env.filters["pct"] = lambda v: "-" if v is None else f"{v:.0%}"
+    template = env.get_template("report.html" if fmt == "html" else "report.md")
+    return template.render(r=data)
+
+
+def _num(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if unit == "fraction":
+        return f"{value:.1%}"
+    if unit.startswith("USD"):
+        return f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
+    if isinstance(value, float):
+        return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
