@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aerodrome.knowledge.index.base import IndexBackend, IndexedChunk
+from aerodrome.knowledge.index.base import CollectionNotFound, DimensionMismatch, IndexBackend, IndexedChunk
 from aerodrome.knowledge.index.postgres import PostgresIndex
 from aerodrome.knowledge.index.tokenizer import Tokenizer, porter_stem
 from tests.knowledge.index.backends import make_backend
@@ -35,10 +35,11 @@ def bm25(tf: int, length: int, df: int, n: int, avgdl: float) -> float:
     return idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * length / avgdl))
 
 
-def plain(collection: str, document_id: str, text: str, title: str | None = None) -> IndexedChunk:
+def plain(collection: str, document_id: str, text: str, vector: list[float] | None = None,
+          title: str | None = None) -> IndexedChunk:  # fmt: skip
     return IndexedChunk(
         chunk_id=chunk_id(collection, document_id, 0, text), collection=collection, document_id=document_id,
-        ordinal=0, text=text, embedding=[], title=title,
+        ordinal=0, text=text, embedding=vector or [], title=title,
     )  # fmt: skip
 
 
@@ -146,6 +147,23 @@ def test_batched_replace_equals_one_by_one(pg: PostgresIndex) -> None:
     assert pg.count("batch") == pg.count("kb") == 5
     for query in ("apple", "banana date", "grape kiwi"):
         assert scores(pg, query, "batch") == pytest.approx(scores(pg, query), rel=1e-9)
+
+
+def test_postgres_writes_notice_what_another_process_changed(pg: PostgresIndex) -> None:
+    load_tiny(pg)
+    other = PostgresIndex(pg._url)
+    try:
+        other.drop_collection("kb")
+        other.ensure_collection("kb", dims=2, embedding_model="small")  # a new id and other dims
+        with pytest.raises(DimensionMismatch):
+            pg.replace_document("kb", "v", [plain("kb", "v", "four dims", [1.0, 0.0, 0.0, 0.0])])
+        pg.replace_document("kb", "v", [plain("kb", "v", "two dims", [1.0, 0.0])])
+        assert [h.document_id for h in other.dense(["kb"], [1.0, 0.0], 5)] == ["v"]
+        other.drop_collection("kb")
+        with pytest.raises(CollectionNotFound):
+            pg.replace_document("kb", "w", [plain("kb", "w", "gone")])
+    finally:
+        other.close()
 
 
 @pytest.mark.parametrize("kind", ["sqlite-numpy", "postgres"])

@@ -71,6 +71,9 @@ class PostgresIndex:
         self._lock = threading.Lock()
         self._connections: list[psycopg.Connection[Any]] = []
         self._tokenizer = Tokenizer()
+        self._known: dict[
+            str, tuple[int, int]
+        ] = {}  # collection -> (id, dims), checked by the server on write
         with psycopg.connect(url, autocommit=True) as conn:
             available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
             if available is None:
@@ -112,6 +115,7 @@ class PostgresIndex:
     def ensure_collection(self, collection: str, *, dims: int, embedding_model: str) -> None:
         if dims <= 0:
             raise ValueError("dims must be positive")
+        self._known.pop(collection, None)
         with self._tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             row = conn.execute(
@@ -150,21 +154,32 @@ class PostgresIndex:
         self.replace_documents(collection, {document_id: chunks})
 
     def replace_documents(self, collection: str, documents: Mapping[str, Sequence[IndexedChunk]]) -> None:
-        """:meth:`replace_document` for many documents in one transaction (three statements in all)."""
+        """:meth:`replace_document` for many documents in one transaction.
+
+        The collection's id and dims are remembered, so a write is one round trip (a pipeline of
+        BEGIN, lock, delete, insert, COMMIT); if another process dropped the collection or changed
+        its dims meanwhile, the write fails inside the server, is rolled back and retried once.
+        """
         rows: dict[str, tuple[str, IndexedChunk]] = {}
         for document_id, chunks in documents.items():
             for chunk in chunks:
                 rows.setdefault(chunk.chunk_id, (document_id, chunk))  # a repeated chunk_id is written once
-        terms = [chunk_terms(self._tokenizer, c.title, c.heading, c.text) for _, c in rows.values()]
-        with self._tx() as conn:
-            ref = self._ref(conn, collection)
+        chunks = [c for _, c in rows.values()]
+        terms = [chunk_terms(self._tokenizer, c.title, c.heading, c.text) for c in chunks]
+        owners, words, counts = posting_arrays(list(rows), terms)
+        conn = self._conn()
+        for attempt in (1, 2):
+            ref = self._known.get(collection) if attempt == 1 else None
             if ref is None:
-                raise CollectionNotFound(
-                    f"collection {collection!r} has no index; call ensure_collection first"
-                )
+                ref = self._ref(conn, collection)
+                if ref is None:
+                    raise CollectionNotFound(
+                        f"collection {collection!r} has no index; call ensure_collection first"
+                    )
+                self._known[collection] = ref
             collection_id, dims = ref
             embeddings = []
-            for _, chunk in rows.values():
+            for chunk in chunks:
                 if len(chunk.embedding) not in (0, dims):
                     raise DimensionMismatch(
                         f"chunk {chunk.chunk_id}: vector of {len(chunk.embedding)} dims, collection has {dims}"
@@ -172,22 +187,28 @@ class PostgresIndex:
                 embeddings.append(
                     _vector(chunk.embedding) if any(chunk.embedding) else None
                 )  # zero: no vector
-            chunks = [c for _, c in rows.values()]
-            owners, words, counts = posting_arrays(list(rows), terms)
-            with conn.pipeline():
-                self._lock_documents(conn, collection_id, list(documents))
-                conn.execute(DELETE_DOCUMENTS, {"collection": collection_id, "documents": list(documents)})
-                if chunks:
-                    conn.execute(INSERT_CHUNKS, {
-                        "collection": collection_id, "documents": [d for d, _ in rows.values()],
-                        "chunk_ids": list(rows), "ordinals": [c.ordinal for c in chunks],
-                        "texts": [c.text for c in chunks], "titles": [c.title for c in chunks],
-                        "uris": [c.uri for c in chunks], "headings": [c.heading for c in chunks],
-                        "pages": [c.page for c in chunks], "metadata": [Jsonb(c.metadata) for c in chunks],
-                        "embeddings": embeddings, "lengths": [t.length for t in terms],
-                        "terms": [t.terms for t in terms], "posting_chunks": owners, "posting_terms": words,
-                        "posting_tfs": counts,
-                    })  # fmt: skip
+            try:
+                with conn.pipeline(), conn.transaction():
+                    self._lock_documents(conn, collection_id, list(documents))
+                    conn.execute(
+                        DELETE_DOCUMENTS, {"collection": collection_id, "documents": list(documents)}
+                    )
+                    if chunks:
+                        conn.execute(INSERT_CHUNKS, {
+                            "collection": collection_id, "documents": [d for d, _ in rows.values()],
+                            "chunk_ids": list(rows), "ordinals": [c.ordinal for c in chunks],
+                            "texts": [c.text for c in chunks], "titles": [c.title for c in chunks],
+                            "uris": [c.uri for c in chunks], "headings": [c.heading for c in chunks],
+                            "pages": [c.page for c in chunks], "metadata": [Jsonb(c.metadata) for c in chunks],
+                            "embeddings": embeddings, "lengths": [t.length for t in terms],
+                            "terms": [t.terms for t in terms], "posting_chunks": owners, "posting_terms": words,
+                            "posting_tfs": counts,
+                        })  # fmt: skip
+                return
+            except (psycopg.errors.ForeignKeyViolation, psycopg.errors.DataException):
+                self._known.pop(collection, None)
+                if attempt == 2 or self._ref(conn, collection) == ref:
+                    raise  # not a stale collection id or dims: a real error
 
     @staticmethod
     def _lock_documents(conn: psycopg.Connection[Any], collection_id: int, document_ids: list[str]) -> None:
@@ -207,6 +228,7 @@ class PostgresIndex:
             conn.execute(DELETE_DOCUMENTS, {"collection": ref[0], "documents": [document_id]})
 
     def drop_collection(self, collection: str) -> None:
+        self._known.pop(collection, None)
         with self._tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             ref = self._ref(conn, collection)
