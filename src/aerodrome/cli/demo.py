@@ -58,13 +58,47 @@ def prepare(directory: Path) -> tuple[Path, str]:
     return path, key
 
 
+def _simulate_when_up(base: str, key: str, reports: Path) -> None:
+    """Run the simulated pilot in a thread once the server answers (the server runs in this one)."""
+    import threading
+    import time
+
+    import httpx
+
+    from aerodrome.cli.simulation import run
+
+    def work() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        try:
+            run(base, key, reports, log=lambda line: out.print(f"[bold magenta]{line}[/]", highlight=False))
+        except Exception as exc:  # boundary: the demo keeps serving; say what went wrong
+            out.print(f"[red]SIMULATION failed: {exc}[/]", highlight=False)
+
+    threading.Thread(target=work, name="aerodrome-simulated-pilot", daemon=True).start()
+
+
 def demo(
     directory: Path = typer.Option(Path("aerodrome-demo"), "--dir", help="workspace folder"),
     port: int = typer.Option(8080, "--port", "-p"),
+    simulate_pilot: bool = typer.Option(
+        False,
+        "--simulate-pilot",
+        help="also run a SIMULATED pilot of the HR policy assistant (simulated users, ratings and timed "
+        "tasks through the gateway) and write its report to DIR/reports",
+    ),
 ) -> None:
     """Create a demo workspace and serve it on 127.0.0.1 (no API key, no network)."""
     path, key = prepare(directory)
     ingest_all(path)
+    if simulate_pilot:
+        _simulate_when_up(f"http://127.0.0.1:{port}", key, directory / "reports")
     base = f"http://127.0.0.1:{port}"
     out.print(
         f"[bold]Aerodrome demo[/] in {directory.resolve()}\n"

@@ -28,6 +28,7 @@ from aerodrome.storage.tables import (
     tasks,
     usecase_transitions,
     usecase_versions,
+    users,
 )
 from aerodrome.usecases import store
 from aerodrome.usecases.spec import UseCaseSpec
@@ -149,12 +150,23 @@ def _budget(conn: Any, spec: UseCaseSpec) -> float | None:
 
 
 def _simulated(conn: Any, usecase_id: str, spec: UseCaseSpec) -> bool:
+    """Simulated data in the pilot: a spec marked so, simulated tasks, or users marked ``simulated``."""
     if spec.definition.get("simulation"):
         return True
     hit = conn.execute(
         select(tasks.c.id).where(tasks.c.usecase_id == usecase_id, tasks.c.source == "simulation").limit(1)
     ).first()
-    return hit is not None
+    if hit is not None:
+        return True
+    simulated = [
+        r[0] for r in conn.execute(select(users.c.email, users.c.attributes)) if (r[1] or {}).get("simulated")
+    ]
+    if not simulated:
+        return False
+    found = conn.execute(
+        select(tasks.c.id).where(tasks.c.usecase_id == usecase_id, tasks.c.user_ref.in_(simulated)).limit(1)
+    ).first()
+    return found is not None
 
 
 def _interval(i: Interval) -> dict[str, Any]:
