@@ -71,6 +71,7 @@ def test_a_valid_spec_has_no_problems_and_a_stable_digest() -> None:
         ({"prompt": "{% if question %}unclosed"}, "prompt", "syntax"),
         ({"output": {"format": "json"}}, "output", "schema"),
         ({"output": {"format": "json", "schema": {"type": "nope"}}}, "output.schema", "JSON Schema"),
+        ({"output": {"format": "json", "schema": {"type": "array"}}}, "output", "type: object"),
         ({"retrieval": {"collections": ["nope"]}}, "retrieval.collections.0", "unknown collection"),
         ({"guardrails": {"pii": {"action": "shred"}}}, "guardrails.pii.action", "detect"),
         ({"guardrails": {"output": {"require_citations": True}}}, "(spec)", "needs retrieval"),
