@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -369,4 +370,36 @@ proposals = Table(
     Column("created_by", String(320), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Incremental rollups of use-case runs (evidence/rollups.py): one row per use case, department,
+# user and UTC day, holding counts, sums and a log-scale latency histogram of the runs created
+# before the watermark. Metrics read these rows plus the raw runs after the watermark.
+run_rollups = Table(
+    "run_rollups",
+    metadata,
+    Column("usecase_id", String(128), primary_key=True),
+    Column("department_id", String(63), primary_key=True),  # "" when the run had none
+    Column("user_key", String(320), primary_key=True),  # runs.user_id, else the principal name
+    Column("day", Date, primary_key=True),  # UTC day of runs.created_at
+    Column("runs", Integer, nullable=False),
+    Column("ok", Integer, nullable=False),  # status ok
+    Column("errors", Integer, nullable=False),  # status error
+    Column("fallbacks", Integer, nullable=False),  # status fallback or output_invalid
+    Column("flagged", Integer, nullable=False),  # a guardrail flagged the run (meta.usecase.flags)
+    Column("cache_hits", Integer, nullable=False),
+    Column("cost_sum", Float, nullable=False),  # USD
+    Column("cost_sq_sum", Float, nullable=False),  # USD², for the variance of the cost per run
+    Column("latency_sum", Float, nullable=False),  # ms, answered runs (the histogram's runs)
+    Column("latency_hist", JSON, nullable=False),  # counts per bucket (rollups.bucket_edges_ms)
+)
+Index("ix_run_rollups_day", run_rollups.c.day)
+
+# The rollups' progress: every run created before ``watermark`` is in run_rollups.
+run_rollup_state = Table(
+    "run_rollup_state",
+    metadata,
+    Column("name", String(32), primary_key=True),  # "runs"
+    Column("watermark", DateTime(timezone=True), nullable=True),  # None: nothing rolled up yet
+    Column("updated_at", DateTime(timezone=True), nullable=True),
 )

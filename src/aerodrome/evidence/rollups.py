@@ -1,0 +1,479 @@
+"""Incremental rollups of use-case runs, so metrics stay fast on large run tables.
+
+``run_rollups`` holds one row per (use case, department, user, UTC day) with the counts, sums
+and a log-scale latency histogram of every run created before the **watermark**
+(``run_rollup_state``). :func:`update` moves the watermark forward to ``now - grace`` in
+batches; :func:`cells` answers a time window from the rollup rows of the whole days inside it
+plus the raw runs of the partial days at its edges and of the **fresh tail** after the
+watermark, so a metric is current to the second while reading at most a day or two of raw runs.
+
+Grace. A run's ``created_at`` is when the request *started*; its record reaches the table when
+the answer is complete plus one batch of the run writer (0.2 s by default). Non-streaming calls
+are bounded by the deployment timeout (60 s per attempt by default) times the attempts, and a
+stream can last longer. :data:`GRACE_S` is therefore 300 s: a run written up to five minutes
+after it started is still picked up by the next update (until then the fresh tail counts it).
+A record written later than that, behind the watermark, is not counted; raise ``grace_s`` for
+deployments that serve longer calls.
+
+Concurrency. :func:`update` aggregates a batch outside any write transaction, then, in one
+short transaction, locks the state row (the first statement updates it: a row lock on
+PostgreSQL, the database write lock on SQLite), checks the watermark has not moved, merges the
+batch into the rollup rows and advances the watermark. Two replicas running it at once never
+count a run twice: the slower one sees a moved watermark, discards its batch and starts over.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine, and_, bindparam, func, literal_column, select, tuple_
+from sqlalchemy.sql.elements import ColumnElement
+
+from aerodrome.evidence.stats import Interval
+from aerodrome.storage.tables import run_rollup_state, run_rollups, runs
+
+GRACE_S = 300.0
+"""Seconds between a run's start and the watermark: late records inside it are not lost."""
+
+BATCH_SIZE = 20_000
+"""Runs aggregated per transaction by :func:`update`."""
+
+STATE = "runs"
+BUCKETS_PER_DOUBLING = 8
+TOP_DOUBLINGS = 21  # the last bounded bucket ends at 2**21 ms (about 35 minutes)
+N_BUCKETS = BUCKETS_PER_DOUBLING * TOP_DOUBLINGS + 2
+"""Latency histogram: bucket 0 is [0, 1 ms); bucket i (1..168) is [2**((i-1)/8), 2**(i/8)) ms,
+each 9.05% wider than the last; bucket 169 is everything from 2**21 ms (about 35 min) up."""
+
+ANSWERED = ("ok", "fallback", "output_invalid")  # statuses with an answer: their latency counts
+FALLBACKS = ("fallback", "output_invalid")
+ERRORS = ("error",)
+
+Key = tuple[str, str, str, date]
+"""(use case, department or "", user key, UTC day)."""
+
+
+def bucket_of(latency_ms: float) -> int:
+    """The histogram bucket of a latency in milliseconds."""
+    if not latency_ms >= 1.0:  # also NaN
+        return 0
+    return min(N_BUCKETS - 1, math.floor(BUCKETS_PER_DOUBLING * math.log2(latency_ms)) + 1)
+
+
+def bucket_edges_ms() -> tuple[list[float], list[float]]:
+    """Lower and upper edge (ms) of every bucket; the last upper edge is infinity."""
+    lows = [0.0] + [2.0 ** ((i - 1) / BUCKETS_PER_DOUBLING) for i in range(1, N_BUCKETS)]
+    highs = [*lows[1:], math.inf]
+    return lows, highs
+
+
+@dataclass(slots=True)
+class Cell:
+    """Counts and sums of the runs of one key (or of any set of runs, once merged)."""
+
+    runs: int = 0
+    ok: int = 0
+    errors: int = 0
+    fallbacks: int = 0
+    flagged: int = 0
+    cache_hits: int = 0
+    cost_sum: float = 0.0
+    cost_sq_sum: float = 0.0
+    latency_sum: float = 0.0
+    hist: dict[int, int] = field(default_factory=dict)  # bucket → answered runs
+
+    def add_run(self, status: str, cache_hit: bool, cost: float, latency_ms: float, flagged: bool) -> None:
+        self.runs += 1
+        self.ok += status == "ok"
+        self.errors += status in ERRORS
+        self.fallbacks += status in FALLBACKS
+        self.flagged += bool(flagged)
+        self.cache_hits += bool(cache_hit)
+        self.cost_sum += cost
+        self.cost_sq_sum += cost * cost
+        if status in ANSWERED:
+            self.latency_sum += latency_ms
+            b = bucket_of(latency_ms)
+            self.hist[b] = self.hist.get(b, 0) + 1
+
+    def merge(self, other: Cell) -> None:
+        self.runs += other.runs
+        self.ok += other.ok
+        self.errors += other.errors
+        self.fallbacks += other.fallbacks
+        self.flagged += other.flagged
+        self.cache_hits += other.cache_hits
+        self.cost_sum += other.cost_sum
+        self.cost_sq_sum += other.cost_sq_sum
+        self.latency_sum += other.latency_sum
+        for b, n in other.hist.items():
+            self.hist[b] = self.hist.get(b, 0) + n
+
+    def hist_array(self) -> list[int]:
+        """Dense counts, trailing empty buckets left out (the stored form)."""
+        if not self.hist:
+            return []
+        out = [0] * (max(self.hist) + 1)
+        for b, n in self.hist.items():
+            out[b] = n
+        return out
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "runs": self.runs,
+            "ok": self.ok,
+            "errors": self.errors,
+            "fallbacks": self.fallbacks,
+            "flagged": self.flagged,
+            "cache_hits": self.cache_hits,
+            "cost_sum": self.cost_sum,
+            "cost_sq_sum": self.cost_sq_sum,
+            "latency_sum": self.latency_sum,
+            "latency_hist": self.hist_array(),
+        }
+
+    @classmethod
+    def from_row(cls, row: Any) -> Cell:
+        hist = row.latency_hist
+        if isinstance(hist, str):
+            hist = json.loads(hist)
+        return cls(
+            row.runs,
+            row.ok,
+            row.errors,
+            row.fallbacks,
+            row.flagged,
+            row.cache_hits,
+            row.cost_sum,
+            row.cost_sq_sum,
+            row.latency_sum,
+            {i: n for i, n in enumerate(hist) if n},
+        )
+
+
+# --- reading raw runs -----------------------------------------------------------------------
+
+
+def flagged_expr(dialect: str) -> ColumnElement[Any]:
+    """1 when a guardrail flagged the run (``meta.usecase.flags`` is a non-empty list), else 0."""
+    if dialect == "postgresql":
+        flags = "(runs.meta -> 'usecase' -> 'flags')"
+        return literal_column(
+            f"CASE WHEN json_typeof({flags}) = 'array' "
+            f"THEN (CASE WHEN json_array_length({flags}) > 0 THEN 1 ELSE 0 END) ELSE 0 END"
+        )
+    return literal_column("CASE WHEN json_array_length(runs.meta, '$.usecase.flags') > 0 THEN 1 ELSE 0 END")
+
+
+def user_key_expr() -> ColumnElement[Any]:
+    """runs.user_id, else the principal name (API keys without a user)."""
+    return func.coalesce(runs.c.user_id, runs.c.principal)
+
+
+def _time_filter(start: datetime | None, end: datetime | None) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = [runs.c.use_case_id.is_not(None)]
+    if start is not None:
+        conds.append(runs.c.created_at >= start)
+    if end is not None:
+        conds.append(runs.c.created_at < end)
+    return conds
+
+
+def aggregate_runs(
+    conn: Connection,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    usecase_id: str | None = None,
+    department: str | None = None,
+) -> dict[Key, Cell]:
+    """Cells of the raw use-case runs created in ``[start, end)`` (None: unbounded)."""
+    conds = _time_filter(start, end)
+    if usecase_id is not None:
+        conds.append(runs.c.use_case_id == usecase_id)
+    if department is not None:
+        conds.append(runs.c.department_id == department)
+    query = select(
+        runs.c.use_case_id,
+        runs.c.department_id,
+        user_key_expr(),
+        runs.c.created_at,
+        runs.c.status,
+        runs.c.cache_hit,
+        runs.c.cost_usd,
+        runs.c.latency_ms,
+        flagged_expr(conn.dialect.name),
+    ).where(and_(*conds))
+    out: dict[Key, Cell] = {}
+    for uc, dept, user, created, status, hit, cost, latency, flagged in conn.execute(query):
+        key = (uc, dept or "", user, created.astimezone(UTC).date())
+        cell = out.get(key)
+        if cell is None:
+            cell = out[key] = Cell()
+        cell.add_run(status, hit, cost or 0.0, latency or 0.0, flagged)
+    return out
+
+
+# --- the watermark and update ------------------------------------------------------------------
+
+
+def watermark(conn_or_engine: Connection | Engine) -> datetime | None:
+    """Every use-case run created before this instant is in ``run_rollups`` (None: none is)."""
+    query = select(run_rollup_state.c.watermark).where(run_rollup_state.c.name == STATE)
+    if isinstance(conn_or_engine, Engine):
+        with conn_or_engine.connect() as conn:
+            return conn.execute(query).scalar()
+    return conn_or_engine.execute(query).scalar()
+
+
+def _batch_end(conn: Connection, start: datetime | None, cutoff: datetime, size: int) -> datetime:
+    """An upper bound B (exclusive) so that [start, B) holds about ``size`` runs, B <= cutoff."""
+    conds = [runs.c.created_at < cutoff]
+    if start is not None:
+        conds.append(runs.c.created_at >= start)
+    nth = conn.execute(
+        select(runs.c.created_at).where(*conds).order_by(runs.c.created_at).offset(size).limit(1)
+    ).scalar()
+    if nth is None:
+        return cutoff
+    if start is not None and nth <= start:  # more than ``size`` runs share one instant
+        later = conn.execute(
+            select(runs.c.created_at)
+            .where(runs.c.created_at > start, runs.c.created_at < cutoff)
+            .order_by(runs.c.created_at)
+            .limit(1)
+        ).scalar()
+        return later if later is not None else cutoff
+    return min(nth, cutoff)
+
+
+def _merge_into_table(conn: Connection, batch: dict[Key, Cell]) -> None:
+    days = [k[3] for k in batch]
+    existing: dict[Key, Cell] = {}
+    rows = conn.execute(
+        select(run_rollups).where(run_rollups.c.day >= min(days), run_rollups.c.day <= max(days))
+    )
+    for row in rows:
+        key = (row.usecase_id, row.department_id, row.user_key, row.day)
+        if key in batch:
+            existing[key] = Cell.from_row(row)
+    updates, inserts = [], []
+    for key, cell in batch.items():
+        old = existing.get(key)
+        if old is not None:
+            old.merge(cell)
+            updates.append(
+                {"k_uc": key[0], "k_dept": key[1], "k_user": key[2], "k_day": key[3], **old.as_row()}
+            )
+        else:
+            inserts.append(
+                {
+                    "usecase_id": key[0],
+                    "department_id": key[1],
+                    "user_key": key[2],
+                    "day": key[3],
+                    **cell.as_row(),
+                }
+            )
+    if inserts:
+        conn.execute(run_rollups.insert(), inserts)
+    if updates:
+        stmt = (
+            sa.update(run_rollups)
+            .where(
+                tuple_(
+                    run_rollups.c.usecase_id,
+                    run_rollups.c.department_id,
+                    run_rollups.c.user_key,
+                    run_rollups.c.day,
+                )
+                == tuple_(bindparam("k_uc"), bindparam("k_dept"), bindparam("k_user"), bindparam("k_day"))
+            )
+            .values({c: bindparam(c) for c in Cell().as_row()})
+        )
+        conn.execute(stmt, updates)
+
+
+def update(
+    engine: Engine,
+    *,
+    now: datetime | None = None,
+    grace_s: float = GRACE_S,
+    batch_size: int = BATCH_SIZE,
+) -> int:
+    """Roll up the runs created after the watermark and before ``now - grace_s``.
+
+    Returns the number of use-case runs added. Idempotent (a second call right after finds
+    nothing) and safe to run from several replicas at once (see the module docstring).
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    cutoff = (now or datetime.now(UTC)).astimezone(UTC) - timedelta(seconds=grace_s)
+    added = 0
+    while True:
+        with engine.connect() as conn:
+            start = watermark(conn)
+            if start is not None and start >= cutoff:
+                return added
+            end = _batch_end(conn, start, cutoff, batch_size)
+            batch = aggregate_runs(conn, start, end)
+        with engine.begin() as conn:
+            # First statement: takes the row lock (PostgreSQL) or the write lock (SQLite).
+            conn.execute(
+                sa.update(run_rollup_state)
+                .where(run_rollup_state.c.name == STATE)
+                .values(updated_at=datetime.now(UTC))
+            )
+            if watermark(conn) != start:
+                continue  # another updater moved on meanwhile: its batch stands, redo ours
+            if batch:
+                _merge_into_table(conn, batch)
+            conn.execute(
+                sa.update(run_rollup_state).where(run_rollup_state.c.name == STATE).values(watermark=end)
+            )
+        added += sum(c.runs for c in batch.values())
+
+
+# --- reading a window -----------------------------------------------------------------------
+
+
+def _day_start(d: date) -> datetime:
+    return datetime.combine(d, time(), tzinfo=UTC)
+
+
+def _ceil_day(t: datetime) -> date:
+    d = t.date()
+    return d if t == _day_start(d) else d + timedelta(days=1)
+
+
+def _rollup_rows(
+    conn: Connection, usecase_id: str, first: date, last: date, department: str | None
+) -> Iterator[tuple[Key, Cell]]:
+    conds = [run_rollups.c.usecase_id == usecase_id, run_rollups.c.day >= first, run_rollups.c.day < last]
+    if department is not None:
+        conds.append(run_rollups.c.department_id == department)
+    for row in conn.execute(select(run_rollups).where(*conds)):
+        yield (row.usecase_id, row.department_id, row.user_key, row.day), Cell.from_row(row)
+
+
+def cells(
+    engine: Engine,
+    usecase_id: str,
+    start: datetime | None,
+    end: datetime,
+    *,
+    department: str | None = None,
+) -> dict[Key, Cell]:
+    """Every run of the use case created in ``[start, end)``, by key: the rollup rows of the whole
+    UTC days inside the window, plus raw runs for the partial days at its edges and for the
+    fresh tail after the watermark (each run counted once)."""
+    start = start.astimezone(UTC) if start is not None else None
+    end = end.astimezone(UTC)
+    for _ in range(5):
+        with engine.connect() as conn:
+            mark = watermark(conn)
+            first = _ceil_day(start) if start is not None else date.min
+            last = end.date()  # whole days end before this day
+            out: dict[Key, Cell] = {}
+            if mark is None or first >= last:
+                raw_ranges = [(start, end)]
+            else:
+                covered_to = min(mark, _day_start(last))  # the rollups hold [first, covered_to)
+                for key, cell in _rollup_rows(conn, usecase_id, first, last, department):
+                    out[key] = cell
+                head = None if start is None else (start, _day_start(first))
+                raw_ranges = [r for r in (head,) if r is not None and r[0] < r[1]]
+                raw_ranges.append(
+                    (max(covered_to, _day_start(first)) if start is not None else covered_to, end)
+                )
+            if watermark(conn) != mark:
+                continue  # an update committed in between: read again
+            for lo, hi in raw_ranges:
+                if lo is not None and lo >= hi:
+                    continue
+                for key, cell in aggregate_runs(
+                    conn, lo, hi, usecase_id=usecase_id, department=department
+                ).items():
+                    if key in out:
+                        out[key].merge(cell)
+                    else:
+                        out[key] = cell
+            return out
+    raise RuntimeError("the rollups kept changing while being read")
+
+
+# --- percentiles from the histogram -----------------------------------------------------------
+
+
+def _binomial_cdf(n: int, p: float) -> npt.NDArray[np.float64]:
+    """P(B <= k) for k = 0..n, B ~ Binomial(n, p), 0 < p < 1 (log-space recurrence, exact)."""
+    k = np.arange(n, dtype=np.float64)
+    steps = np.log((n - k) / (k + 1)) + math.log(p / (1 - p))
+    logpmf = np.concatenate(([n * math.log1p(-p)], n * math.log1p(-p) + np.cumsum(steps)))
+    cdf = np.cumsum(np.exp(logpmf - logpmf.max()))
+    return np.asarray(cdf / cdf[-1], dtype=np.float64)
+
+
+EXACT_RANKS_UP_TO = 20_000
+
+
+def _rank_interval(n: int, q: float, confidence: float) -> tuple[int, int]:
+    """1-based ranks (l, u) of the order statistics bounding the q quantile at ``confidence``;
+    l = 0 means no lower bound, u = n + 1 no upper bound. Exact binomial up to
+    :data:`EXACT_RANKS_UP_TO` values, its normal approximation (with a half-rank widening) above."""
+    alpha = 1 - confidence
+    if n <= EXACT_RANKS_UP_TO:
+        cdf = _binomial_cdf(n, q)
+        l_rank = int(np.searchsorted(cdf, alpha / 2, side="right"))  # count of k with cdf[k] <= alpha/2
+        u_rank = int(np.searchsorted(cdf, 1 - alpha / 2, side="left")) + 1
+        return l_rank, u_rank
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    sd = math.sqrt(n * q * (1 - q))
+    return max(0, math.floor(n * q - z * sd - 0.5)), min(n + 1, math.ceil(n * q + z * sd + 0.5) + 1)
+
+
+def quantile_from_histogram(hist: Sequence[int], q: float, confidence: float = 0.95) -> Interval:
+    """The ``q`` quantile (0 < q < 1) of the latencies in a histogram, in seconds, with a
+    distribution-free interval.
+
+    Estimate: numpy's default (linear) percentile, with each order statistic placed by linear
+    interpolation inside its bucket, so it lies in the bucket holding the true value.
+    Interval: the order statistics ``x(l) <= x(u)`` with ``P(l <= B < u) >= confidence`` for
+    ``B ~ Binomial(n, q)`` (the classic rank interval for a quantile), widened to the lower edge
+    of ``x(l)``'s bucket and the upper edge of ``x(u)``'s. The resolution is one bucket, 9.05%
+    of the value, on each side; the last bucket (from about 35 minutes) has no upper edge.
+    """
+    counts = np.asarray(hist, dtype=np.int64)
+    n = int(counts.sum())
+    if n == 0:
+        return Interval.empty(confidence)
+    if not 0 < q < 1:
+        raise ValueError(f"q must be between 0 and 1 (exclusive), got {q}")
+    lows, highs = bucket_edges_ms()
+    cum = np.cumsum(counts)
+
+    def bucket_of_rank(rank: int) -> int:  # rank: 1-based order statistic
+        return int(np.searchsorted(cum, rank, side="left"))
+
+    def value(k: int) -> float:  # the k-th (0-based) order statistic, interpolated in its bucket
+        b = bucket_of_rank(k + 1)
+        inside = k - (int(cum[b]) - int(counts[b]))
+        width = highs[b] - lows[b]
+        return lows[b] if not math.isfinite(width) else lows[b] + (inside + 0.5) / int(counts[b]) * width
+
+    h = (n - 1) * q
+    below = math.floor(h)
+    est = value(below) + (h - below) * (value(min(below + 1, n - 1)) - value(below))
+    l_rank, u_rank = _rank_interval(n, q, confidence)
+    low = lows[bucket_of_rank(l_rank)] if l_rank >= 1 else 0.0
+    high = highs[bucket_of_rank(u_rank)] if u_rank <= n else math.inf
+    return Interval(est / 1000, low / 1000, high / 1000, n, confidence)
