@@ -1,0 +1,543 @@
+"""The evidence metrics of one use case, per department, cohort and time window, with intervals.
+
+:func:`compute` returns a :class:`MetricSet` holding every metric of
+:data:`~aerodrome.evidence.criteria.METRICS` as an :class:`~aerodrome.evidence.stats.Interval`
+(an empty one when there is no data) plus the adoption details a report shows (concentration,
+cohorts, weekly activity, task groups). Runs are read through the rollups
+(:mod:`aerodrome.evidence.rollups`), so the cost does not grow with the run table; feedback,
+review items and tasks are read directly (they are one or two orders of magnitude fewer).
+docs/evidence-metrics.md defines every metric precisely; the docstrings below say the same.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from statistics import NormalDist
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, literal_column, select
+
+from aerodrome.evidence import rollups, stats
+from aerodrome.evidence.criteria import METRICS
+from aerodrome.evidence.stats import Interval
+from aerodrome.storage.tables import (
+    departments,
+    feedback,
+    review_items,
+    runs,
+    tasks,
+    usecase_versions,
+    users,
+)
+from aerodrome.storage.tables import usecases as usecases_table
+
+POSITIVE_SCORE = 0.75
+"""A rating is positive from this score up: "up", or 4 and 5 on the 1-5 scale."""
+
+DECIDED = ("approved", "edited", "rejected")
+_CHUNK = 500  # ids per IN (...) query
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What to measure: one use case, optionally a window, a department and a cohort."""
+
+    usecase_id: str
+    start: datetime | None = None  # inclusive, UTC
+    end: datetime | None = None  # exclusive, UTC (None: now)
+    department: str | None = None
+    cohort: Mapping[str, Any] | None = None  # users.attributes must match every key/value
+
+
+@dataclass(slots=True)
+class MetricSet:
+    values: dict[str, Interval]
+    """Every metric name of criteria.METRICS (an empty Interval when there is no data)."""
+    concentration: dict[str, Any] = field(default_factory=dict)
+    """{"runs", "positive_ratings": top-two shares; "users": distinct active users;
+    "top_users": [{"user", "email", "runs", "positive_ratings"}] (up to five, most runs first);
+    "top_raters": the same, most positive ratings first}."""
+    cohorts: dict[str, int] = field(default_factory=dict)
+    """Active users by users.attributes["cohort"] ("unknown" when absent or not a user)."""
+    weekly: list[dict[str, Any]] = field(default_factory=list)
+    """[{"week": "2026-W40", "active_users": n, "runs": n}], every ISO week of the window."""
+    groups: dict[str, int] = field(default_factory=dict)
+    """Tasks per group: baseline, control, treatment."""
+
+
+def eval_pass_rate(engine: Engine, scope: Scope, confidence: float) -> Interval:
+    """Hook for evaluations (issue 6): share of eval cases passing on the pinned model.
+
+    Evaluations are not stored yet, so this is always empty; issue 6 replaces the body."""
+    return stats.wilson(0, 0, confidence)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Rating:
+    department: str
+    user: str
+    positive: bool
+
+
+@dataclass(slots=True)
+class _Task:
+    department: str
+    group: str
+    duration_s: float
+    run_ids: list[str]
+
+
+@dataclass(slots=True)
+class _Data:
+    """Everything one MetricSet needs, already filtered by window and cohort."""
+
+    cells: dict[rollups.Key, rollups.Cell]
+    ratings: list[_Rating]  # latest caller rating per run
+    feedback_flagged: dict[str, str]  # run id → department, runs a feedback flagged and no guardrail did
+    reviews: list[tuple[str, str, int]]  # (department, status, count)
+    tasks: list[_Task]
+    run_costs: dict[str, float]  # cost of the runs the treatment tasks used
+
+
+def _window(scope: Scope) -> tuple[datetime | None, datetime]:
+    start = scope.start.astimezone(UTC) if scope.start is not None else None
+    end = (scope.end or datetime.now(UTC)).astimezone(UTC)
+    return start, end
+
+
+def _matches(attributes: Mapping[str, Any] | None, cohort: Mapping[str, Any]) -> bool:
+    attrs = attributes or {}
+    return all(k in attrs and attrs[k] == v for k, v in cohort.items())
+
+
+def _in_window(col: Any, start: datetime | None, end: datetime) -> Any:
+    return and_(col >= start, col < end) if start is not None else col < end
+
+
+def _feedback_flagged_expr(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return literal_column(
+            "CASE WHEN json_typeof(feedback.flags) = 'array' THEN json_array_length(feedback.flags) ELSE 0 END"
+        )
+    return literal_column("json_array_length(feedback.flags)")
+
+
+def _load(engine: Engine, scope: Scope, cohort_keys: set[str] | None) -> _Data:
+    start, end = _window(scope)
+    uc, dept = scope.usecase_id, scope.department
+
+    def keep(*keys: str | None) -> bool:
+        return cohort_keys is None or any(k in cohort_keys for k in keys if k)
+
+    cells = rollups.cells(engine, uc, start, end, department=dept)
+    if cohort_keys is not None:
+        cells = {k: c for k, c in cells.items() if k[2] in cohort_keys}
+    with engine.connect() as conn:
+        ratings = _ratings(conn, scope, start, end, keep)
+        flagged = _feedback_flags(conn, scope, start, end, keep)
+        conds = [review_items.c.usecase_id == uc, _in_window(review_items.c.created_at, start, end)]
+        conds.append(review_items.c.status.in_(DECIDED))
+        if dept is not None:
+            conds.append(review_items.c.department_id == dept)
+        reviews: Counter[tuple[str, str]] = Counter()
+        query = (
+            select(
+                review_items.c.department_id,
+                review_items.c.user_id,
+                review_items.c.requester,
+                review_items.c.status,
+                func.count(),
+            )
+            .where(*conds)
+            .group_by(
+                review_items.c.department_id,
+                review_items.c.user_id,
+                review_items.c.requester,
+                review_items.c.status,
+            )
+        )
+        for d, user_id, requester, status, n in conn.execute(query):
+            if keep(user_id, requester):
+                reviews[(d, status)] += n
+        task_list = _tasks(conn, scope, start, end, keep)
+        wanted = {rid for t in task_list if t.group == "treatment" for rid in t.run_ids}
+        run_costs = _costs(conn, wanted)
+    return _Data(cells, ratings, flagged, [(d, s, n) for (d, s), n in reviews.items()], task_list, run_costs)
+
+
+def _ratings(
+    conn: Connection, scope: Scope, start: datetime | None, end: datetime, keep: Any
+) -> list[_Rating]:
+    conds = [
+        feedback.c.usecase_id == scope.usecase_id,
+        feedback.c.author_role == "caller",
+        feedback.c.score.is_not(None),
+        _in_window(feedback.c.created_at, start, end),
+    ]
+    if scope.department is not None:
+        conds.append(feedback.c.department_id == scope.department)
+    query = (
+        select(
+            feedback.c.run_id,
+            feedback.c.department_id,
+            feedback.c.author_user_id,
+            feedback.c.author,
+            feedback.c.score,
+        )
+        .where(*conds)
+        .order_by(feedback.c.created_at, feedback.c.id)
+    )
+    latest: dict[str, _Rating] = {}
+    for run_id, d, user_id, author, score in conn.execute(query):
+        if keep(user_id, author):
+            latest[run_id] = _Rating(d or "", user_id or author, score >= POSITIVE_SCORE)
+    return list(latest.values())
+
+
+def _feedback_flags(
+    conn: Connection, scope: Scope, start: datetime | None, end: datetime, keep: Any
+) -> dict[str, str]:
+    """Runs in scope flagged by a feedback (any author) that no guardrail had flagged."""
+    dialect = conn.dialect.name
+    conds = [
+        feedback.c.usecase_id == scope.usecase_id,
+        _feedback_flagged_expr(dialect) > 0,
+        _in_window(runs.c.created_at, start, end),
+        runs.c.use_case_id == scope.usecase_id,
+    ]
+    if scope.department is not None:
+        conds.append(runs.c.department_id == scope.department)
+    query = (
+        select(runs.c.id, runs.c.department_id, rollups.user_key_expr(), rollups.flagged_expr(dialect))
+        .select_from(feedback.join(runs, runs.c.id == feedback.c.run_id))
+        .where(*conds)
+    )
+    return {
+        run_id: d or ""
+        for run_id, d, user, by_guardrail in conn.execute(query)
+        if not by_guardrail and keep(user)
+    }
+
+
+def _tasks(conn: Connection, scope: Scope, start: datetime | None, end: datetime, keep: Any) -> list[_Task]:
+    # Baseline studies usually precede the pilot: baseline tasks count from any time before the end.
+    in_window = _in_window(tasks.c.finished_at, start, end)
+    conds = [
+        tasks.c.usecase_id == scope.usecase_id,
+        (tasks.c.group == "baseline") & (tasks.c.finished_at < end) | in_window,
+    ]
+    if scope.department is not None:
+        conds.append(tasks.c.department_id == scope.department)
+    query = select(
+        tasks.c.department_id, tasks.c.user_ref, tasks.c.group, tasks.c.duration_s, tasks.c.run_ids
+    ).where(*conds)
+    return [
+        _Task(d or "", group, duration, list(run_ids or []))
+        for d, user_ref, group, duration, run_ids in conn.execute(query)
+        if keep(user_ref)
+    ]
+
+
+def _costs(conn: Connection, run_ids: Iterable[str]) -> dict[str, float]:
+    ids = sorted(run_ids)
+    out: dict[str, float] = {}
+    for i in range(0, len(ids), _CHUNK):
+        chunk = ids[i : i + _CHUNK]
+        out.update(conn.execute(select(runs.c.id, runs.c.cost_usd).where(runs.c.id.in_(chunk))).all())
+    return out
+
+
+def _eligible(engine: Engine, scope: Scope, user_rows: list[Any]) -> dict[str, int]:
+    """Eligible users per department the use case is live in (its current spec's departments).
+
+    With a cohort, a department's eligible users are its enabled users matching the cohort."""
+    with engine.connect() as conn:
+        spec = conn.execute(
+            select(usecase_versions.c.spec)
+            .select_from(
+                usecases_table.join(
+                    usecase_versions,
+                    (usecase_versions.c.usecase_id == usecases_table.c.id)
+                    & (usecase_versions.c.version == usecases_table.c.current_version),
+                )
+            )
+            .where(usecases_table.c.id == scope.usecase_id)
+        ).scalar()
+        live = list((spec or {}).get("departments") or [])
+        counts = dict(conn.execute(select(departments.c.id, departments.c.eligible_users)).all())
+    if scope.cohort is not None:
+        counts = dict(
+            Counter(
+                r.department_id for r in user_rows if not r.disabled and _matches(r.attributes, scope.cohort)
+            )
+        )
+    return {d: int(counts.get(d) or 0) for d in live}
+
+
+# --- computing -------------------------------------------------------------------------------
+
+
+def _mean_normal(total: float, total_sq: float, n: int, confidence: float) -> Interval:
+    """Mean with the normal interval from a sum and a sum of squares (low bound at least 0)."""
+    if n == 0:
+        return Interval.empty(confidence)
+    mean = total / n
+    if n == 1:
+        return Interval(mean, 0.0, math.inf, 1, confidence)
+    var = max(0.0, (total_sq - n * mean * mean) / (n - 1))
+    half = NormalDist().inv_cdf(1 - (1 - confidence) / 2) * math.sqrt(var / n)
+    return Interval(mean, max(0.0, mean - half), mean + half, n, confidence)
+
+
+def _last_complete_week(start: datetime | None, end: datetime) -> date | None:
+    """Monday of the last ISO week that lies wholly inside [start, end), if any: the week before
+    the one containing ``end`` (if ``end`` is a Monday 00:00, the week that just ended)."""
+    last = end.date() - timedelta(days=end.weekday() + 7)
+    if start is not None and datetime.combine(last, datetime.min.time(), tzinfo=UTC) < start:
+        return None
+    return last
+
+
+def _metric_set(
+    data: _Data,
+    scope: Scope,
+    eligible: int,
+    emails: Mapping[str, str],
+    cohort_of: Mapping[str, str],
+    tasks_per_day: float | None,
+    confidence: float,
+    eval_rate: Interval,
+) -> MetricSet:
+    start, end = _window(scope)
+    total = rollups.Cell()
+    runs_by_user: Counter[str] = Counter()
+    days_by_user: dict[str, set[date]] = defaultdict(set)
+    runs_by_day: Counter[date] = Counter()
+    for (_uc, _dept, user, day), cell in data.cells.items():
+        total.merge(cell)
+        runs_by_user[user] += cell.runs
+        days_by_user[user].add(day)
+        runs_by_day[day] += cell.runs
+    active = {u for u, n in runs_by_user.items() if n > 0}
+    wilson = stats.wilson
+    v: dict[str, Interval] = {}
+
+    # quality
+    positives = sum(r.positive for r in data.ratings)
+    v["useful_rate"] = wilson(positives, len(data.ratings), confidence)
+    v["flag_rate"] = wilson(
+        min(total.runs, total.flagged + len(data.feedback_flagged)), total.runs, confidence
+    )
+    decided = Counter[str]()
+    for _d, status, n in data.reviews:
+        decided[status] += n
+    n_decided = sum(decided.values())
+    v["review_approval_rate"] = wilson(decided["approved"], n_decided, confidence)
+    v["edit_ratio"] = wilson(decided["edited"], n_decided, confidence)
+    v["eval_pass_rate"] = eval_rate
+
+    # efficiency
+    by_group: dict[str, list[float]] = {g: [] for g in ("baseline", "control", "treatment")}
+    for t in data.tasks:
+        by_group.setdefault(t.group, []).append(t.duration_s)
+    reference = by_group["control"] or by_group["baseline"]
+    v["time_saved_pct"] = stats.time_saved(reference, by_group["treatment"], confidence)
+
+    # adoption
+    weeks_by_user = {u: {stats.iso_week(d) for d in days} for u, days in days_by_user.items() if u in active}
+    last_week = _last_complete_week(start, end)
+    if last_week is not None:
+        week_days = {last_week + timedelta(days=i) for i in range(7)}
+        wau = sum(1 for u in active if days_by_user[u] & week_days)
+        v["weekly_active_users"] = Interval.exact(wau, sum(runs_by_day[d] for d in week_days))
+    else:
+        v["weekly_active_users"] = Interval.empty(confidence, 0.0, math.inf)
+    v["adoption_rate"] = wilson(min(len(active), eligible), eligible, confidence)
+    end_week = (
+        stats.iso_week(last_week)
+        if last_week is not None
+        else stats.iso_week(end - timedelta(microseconds=1))
+    )
+    v["retention_4w"] = stats.retention_4w(weeks_by_user, window_end=end_week, confidence=confidence)
+
+    # operations
+    hist = [0] * rollups.N_BUCKETS
+    for b, n in total.hist.items():
+        hist[b] += n
+    v["p50_latency_s"] = rollups.quantile_from_histogram(hist, 0.50, confidence)
+    v["p95_latency_s"] = rollups.quantile_from_histogram(hist, 0.95, confidence)
+    v["error_rate"] = wilson(total.errors, total.runs, confidence)
+    v["fallback_rate"] = wilson(total.fallbacks, total.runs, confidence)
+    v["cache_hit_rate"] = wilson(total.cache_hits, total.runs, confidence)
+
+    # cost
+    v["cost_per_run_usd"] = _mean_normal(total.cost_sum, total.cost_sq_sum, total.runs, confidence)
+    task_costs = [
+        sum(data.run_costs.get(r, 0.0) for r in t.run_ids)
+        for t in data.tasks
+        if t.group == "treatment" and t.run_ids
+    ]
+    v["cost_per_task_usd"] = stats.bootstrap_mean(task_costs, confidence)
+    v["projected_monthly_cost_usd"] = _projection(
+        data, task_costs, v["cost_per_run_usd"], tasks_per_day, confidence
+    )
+
+    missing = set(METRICS) - set(v)
+    assert not missing, missing
+
+    positives_by_user = Counter(r.user for r in data.ratings if r.positive)
+
+    def describe(user: str) -> dict[str, Any]:
+        return {
+            "user": user,
+            "email": emails.get(user),
+            "runs": runs_by_user.get(user, 0),
+            "positive_ratings": positives_by_user.get(user, 0),
+        }
+
+    concentration = {
+        "runs": stats.concentration(runs_by_user),
+        "positive_ratings": stats.concentration(positives_by_user),
+        "users": len(active),
+        "top_users": [describe(u) for u, _ in runs_by_user.most_common(5)],
+        "top_raters": [describe(u) for u, _ in positives_by_user.most_common(5)],
+    }
+    cohorts = dict(Counter(cohort_of.get(u, "unknown") for u in active))
+    weekly = _weekly(start, end, days_by_user, runs_by_day)
+    groups = {g: len(by_group[g]) for g in ("baseline", "control", "treatment")}
+    return MetricSet({name: v[name] for name in METRICS}, concentration, cohorts, weekly, groups)
+
+
+def _projection(
+    data: _Data, task_costs: list[float], per_run: Interval, tasks_per_day: float | None, confidence: float
+) -> Interval:
+    """Monthly cost (30 days) at the declared volume; empty without a volume.
+
+    From the treatment tasks' costs when there are any; else the cost per run times the runs per
+    task (mean number of run ids of the tasks that list some, else 1) times the volume."""
+    if tasks_per_day is None:
+        return Interval.empty(confidence, 0.0, math.inf)
+    if task_costs:
+        return stats.projected_monthly_cost(task_costs, tasks_per_day, confidence=confidence)
+    if per_run.estimate is None:
+        return Interval.empty(confidence, 0.0, math.inf)
+    listed = [len(t.run_ids) for t in data.tasks if t.run_ids]
+    runs_per_task = sum(listed) / len(listed) if listed else 1.0
+    return per_run.scaled(runs_per_task * tasks_per_day * 30)
+
+
+def _weekly(
+    start: datetime | None,
+    end: datetime,
+    days_by_user: Mapping[str, set[date]],
+    runs_by_day: Mapping[date, int],
+) -> list[dict[str, Any]]:
+    first = start.date() if start is not None else min(runs_by_day, default=None)
+    if first is None:
+        return []
+    last = (end - timedelta(microseconds=1)).date()
+    users_by_week: dict[str, set[str]] = defaultdict(set)
+    runs_by_week: Counter[str] = Counter()
+    for user, days in days_by_user.items():
+        for d in days:
+            users_by_week[stats.iso_week(d)].add(user)
+    for d, n in runs_by_day.items():
+        runs_by_week[stats.iso_week(d)] += n
+    out = []
+    monday = first - timedelta(days=first.weekday())
+    while monday <= last:
+        week = stats.iso_week(monday)
+        out.append(
+            {"week": week, "active_users": len(users_by_week.get(week, ())), "runs": runs_by_week[week]}
+        )
+        monday += timedelta(days=7)
+    return out
+
+
+def _users(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(users.c.id, users.c.email, users.c.department_id, users.c.attributes, users.c.disabled)
+            )
+        )
+
+
+def _sets(
+    engine: Engine, scope: Scope, *, tasks_per_day: float | None, confidence: float, split: bool
+) -> dict[str, MetricSet]:
+    user_rows = _users(engine)
+    cohort_keys = None
+    if scope.cohort is not None:
+        cohort_keys = {k for r in user_rows if _matches(r.attributes, scope.cohort) for k in (r.id, r.email)}
+    emails = {r.id: r.email for r in user_rows}
+    cohort_of: dict[str, str] = {}
+    for r in user_rows:
+        label = (r.attributes or {}).get("cohort")
+        cohort_of[r.id] = cohort_of[r.email] = "unknown" if label is None else str(label)
+    data = _load(engine, scope, cohort_keys)
+    eval_rate = eval_pass_rate(engine, scope, confidence)
+    if not split:
+        n_eligible = (
+            _department_eligible(engine, scope, user_rows)
+            if scope.department is not None
+            else sum(_eligible(engine, scope, user_rows).values())
+        )
+        return {
+            "": _metric_set(data, scope, n_eligible, emails, cohort_of, tasks_per_day, confidence, eval_rate)
+        }
+    out: dict[str, MetricSet] = {}
+    for dept in sorted({k[1] for k, c in data.cells.items() if c.runs > 0 and k[1]}):
+        part = _Data(
+            {k: c for k, c in data.cells.items() if k[1] == dept},
+            [r for r in data.ratings if r.department == dept],
+            {rid: d for rid, d in data.feedback_flagged.items() if d == dept},
+            [r for r in data.reviews if r[0] == dept],
+            [t for t in data.tasks if t.department == dept],
+            data.run_costs,
+        )
+        sub = Scope(scope.usecase_id, scope.start, scope.end, dept, scope.cohort)
+        n_eligible = _department_eligible(engine, sub, user_rows)
+        out[dept] = _metric_set(
+            part, sub, n_eligible, emails, cohort_of, tasks_per_day, confidence, eval_rate
+        )
+    return out
+
+
+def _department_eligible(engine: Engine, scope: Scope, user_rows: list[Any]) -> int:
+    """Eligible users of ``scope.department``: its departments.eligible_users, or with a cohort
+    its enabled users matching the cohort."""
+    if scope.cohort is not None:
+        return sum(
+            1
+            for r in user_rows
+            if r.department_id == scope.department and not r.disabled and _matches(r.attributes, scope.cohort)
+        )
+    with engine.connect() as conn:
+        n = conn.execute(
+            select(departments.c.eligible_users).where(departments.c.id == scope.department)
+        ).scalar()
+    return int(n or 0)
+
+
+def compute(
+    engine: Engine, scope: Scope, *, tasks_per_day: float | None = None, confidence: float = 0.95
+) -> MetricSet:
+    """Every metric of the use case in ``scope`` (see docs/evidence-metrics.md)."""
+    return _sets(engine, scope, tasks_per_day=tasks_per_day, confidence=confidence, split=False)[""]
+
+
+def by_department(
+    engine: Engine, scope: Scope, *, tasks_per_day: float | None = None, confidence: float = 0.95
+) -> dict[str, MetricSet]:
+    """One MetricSet per department with runs of the use case in scope (everything read once).
+
+    ``scope.department``, if set, limits it to that department. Keywords as for :func:`compute`."""
+    return _sets(engine, scope, tasks_per_day=tasks_per_day, confidence=confidence, split=True)
