@@ -35,8 +35,13 @@ class FusionSettings:
     candidates: int = 100
 
 
-def fuse(lexical: Sequence[Hit], dense: Sequence[Hit], settings: FusionSettings) -> list[Hit]:
-    """Weighted reciprocal-rank fusion of two ranked lists; scores normalised so 1.0 = first in both."""
+def fuse(
+    lexical: Sequence[Hit], dense: Sequence[Hit], settings: FusionSettings, limit: int | None = None
+) -> list[Hit]:
+    """Weighted reciprocal-rank fusion of two ranked lists; scores normalised so 1.0 = first in both.
+
+    ``limit``: only the best ``limit`` fused hits are returned (and built).
+    """
     weights = (1.0 - settings.dense_weight, settings.dense_weight)
     fused: dict[str, float] = {}
     merged: dict[str, Hit] = {}
@@ -55,7 +60,7 @@ def fuse(lexical: Sequence[Hit], dense: Sequence[Hit], settings: FusionSettings)
         cosine = merged[chunk_id].dense_score
         return (-fused[chunk_id], -(cosine if cosine is not None else -2.0), chunk_id)
 
-    ordered = sorted(fused, key=order)
+    ordered = sorted(fused, key=order)[:limit]
     return [replace(merged[chunk_id], score=fused[chunk_id] / best) for chunk_id in ordered]
 
 
@@ -108,7 +113,7 @@ def hybrid_search(
     depth = max(k, settings.candidates)
     lexical = backend.lexical(collections, query, depth, filters)
     dense = backend.dense(collections, query_vector, depth, filters)
-    fused = fuse(lexical, dense, settings)[:k]
+    fused = fuse(lexical, dense, settings, limit=k)
     missing = [hit.chunk_id for hit in fused if hit.dense_score is None]
     if missing:
         cosines = backend.similarities(collections, missing, query_vector)

@@ -1,16 +1,22 @@
 """Exact cosine search for the SQLite index: sqlite-vec when it can load, numpy otherwise.
 
-The chunk table keeps every vector as a float32 BLOB (the source of truth). The two
-engines are acceleration structures over it and give the same results (exact cosine):
+Each vector is stored once (layout version 2), where the engine that wrote it searches it;
+both engines give the same results (exact cosine):
 
-- ``sqlite-vec``: one ``vec0`` table per collection (``knowledge_vec_<id>``, cosine metric),
-  searched with KNN inside SQLite; filters become a ``rowid IN (...)`` pre-filter.
-- ``numpy``: the collection's vectors loaded into a normalised float32 matrix, cached
-  per collection and invalidated by the collection's write generation.
+- ``sqlite-vec``: one ``vec0`` table per collection (``knowledge_vec_<id>``, cosine metric)
+  holds the collection's vectors, searched with KNN inside SQLite; filters become a
+  ``rowid IN (...)`` pre-filter. ``knowledge_chunks.embedding`` stays NULL.
+- ``numpy``: the vectors are float32 BLOBs in ``knowledge_chunks.embedding`` (readable by
+  any SQLite), loaded into a normalised float32 matrix, cached per collection and
+  invalidated by the collection's write generation (RAM: 4 bytes x dims per chunk).
 
 ``knowledge_collections.generation`` counts writes; ``vec_generation`` is the generation
-the vec0 table reflects. A database written while sqlite-vec was unavailable is brought
-up to date (its vec0 table rebuilt from the BLOBs) on first use.
+the vec0 table reflects. A collection is *vec0-backed* when the two are equal (sqlite-vec
+wrote last and its vectors are in vec0 only) and *BLOB-backed* otherwise. sqlite-vec takes
+a BLOB-backed collection over on first use (vec0 rebuilt from the BLOBs, which are then
+cleared); the numpy engine cannot read vec0, so it refuses vector work on a vec0-backed
+collection with :class:`~aerodrome.knowledge.index.base.IndexUnavailable` (full-text
+search still works).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+
+from aerodrome.knowledge.index.base import IndexUnavailable
 
 _VEC0_MAX_K = 4096
 
@@ -42,11 +50,17 @@ def vec_table(collection_id: int) -> str:
     return f"knowledge_vec_{int(collection_id)}"
 
 
+def vec0_backed(ref: CollectionRef) -> bool:
+    """The collection's vectors are in its vec0 table only (sqlite-vec wrote it last)."""
+    return ref.vec_generation == ref.generation
+
+
 class VectorEngine(Protocol):
     name: str
+    keeps_blobs: bool  # vectors stay in knowledge_chunks.embedding (else: in the engine's own table only)
 
     def prepare(self, conn: Any, ref: CollectionRef) -> None:
-        """Make the collection's structure current before a write or a search."""
+        """Make the collection's structure current before a write or a search (raises IndexUnavailable)."""
 
     def reset(self, conn: Any, collection_id: int, dims: int) -> None:
         """(Re)create the collection's empty structure with ``dims`` (inside the write transaction)."""
@@ -62,26 +76,39 @@ class VectorEngine(Protocol):
     ) -> list[tuple[int, float]]:
         """(rowid, cosine) best first; ``allowed`` is a SELECT of the rowids that pass the filters."""
 
+    def vectors(self, conn: Any, collection_id: int, rowids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored vectors of those chunks (chunks without one are left out)."""
+
 
 class SqliteVecEngine:
     """KNN with sqlite-vec's ``vec0`` tables (exact, brute force inside SQLite)."""
 
     name = "sqlite-vec"
+    keeps_blobs = False
 
     def prepare(self, conn: Any, ref: CollectionRef) -> None:
-        if ref.vec_generation == ref.generation:
+        """Take a BLOB-backed collection over: vec0 rebuilt from the BLOBs, which are then cleared."""
+        if vec0_backed(ref):
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            self.reset(conn, ref.id, ref.dims)
-            rows = conn.execute(
-                "SELECT id, embedding FROM knowledge_chunks WHERE collection_id = ? AND embedding IS NOT NULL",
-                (ref.id,),
-            ).fetchall()
-            self.write(conn, ref.id, rows)
-            conn.execute(
-                "UPDATE knowledge_collections SET vec_generation = generation WHERE id = ?", (ref.id,)
-            )
+            row = conn.execute(
+                "SELECT generation, vec_generation FROM knowledge_collections WHERE id = ?", (ref.id,)
+            ).fetchone()
+            if row is not None and row[0] != row[1]:  # another connection may have taken it over meanwhile
+                self.reset(conn, ref.id, ref.dims)
+                rows = conn.execute(
+                    "SELECT id, embedding FROM knowledge_chunks WHERE collection_id = ? AND embedding IS NOT NULL",
+                    (ref.id,),
+                ).fetchall()
+                self.write(conn, ref.id, rows)
+                conn.execute(
+                    "UPDATE knowledge_chunks SET embedding = NULL WHERE collection_id = ? AND embedding IS NOT NULL",
+                    (ref.id,),
+                )
+                conn.execute(
+                    "UPDATE knowledge_collections SET vec_generation = generation WHERE id = ?", (ref.id,)
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -115,6 +142,16 @@ class SqliteVecEngine:
             args += params
         return [(int(rowid), 1.0 - float(distance)) for rowid, distance in conn.execute(sql, args)]
 
+    def vectors(self, conn: Any, collection_id: int, rowids: Sequence[int]) -> dict[int, np.ndarray]:
+        if not rowids:
+            return {}
+        rows = conn.execute(
+            f"SELECT rowid, embedding FROM {vec_table(collection_id)}"
+            f" WHERE rowid IN ({', '.join('?' * len(rowids))})",
+            list(rowids),
+        )
+        return {int(rowid): np.frombuffer(blob, dtype="<f4") for rowid, blob in rows}
+
 
 @dataclass(slots=True)
 class _Matrix:
@@ -127,13 +164,18 @@ class NumpyEngine:
     """Exact cosine over an in-process matrix per collection, reloaded when the collection changes."""
 
     name = "numpy"
+    keeps_blobs = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cache: dict[int, _Matrix] = {}
 
     def prepare(self, conn: Any, ref: CollectionRef) -> None:
-        return None
+        if vec0_backed(ref):
+            raise IndexUnavailable(
+                f"collection {ref.name!r} keeps its vectors in sqlite-vec, which this Python cannot load:"
+                " install pysqlite3-binary and sqlite-vec (full-text search still works)"
+            )
 
     def reset(self, conn: Any, collection_id: int, dims: int) -> None:
         self._forget(collection_id)
@@ -189,3 +231,13 @@ class NumpyEngine:
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(matrix.rowids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+    def vectors(self, conn: Any, collection_id: int, rowids: Sequence[int]) -> dict[int, np.ndarray]:
+        if not rowids:
+            return {}
+        rows = conn.execute(
+            "SELECT id, embedding FROM knowledge_chunks WHERE embedding IS NOT NULL"
+            f" AND collection_id = ? AND id IN ({', '.join('?' * len(rowids))})",
+            [collection_id, *rowids],
+        )
+        return {int(rowid): np.frombuffer(blob, dtype="<f4") for rowid, blob in rows}
