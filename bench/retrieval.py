@@ -12,7 +12,8 @@ Method (see docs/benchmarks.md, "Retrieval"):
   pgvector from pgserver (skipped when not installed);
 * quality: nDCG@10 and recall@100 for lexical, dense and hybrid (hybrid_search defaults);
 * latency: p50 / p95 over --queries queries of embedding the query (one at a time) plus
-  a top-10 hybrid search, sequential, after 20 warm-up queries;
+  a top-10 hybrid search, sequential, after 20 warm-up queries (with the 1-minute load
+  average before and after: on a shared machine the figures move with it);
 * 100k: a generated collection of 100,000 chunks: the corpus repeated (replica r of
   document d has the text of d followed by the token ``replica<r>`` and the vector of d
   plus Gaussian noise, sigma 0.02 per dimension, renormalised: cosine to the original
@@ -29,6 +30,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -195,8 +197,9 @@ def tune(backend: IndexBackend, data: SciFact, qvecs: dict[str, np.ndarray]) -> 
 
 def latency(
     backend: IndexBackend, collection: str, queries: list[str], embed: Callable[[str], list[float]]
-) -> dict[str, float]:
+) -> dict[str, Any]:
     timings = []
+    load_before = os.getloadavg()[0]
     for n, text in enumerate(queries[:20] + queries):
         started = time.perf_counter()
         hybrid_search(backend, [collection], text, embed(text), 10)
@@ -207,6 +210,8 @@ def latency(
         "queries": len(timings),
         "p50_ms": round(timings[len(timings) // 2], 2),
         "p95_ms": round(timings[min(len(timings) - 1, int(len(timings) * 0.95))], 2),
+        # the 1-minute load average before and after: latency moves with it on a shared machine
+        "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 
@@ -299,7 +304,7 @@ def main() -> int:
         return local_embeddings.as_floats(embedder.encode([text])[0])
 
     report: dict[str, Any] = {
-        "date": dt.date.today().isoformat(), "machine": platform.platform(), "cpus": __import__("os").cpu_count(),
+        "date": dt.date.today().isoformat(), "machine": platform.platform(), "cpus": os.cpu_count(),
         "corpus_chunks": len(data.ids), "train_queries": len(query_ids), "fusion": FusionSettings().__repr__(),
         "backends": {},
     }  # fmt: skip

@@ -222,7 +222,10 @@ class NumpyEngine:
         matrix = self._matrix(conn, ref)
         if not len(matrix.rowids):
             return []
-        scores = matrix.vectors @ query
+        # einsum, not matmul: OpenBLAS's threaded gemv keeps its threads spinning after each call,
+        # which on a busy machine (or beside the embedding model's own threads) doubled the
+        # latency; einsum's single-threaded SIMD loop is faster here (100k x 384: 11 ms vs 23 ms p50).
+        scores = np.einsum("ij,j->i", matrix.vectors, query.astype(np.float32, copy=False))
         if allowed is not None:
             keep = np.fromiter((r[0] for r in conn.execute(allowed, params)), dtype=np.int64)
             mask = np.isin(matrix.rowids, keep, assume_unique=False)
