@@ -109,6 +109,21 @@ def assert_same(got: dict[Key, Cell], want: dict[Key, Cell]) -> None:
         assert g.latency_sum == pytest.approx(w.latency_sum, rel=1e-9)
 
 
+def assert_window(
+    engine: Engine, start: datetime | None, end: datetime, want: dict[Key, Cell], **kw: Any
+) -> None:
+    """rollups.window (sums in SQL) holds the same runs as the cells, per department and user-day."""
+    got = rollups.window(engine, UC, start, end, **kw)
+    folded = rollups.Window()
+    for key, cell in want.items():
+        folded.add(key, cell)
+    assert got.activity == folded.activity
+    assert_same(
+        {(UC, d, "", T0.date()): c for d, c in got.totals.items()},
+        {(UC, d, "", T0.date()): c for d, c in folded.totals.items()},
+    )
+
+
 def test_buckets_cover_every_latency_once() -> None:
     lows, highs = rollups.bucket_edges_ms()
     assert len(lows) == rollups.N_BUCKETS and highs[-1] == math.inf
@@ -163,11 +178,19 @@ def test_one_update_many_updates_and_fresh_tail_agree(engine: Engine) -> None:
     for day in range(10, 31, 3):  # many small updates
         rollups.update(engine, now=T0 + timedelta(days=day, minutes=17), batch_size=97)
         assert_same(rollups.cells(engine, UC, start, end), want)
+        assert_window(engine, start, end, want)
     assert rollups.update(engine, now=now) >= 0
     assert rollups.update(engine, now=now) == 0  # idempotent
     assert_same(rollups.cells(engine, UC, start, end), want)
     assert_same(rollups.cells(engine, UC, None, now), expected(rows, None, now))
     assert_same(rollups.cells(engine, UC, start, end, department="hr"), expected(rows, start, end, "hr"))
+    assert_window(engine, start, end, expected(rows, start, end, "hr"), department="hr")
+    some = {"user-1", "user-4", "svc-bot"}
+    assert_same(
+        rollups.cells(engine, UC, start, end, user_keys=some),
+        {k: c for k, c in want.items() if k[2] in some},
+    )
+    assert_window(engine, start, end, {k: c for k, c in want.items() if k[2] in some}, user_keys=some)
     with engine.connect() as conn:
         total = conn.execute(
             select(func.sum(run_rollups.c.runs)).where(run_rollups.c.usecase_id == UC)
@@ -185,6 +208,7 @@ def test_whole_days_and_single_day_windows(engine: Engine) -> None:
         (T0 + timedelta(days=2, hours=3), T0 + timedelta(days=3, hours=1)),  # two partial days
     ]:
         assert_same(rollups.cells(engine, UC, start, end), expected(rows, start, end))
+        assert_window(engine, start, end, expected(rows, start, end))
 
 
 def test_late_records_inside_the_grace_are_not_lost(engine: Engine) -> None:

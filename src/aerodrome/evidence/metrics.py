@@ -98,7 +98,7 @@ class _Task:
 class _Data:
     """Everything one MetricSet needs, already filtered by window and cohort."""
 
-    cells: dict[rollups.Key, rollups.Cell]
+    runs: rollups.Window
     ratings: list[_Rating]  # latest caller rating per run
     feedback_flagged: dict[str, str]  # run id → department, runs a feedback flagged and no guardrail did
     reviews: list[tuple[str, str, int]]  # (department, status, count)
@@ -136,9 +136,7 @@ def _load(engine: Engine, scope: Scope, cohort_keys: set[str] | None) -> _Data:
     def keep(*keys: str | None) -> bool:
         return cohort_keys is None or any(k in cohort_keys for k in keys if k)
 
-    cells = rollups.cells(engine, uc, start, end, department=dept)
-    if cohort_keys is not None:
-        cells = {k: c for k, c in cells.items() if k[2] in cohort_keys}
+    window = rollups.window(engine, uc, start, end, department=dept, user_keys=cohort_keys)
     with engine.connect() as conn:
         ratings = _ratings(conn, scope, start, end, keep)
         flagged = _feedback_flags(conn, scope, start, end, keep)
@@ -169,7 +167,7 @@ def _load(engine: Engine, scope: Scope, cohort_keys: set[str] | None) -> _Data:
         task_list = _tasks(conn, scope, start, end, keep)
         wanted = {rid for t in task_list if t.group == "treatment" for rid in t.run_ids}
         run_costs = _costs(conn, wanted)
-    return _Data(cells, ratings, flagged, [(d, s, n) for (d, s), n in reviews.items()], task_list, run_costs)
+    return _Data(window, ratings, flagged, [(d, s, n) for (d, s), n in reviews.items()], task_list, run_costs)
 
 
 def _ratings(
@@ -320,11 +318,12 @@ def _metric_set(
     runs_by_user: Counter[str] = Counter()
     days_by_user: dict[str, set[date]] = defaultdict(set)
     runs_by_day: Counter[date] = Counter()
-    for (_uc, _dept, user, day), cell in data.cells.items():
+    for cell in data.runs.totals.values():
         total.merge(cell)
-        runs_by_user[user] += cell.runs
+    for (_dept, user, day), n in data.runs.activity.items():
+        runs_by_user[user] += n
         days_by_user[user].add(day)
-        runs_by_day[day] += cell.runs
+        runs_by_day[day] += n
     active = {u for u, n in runs_by_user.items() if n > 0}
     wilson = stats.wilson
     v: dict[str, Interval] = {}
@@ -386,7 +385,7 @@ def _metric_set(
     ]
     v["cost_per_task_usd"] = stats.bootstrap_mean(task_costs, confidence)
     v["projected_monthly_cost_usd"] = _projection(
-        data, task_costs, v["cost_per_run_usd"], tasks_per_day, confidence
+        data, v["cost_per_task_usd"], v["cost_per_run_usd"], tasks_per_day, confidence
     )
 
     missing = set(METRICS) - set(v)
@@ -416,16 +415,20 @@ def _metric_set(
 
 
 def _projection(
-    data: _Data, task_costs: list[float], per_run: Interval, tasks_per_day: float | None, confidence: float
+    data: _Data, per_task: Interval, per_run: Interval, tasks_per_day: float | None, confidence: float
 ) -> Interval:
     """Monthly cost (30 days) at the declared volume; empty without a volume.
 
-    From the treatment tasks' costs when there are any; else the cost per run times the runs per
-    task (mean number of run ids of the tasks that list some, else 1) times the volume."""
+    From the treatment tasks' costs when there are any: the cost per task scaled by
+    ``tasks_per_day x 30``, which is exactly ``stats.projected_monthly_cost`` of the same costs
+    (one bootstrap, not two). Else the cost per run times the runs per task (mean number of run
+    ids of the tasks that list some, else 1) times the volume."""
     if tasks_per_day is None:
         return Interval.empty(confidence, 0.0, math.inf)
-    if task_costs:
-        return stats.projected_monthly_cost(task_costs, tasks_per_day, confidence=confidence)
+    if tasks_per_day < 0:
+        raise ValueError("tasks_per_day must be non-negative")
+    if per_task.estimate is not None:
+        return per_task.scaled(tasks_per_day * 30)
     if per_run.estimate is None:
         return Interval.empty(confidence, 0.0, math.inf)
     listed = [len(t.run_ids) for t in data.tasks if t.run_ids]
@@ -494,9 +497,11 @@ def _sets(
             "": _metric_set(data, scope, n_eligible, emails, cohort_of, tasks_per_day, confidence, eval_rate)
         }
     out: dict[str, MetricSet] = {}
-    for dept in sorted({k[1] for k, c in data.cells.items() if c.runs > 0 and k[1]}):
+    for dept in sorted(d for d, c in data.runs.totals.items() if c.runs > 0 and d):
         part = _Data(
-            {k: c for k, c in data.cells.items() if k[1] == dept},
+            rollups.Window(
+                {dept: data.runs.totals[dept]}, {k: n for k, n in data.runs.activity.items() if k[0] == dept}
+            ),
             [r for r in data.ratings if r.department == dept],
             {rid: d for rid, d in data.feedback_flagged.items() if d == dept},
             [r for r in data.reviews if r[0] == dept],

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from statistics import NormalDist
@@ -118,14 +118,9 @@ class Cell:
         for b, n in other.hist.items():
             self.hist[b] = self.hist.get(b, 0) + n
 
-    def hist_array(self) -> list[int]:
-        """Dense counts, trailing empty buckets left out (the stored form)."""
-        if not self.hist:
-            return []
-        out = [0] * (max(self.hist) + 1)
-        for b, n in self.hist.items():
-            out[b] = n
-        return out
+    def hist_json(self) -> dict[str, int]:
+        """The stored form: bucket index (as text) → count, empty buckets left out."""
+        return {str(b): self.hist[b] for b in sorted(self.hist)}
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -138,7 +133,7 @@ class Cell:
             "cost_sum": self.cost_sum,
             "cost_sq_sum": self.cost_sq_sum,
             "latency_sum": self.latency_sum,
-            "latency_hist": self.hist_array(),
+            "latency_hist": self.hist_json(),
         }
 
     @classmethod
@@ -156,7 +151,7 @@ class Cell:
             row.cost_sum,
             row.cost_sq_sum,
             row.latency_sum,
-            {i: n for i, n in enumerate(hist) if n},
+            {int(b): n for b, n in hist.items()},
         )
 
 
@@ -355,14 +350,69 @@ def _ceil_day(t: datetime) -> date:
     return d if t == _day_start(d) else d + timedelta(days=1)
 
 
-def _rollup_rows(
-    conn: Connection, usecase_id: str, first: date, last: date, department: str | None
-) -> Iterator[tuple[Key, Cell]]:
-    conds = [run_rollups.c.usecase_id == usecase_id, run_rollups.c.day >= first, run_rollups.c.day < last]
+@dataclass(slots=True)
+class _Plan:
+    """How a window is read: rollup rows for days [first, last), raw runs for ``raw``."""
+
+    mark: datetime | None
+    first: date | None  # None: no rollup rows
+    last: date
+    raw: list[tuple[datetime | None, datetime]]
+
+
+def _plan(conn: Connection, start: datetime | None, end: datetime) -> _Plan:
+    mark = watermark(conn)
+    first = _ceil_day(start) if start is not None else date.min
+    last = end.date()  # whole days end before this day
+    if mark is None or first >= last:
+        return _Plan(mark, None, last, [(start, end)])
+    covered_to = min(mark, _day_start(last))  # the rollup rows hold the runs of [first, covered_to)
+    raw: list[tuple[datetime | None, datetime]] = []
+    if start is not None:
+        if start < _day_start(first):
+            raw.append((start, _day_start(first)))
+        covered_to = max(covered_to, _day_start(first))
+    if covered_to < end:
+        raw.append((covered_to, end))
+    return _Plan(mark, first, last, raw)
+
+
+def _rollup_filter(
+    usecase_id: str, plan: _Plan, department: str | None, user_keys: Collection[str] | None
+) -> list[ColumnElement[bool]]:
+    assert plan.first is not None
+    conds = [
+        run_rollups.c.usecase_id == usecase_id,
+        run_rollups.c.day >= plan.first,
+        run_rollups.c.day < plan.last,
+    ]
     if department is not None:
         conds.append(run_rollups.c.department_id == department)
-    for row in conn.execute(select(run_rollups).where(*conds)):
-        yield (row.usecase_id, row.department_id, row.user_key, row.day), Cell.from_row(row)
+    if user_keys is not None:
+        conds.append(run_rollups.c.user_key.in_(sorted(user_keys)))
+    return conds
+
+
+def _read_consistently(engine: Engine, start: datetime | None, end: datetime, read: Any) -> Any:
+    """Run ``read(conn, plan)`` until no update committed during it (the watermark is unchanged)."""
+    start = start.astimezone(UTC) if start is not None else None
+    end = end.astimezone(UTC)
+    for _ in range(10):
+        with engine.connect() as conn:
+            plan = _plan(conn, start, end)
+            result = read(conn, plan)
+            if watermark(conn) == plan.mark:
+                return result
+    raise RuntimeError("the rollups kept changing while being read")
+
+
+def _raw(
+    conn: Connection, plan: _Plan, usecase_id: str, department: str | None, user_keys: Collection[str] | None
+) -> Iterator[tuple[Key, Cell]]:
+    for lo, hi in plan.raw:
+        for key, cell in aggregate_runs(conn, lo, hi, usecase_id=usecase_id, department=department).items():
+            if user_keys is None or key[2] in user_keys:
+                yield key, cell
 
 
 def cells(
@@ -372,43 +422,90 @@ def cells(
     end: datetime,
     *,
     department: str | None = None,
+    user_keys: Collection[str] | None = None,
 ) -> dict[Key, Cell]:
     """Every run of the use case created in ``[start, end)``, by key: the rollup rows of the whole
     UTC days inside the window, plus raw runs for the partial days at its edges and for the
-    fresh tail after the watermark (each run counted once)."""
-    start = start.astimezone(UTC) if start is not None else None
-    end = end.astimezone(UTC)
-    for _ in range(5):
-        with engine.connect() as conn:
-            mark = watermark(conn)
-            first = _ceil_day(start) if start is not None else date.min
-            last = end.date()  # whole days end before this day
-            out: dict[Key, Cell] = {}
-            if mark is None or first >= last:
-                raw_ranges = [(start, end)]
+    fresh tail after the watermark (each run counted once). ``user_keys`` keeps those users."""
+
+    def read(conn: Connection, plan: _Plan) -> dict[Key, Cell]:
+        out: dict[Key, Cell] = {}
+        if plan.first is not None:
+            query = select(run_rollups).where(*_rollup_filter(usecase_id, plan, department, user_keys))
+            for row in conn.execute(query):
+                out[(row.usecase_id, row.department_id, row.user_key, row.day)] = Cell.from_row(row)
+        for key, cell in _raw(conn, plan, usecase_id, department, user_keys):
+            if key in out:
+                out[key].merge(cell)
             else:
-                covered_to = min(mark, _day_start(last))  # the rollups hold [first, covered_to)
-                for key, cell in _rollup_rows(conn, usecase_id, first, last, department):
-                    out[key] = cell
-                head = None if start is None else (start, _day_start(first))
-                raw_ranges = [r for r in (head,) if r is not None and r[0] < r[1]]
-                raw_ranges.append(
-                    (max(covered_to, _day_start(first)) if start is not None else covered_to, end)
-                )
-            if watermark(conn) != mark:
-                continue  # an update committed in between: read again
-            for lo, hi in raw_ranges:
-                if lo is not None and lo >= hi:
-                    continue
-                for key, cell in aggregate_runs(
-                    conn, lo, hi, usecase_id=usecase_id, department=department
-                ).items():
-                    if key in out:
-                        out[key].merge(cell)
-                    else:
-                        out[key] = cell
-            return out
-    raise RuntimeError("the rollups kept changing while being read")
+                out[key] = cell
+        return out
+
+    result: dict[Key, Cell] = _read_consistently(engine, start, end, read)
+    return result
+
+
+@dataclass(slots=True)
+class Window:
+    """A window's runs as metrics need them: totals per department, and runs per user and day."""
+
+    totals: dict[str, Cell] = field(default_factory=dict)  # department ("" for none) → totals
+    activity: dict[tuple[str, str, date], int] = field(default_factory=dict)  # (dept, user, day) → runs
+
+    def add(self, key: Key, cell: Cell) -> None:
+        _uc, dept, user, day = key
+        total = self.totals.get(dept)
+        if total is None:
+            total = self.totals[dept] = Cell()
+        total.merge(cell)
+        akey = (dept, user, day)
+        self.activity[akey] = self.activity.get(akey, 0) + cell.runs
+
+
+def window(
+    engine: Engine,
+    usecase_id: str,
+    start: datetime | None,
+    end: datetime,
+    *,
+    department: str | None = None,
+    user_keys: Collection[str] | None = None,
+) -> Window:
+    """The same runs as :func:`cells`, summed per department in SQL (histograms excepted), which
+    is what keeps a metric computation fast at millions of runs."""
+
+    def read(conn: Connection, plan: _Plan) -> Window:
+        out = Window()
+        if plan.first is not None:
+            conds = _rollup_filter(usecase_id, plan, department, user_keys)
+            c = run_rollups.c
+            sums = [c.runs, c.ok, c.errors, c.fallbacks, c.flagged, c.cache_hits]
+            sums += [c.cost_sum, c.cost_sq_sum, c.latency_sum]
+            query = (
+                select(c.department_id, *(func.sum(x) for x in sums)).where(*conds).group_by(c.department_id)
+            )
+            for dept, *values in conn.execute(query):
+                runs_, ok, errors, fallbacks, flagged, hits = (int(v) for v in values[:6])
+                cost, cost_sq, latency = (float(v) for v in values[6:])
+                out.totals[dept] = Cell(runs_, ok, errors, fallbacks, flagged, hits, cost, cost_sq, latency)
+            query = select(c.department_id, c.latency_hist).where(*conds)
+            for dept, hist in conn.execute(query):
+                total = out.totals[dept].hist
+                for b, n in hist.items():
+                    b = int(b)
+                    total[b] = total.get(b, 0) + n
+            day: ColumnElement[Any] = literal_column(
+                "run_rollups.day"
+            )  # no per-row type processing: parsed below
+            query = select(c.department_id, c.user_key, day, c.runs).where(*conds)
+            for dept, user, d, n in conn.execute(query):
+                out.activity[(dept, user, d if isinstance(d, date) else date.fromisoformat(d))] = n
+        for key, cell in _raw(conn, plan, usecase_id, department, user_keys):
+            out.add(key, cell)
+        return out
+
+    result: Window = _read_consistently(engine, start, end, read)
+    return result
 
 
 # --- percentiles from the histogram -----------------------------------------------------------

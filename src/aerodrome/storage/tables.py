@@ -391,7 +391,7 @@ run_rollups = Table(
     Column("cost_sum", Float, nullable=False),  # USD
     Column("cost_sq_sum", Float, nullable=False),  # USD², for the variance of the cost per run
     Column("latency_sum", Float, nullable=False),  # ms, answered runs (the histogram's runs)
-    Column("latency_hist", JSON, nullable=False),  # counts per bucket (rollups.bucket_edges_ms)
+    Column("latency_hist", JSON, nullable=False),  # {"bucket": count}, rollups.N_BUCKETS log-scale buckets
 )
 Index("ix_run_rollups_day", run_rollups.c.day)
 
