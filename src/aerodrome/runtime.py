@@ -268,9 +268,14 @@ class Runtime:
     @property
     def gate_evidence(self) -> Evidence:
         """What the stage gates can ask of metrics, evaluations and budgets (more as they exist)."""
+        from functools import partial
+
+        from aerodrome.evidence import readiness
         from aerodrome.evidence.transitions import Evidence
 
-        return Evidence()
+        return Evidence(
+            samples=partial(readiness.samples, self.engine), cost=partial(readiness.cost, self.engine)
+        )
 
     def _collection_class(self, name: str) -> str:
         from aerodrome.knowledge import collections as collection_store

@@ -329,3 +329,50 @@ def _demo_use_cases(base: str, key: str) -> None:
         assert body["status"] == "ok", body
         assert body["output"]["parties"] == ["Northwind Traders Ltd", "Contoso Analytics Inc"]
         assert body["output"]["notice_days"] == 90 and body["output"]["term_months"] == 24
+
+
+def test_demo_simulated_pilot_reports_the_simulated_truth(tmp_path: Path) -> None:
+    """The whole path from request to report: verdicts match what the simulation made true."""
+    directory = tmp_path / "demo"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AERODROME_", "OPENAI_"))}
+    proc = subprocess.Popen(
+        [AERODROME, "demo", "--dir", str(directory), "--port", str(port), "--simulate-pilot"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    report = directory / "reports" / "hr-policy-assistant-simulated-pilot.html"
+    try:
+        started = time.monotonic()
+        while not report.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() - started < 240, "the simulated pilot did not finish in 240 s"
+            time.sleep(0.5)
+        time.sleep(0.5)  # the Markdown report follows the HTML one
+        key = (directory / "admin.key").read_text().strip()
+        data = httpx.get(
+            f"http://127.0.0.1:{port}/api/usecases/hr-policy-assistant/report",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60,
+        ).json()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert data["simulated"] is True and data["criteria_locked"] is True
+    outcomes = {c["metric"]: c["outcome"] for c in data["criteria"]}
+    assert outcomes == {
+        "useful_rate": "PASS",
+        "time_saved_pct": "PASS",
+        "p95_latency_s": "PASS",
+        "adoption_rate": "FAIL",
+    }
+    assert data["recommendation"] == "redesign"
+    saved = data["metrics"]["time_saved_pct"]
+    assert saved["low"] <= 0.35 <= saved["high"]  # the simulated truth is inside the interval
+    html = report.read_text(encoding="utf-8")
+    assert "SIMULATION" in html and "REDESIGN" in html
+    assert "SIMULATION" in (directory / "reports" / "hr-policy-assistant-simulated-pilot.md").read_text()
+    assert "SIMULATION" in out and "Traceback" not in err

@@ -239,3 +239,30 @@ def test_proposals_the_matrix_similar_work_and_acceptance(egw: Gateway) -> None:
     with egw.client(egw.admin_key) as c:
         actions = {e["action"] for e in c.get("/api/audit", params={"action": "proposal."}).json()["data"]}
     assert actions == {"proposal.create", "proposal.accept"}
+
+
+def test_the_decision_gate_opens_when_every_criterion_has_its_samples(egw: Gateway) -> None:
+    small = _spec(success_criteria=[{"metric": "useful_rate", "at_least": 0.5, "min_samples": 3}])
+    user = egw.make_key("hr", "user")
+    with egw.client(egw.admin_key) as c:
+        assert c.post("/api/usecases", json={"spec": small}).json()["version"] == 2
+        _move(c)
+        assert _move(c).json()["stage"] == "pilot"
+        r = _move(c, dry_run=True)
+        assert not r.json()["allowed"] and "0 of 3 samples" in r.json()["checks"][0]["detail"]
+    with egw.client(user) as c:
+        for _ in range(3):
+            run = c.post("/v1/usecases/triage/run", json={"inputs": {"ticket": "My laptop is broken"}})
+            assert run.status_code == 200, run.text
+            assert (
+                c.post("/v1/feedback", json={"run_id": run.json()["run_id"], "rating": "up"}).status_code
+                == 201
+            )
+    egw.flush()
+    with egw.client(egw.admin_key) as c:
+        r = _move(c)
+        assert r.status_code == 200, r.text
+        assert r.json()["stage"] == "decision"
+        report = c.get("/api/usecases/triage/report").json()
+    assert report["criteria"][0]["outcome"] in ("PASS", "INCONCLUSIVE")
+    assert report["metrics"]["useful_rate"]["n"] == 3 and report["metrics"]["useful_rate"]["estimate"] == 1.0

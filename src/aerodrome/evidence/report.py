@@ -43,7 +43,7 @@ def _first(conn: Any, query: Any) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
-def _window(conn: Any, usecase_id: str) -> tuple[datetime | None, datetime | None]:
+def pilot_window(conn: Any, usecase_id: str) -> tuple[datetime | None, datetime | None]:
     t = usecase_transitions
     pilot = _first(
         conn,
@@ -64,7 +64,7 @@ def _window(conn: Any, usecase_id: str) -> tuple[datetime | None, datetime | Non
     return pilot["at"], decided["at"] if decided else None
 
 
-def _criteria(conn: Any, usecase_id: str, spec: UseCaseSpec) -> tuple[list[Criterion], int, bool]:
+def locked_criteria(conn: Any, usecase_id: str, spec: UseCaseSpec) -> tuple[list[Criterion], int, bool]:
     """The locked criteria (or the spec's when no pilot started), the number of amendments, locked?"""
     rows = (
         conn.execute(
@@ -132,7 +132,7 @@ def _failure_modes(
     }
 
 
-def _budget(conn: Any, spec: UseCaseSpec) -> float | None:
+def monthly_budget(conn: Any, spec: UseCaseSpec) -> float | None:
     total = 0.0
     found = False
     for row in conn.execute(
@@ -187,10 +187,10 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
             )
         ).scalar()
         spec = UseCaseSpec.model_validate(stored)
-        start, end = _window(conn, usecase_id)
-        criteria, amendments, locked = _criteria(conn, usecase_id, spec)
+        start, end = pilot_window(conn, usecase_id)
+        criteria, amendments, locked = locked_criteria(conn, usecase_id, spec)
         failures = _failure_modes(conn, usecase_id, start, end)
-        budget = _budget(conn, spec)
+        budget = monthly_budget(conn, spec)
         simulated = _simulated(conn, usecase_id, spec)
     tasks_per_day = spec.projected_volume.get("tasks_per_day")
     tpd = float(tasks_per_day) if isinstance(tasks_per_day, int | float) else None
