@@ -200,7 +200,7 @@ def test_proposals_the_matrix_similar_work_and_acceptance(egw: Gateway) -> None:
         "value": 4,
         "complexity": 2,
     }
-    with egw.client(hr_user) as c:
+    with egw.client(hr_user, timeout=120) as c:  # the first similarity search loads the local model
         first = c.post("/api/proposals", json=leave)
         assert first.status_code == 201, first.text
         assert first.json()["quadrant"] == "quick_win" and first.json()["status"] == "open"
