@@ -301,7 +301,7 @@ def expect(w: World, department: str | None = None, cohort: str | None = None) -
 
 def test_every_metric_against_an_independent_computation(engine: Engine, world: World) -> None:
     rollups.update(engine, now=MONDAY + timedelta(days=20))  # half rolled up, half fresh tail
-    got = metrics.compute(engine, Scope(UC, START, END), tasks_per_day=250)
+    got = metrics.compute(engine, Scope(UC, START, END), tasks_per_day=250, refresh=False)
     e = expect(world)
     v = got.values
     assert set(v) == set(METRICS)
@@ -394,19 +394,20 @@ def _same(a: MetricSet, b: MetricSet) -> None:
 
 def test_the_same_answer_from_raw_runs_rollups_and_a_fresh_tail(engine: Engine) -> None:
     scope = Scope(UC, START, END)
-    raw = metrics.compute(engine, scope, tasks_per_day=100)
+    raw = metrics.compute(engine, scope, tasks_per_day=100, refresh=False)
     rollups.update(engine, now=MONDAY + timedelta(days=25))
-    _same(metrics.compute(engine, scope, tasks_per_day=100), raw)
+    _same(metrics.compute(engine, scope, tasks_per_day=100, refresh=False), raw)
     rollups.update(engine, now=END + timedelta(days=30))
-    _same(metrics.compute(engine, scope, tasks_per_day=100), raw)
+    _same(metrics.compute(engine, scope, tasks_per_day=100, refresh=False), raw)
+    _same(metrics.compute(engine, scope, tasks_per_day=100), raw)  # refreshed: all rolled up
 
 
 def test_segments_by_department_and_cohort(engine: Engine, world: World) -> None:
     rollups.update(engine, now=MONDAY + timedelta(days=30))
-    split = metrics.by_department(engine, Scope(UC, START, END))
+    split = metrics.by_department(engine, Scope(UC, START, END), refresh=False)
     assert set(split) == {"hr", "finance"}
     for dept in ("hr", "finance"):
-        alone = metrics.compute(engine, Scope(UC, START, END, department=dept))
+        alone = metrics.compute(engine, Scope(UC, START, END, department=dept), refresh=False)
         _same(split[dept], alone)
         e = expect(world, department=dept)
         positives = sum(f["score"] >= 0.75 for f in e["ratings"])
@@ -414,7 +415,7 @@ def test_segments_by_department_and_cohort(engine: Engine, world: World) -> None
         assert alone.values["flag_rate"] == stats.wilson(len(e["flagged"]), len(e["runs"]))
         assert alone.values["adoption_rate"] == stats.wilson(len(e["days"]), ELIGIBLE[dept])
         assert alone.groups["baseline"] == len(e["baseline"])
-    volunteers = metrics.compute(engine, Scope(UC, START, END, cohort={"cohort": "volunteer"}))
+    volunteers = metrics.compute(engine, Scope(UC, START, END, cohort={"cohort": "volunteer"}), refresh=False)
     e = expect(world, cohort="volunteer")
     assert volunteers.cohorts == {"volunteer": len(e["days"])}
     assert volunteers.values["error_rate"].n == len(e["runs"])
@@ -451,17 +452,18 @@ def test_control_group_is_the_reference_when_present(engine: Engine) -> None:
     ]
     with engine.begin() as conn:
         conn.execute(tasks.insert(), rows)
-    got = metrics.compute(engine, Scope(UC, START, END))
+    got = metrics.compute(engine, Scope(UC, START, END), refresh=False)
     assert got.groups["control"] == 200
     assert got.values["time_saved_pct"].low > 0.35  # 450 s against 900 s: about half
 
 
 def test_no_data_gives_empty_intervals_for_every_metric(engine: Engine) -> None:
-    got = metrics.compute(engine, Scope("nothing-here", START, END))
+    got = metrics.compute(engine, Scope("nothing-here", START, END), refresh=False)
     assert set(got.values) == set(METRICS)
     for name, iv in got.values.items():
         assert iv.estimate is None or name == "weekly_active_users", name
         assert isinstance(iv, Interval)
     assert got.values["weekly_active_users"].estimate == 0
     assert got.concentration["users"] == 0 and got.cohorts == {} and got.groups["treatment"] == 0
-    assert metrics.by_department(engine, Scope("nothing-here")) == {}
+    assert metrics.by_department(engine, Scope("nothing-here")) == {}  # refreshes the rollups first
+    assert rollups.watermark(engine) is not None

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from statistics import NormalDist
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, literal_column, select
+from sqlalchemy import Connection, Engine, and_, case, func, literal_column, select
 
 from aerodrome.evidence import rollups, stats
 from aerodrome.evidence.criteria import METRICS
@@ -39,7 +39,7 @@ POSITIVE_SCORE = 0.75
 """A rating is positive from this score up: "up", or 4 and 5 on the 1-5 scale."""
 
 DECIDED = ("approved", "edited", "rejected")
-_CHUNK = 500  # ids per IN (...) query
+_CHUNK = 5000  # ids per IN (...) query (SQLite allows 32,766 parameters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +81,12 @@ def eval_pass_rate(engine: Engine, scope: Scope, confidence: float) -> Interval:
 
 @dataclass(slots=True)
 class _Rating:
+    """``n`` runs whose latest caller rating is by ``user`` and positive (or not)."""
+
     department: str
     user: str
     positive: bool
+    n: int
 
 
 @dataclass(slots=True)
@@ -99,7 +102,7 @@ class _Data:
     """Everything one MetricSet needs, already filtered by window and cohort."""
 
     runs: rollups.Window
-    ratings: list[_Rating]  # latest caller rating per run
+    ratings: list[_Rating]  # latest caller rating per run, counted
     feedback_flagged: dict[str, str]  # run id → department, runs a feedback flagged and no guardrail did
     reviews: list[tuple[str, str, int]]  # (department, status, count)
     tasks: list[_Task]
@@ -173,6 +176,7 @@ def _load(engine: Engine, scope: Scope, cohort_keys: set[str] | None) -> _Data:
 def _ratings(
     conn: Connection, scope: Scope, start: datetime | None, end: datetime, keep: Any
 ) -> list[_Rating]:
+    """The latest caller rating of each run, counted in SQL per department, author and sign."""
     conds = [
         feedback.c.usecase_id == scope.usecase_id,
         feedback.c.author_role == "caller",
@@ -181,22 +185,27 @@ def _ratings(
     ]
     if scope.department is not None:
         conds.append(feedback.c.department_id == scope.department)
-    query = (
+    newest_first = func.row_number().over(
+        partition_by=feedback.c.run_id, order_by=(feedback.c.created_at.desc(), feedback.c.id.desc())
+    )
+    ranked = (
         select(
-            feedback.c.run_id,
             feedback.c.department_id,
             feedback.c.author_user_id,
             feedback.c.author,
-            feedback.c.score,
+            case((feedback.c.score >= POSITIVE_SCORE, 1), else_=0).label("positive"),
+            newest_first.label("rank"),
         )
         .where(*conds)
-        .order_by(feedback.c.created_at, feedback.c.id)
+        .subquery()
     )
-    latest: dict[str, _Rating] = {}
-    for run_id, d, user_id, author, score in conn.execute(query):
-        if keep(user_id, author):
-            latest[run_id] = _Rating(d or "", user_id or author, score >= POSITIVE_SCORE)
-    return list(latest.values())
+    keys = (ranked.c.department_id, ranked.c.author_user_id, ranked.c.author, ranked.c.positive)
+    query = select(*keys, func.count()).where(ranked.c.rank == 1).group_by(*keys)
+    return [
+        _Rating(d or "", user_id or author, bool(positive), int(n))
+        for d, user_id, author, positive, n in conn.execute(query)
+        if keep(user_id, author)
+    ]
 
 
 def _feedback_flags(
@@ -210,6 +219,8 @@ def _feedback_flags(
         _in_window(runs.c.created_at, start, end),
         runs.c.use_case_id == scope.usecase_id,
     ]
+    if start is not None:  # feedback comes after its run: none before the window is needed
+        conds.append(feedback.c.created_at >= start)
     if scope.department is not None:
         conds.append(runs.c.department_id == scope.department)
     query = (
@@ -329,8 +340,8 @@ def _metric_set(
     v: dict[str, Interval] = {}
 
     # quality
-    positives = sum(r.positive for r in data.ratings)
-    v["useful_rate"] = wilson(positives, len(data.ratings), confidence)
+    positives = sum(r.n for r in data.ratings if r.positive)
+    v["useful_rate"] = wilson(positives, sum(r.n for r in data.ratings), confidence)
     v["flag_rate"] = wilson(
         min(total.runs, total.flagged + len(data.feedback_flagged)), total.runs, confidence
     )
@@ -391,7 +402,10 @@ def _metric_set(
     missing = set(METRICS) - set(v)
     assert not missing, missing
 
-    positives_by_user = Counter(r.user for r in data.ratings if r.positive)
+    positives_by_user: Counter[str] = Counter()
+    for r in data.ratings:
+        if r.positive:
+            positives_by_user[r.user] += r.n
 
     def describe(user: str) -> dict[str, Any]:
         return {
@@ -533,16 +547,34 @@ def _department_eligible(engine: Engine, scope: Scope, user_rows: list[Any]) -> 
 
 
 def compute(
-    engine: Engine, scope: Scope, *, tasks_per_day: float | None = None, confidence: float = 0.95
+    engine: Engine,
+    scope: Scope,
+    *,
+    tasks_per_day: float | None = None,
+    confidence: float = 0.95,
+    refresh: bool = True,
 ) -> MetricSet:
-    """Every metric of the use case in ``scope`` (see docs/evidence-metrics.md)."""
+    """Every metric of the use case in ``scope`` (see docs/evidence-metrics.md).
+
+    ``refresh`` first brings the rollups up to date (:func:`rollups.update`: milliseconds per
+    thousand new runs; the first call on a large table does the initial pass). Without it the
+    answer is the same, read from older rollups plus a longer raw tail."""
+    if refresh:
+        rollups.update(engine)
     return _sets(engine, scope, tasks_per_day=tasks_per_day, confidence=confidence, split=False)[""]
 
 
 def by_department(
-    engine: Engine, scope: Scope, *, tasks_per_day: float | None = None, confidence: float = 0.95
+    engine: Engine,
+    scope: Scope,
+    *,
+    tasks_per_day: float | None = None,
+    confidence: float = 0.95,
+    refresh: bool = True,
 ) -> dict[str, MetricSet]:
     """One MetricSet per department with runs of the use case in scope (everything read once).
 
     ``scope.department``, if set, limits it to that department. Keywords as for :func:`compute`."""
+    if refresh:
+        rollups.update(engine)
     return _sets(engine, scope, tasks_per_day=tasks_per_day, confidence=confidence, split=True)

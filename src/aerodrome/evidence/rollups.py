@@ -2,7 +2,8 @@
 
 ``run_rollups`` holds one row per (use case, department, user, UTC day) with the counts, sums
 and a log-scale latency histogram of every run created before the **watermark**
-(``run_rollup_state``). :func:`update` moves the watermark forward to ``now - grace`` in
+(``run_rollup_state``); ``run_latency_rollups`` holds the same histograms per (use case,
+department, day) without the user, so a metric without a cohort sums them in SQL. :func:`update` moves the watermark forward to ``now - grace`` in
 batches; :func:`cells` answers a time window from the rollup rows of the whole days inside it
 plus the raw runs of the partial days at its edges and of the **fresh tail** after the
 watermark, so a metric is current to the second while reading at most a day or two of raw runs.
@@ -39,7 +40,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, func, literal_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from aerodrome.evidence.stats import Interval
-from aerodrome.storage.tables import run_rollup_state, run_rollups, runs
+from aerodrome.storage.tables import run_latency_rollups, run_rollup_state, run_rollups, runs
 
 GRACE_S = 300.0
 """Seconds between a run's start and the watermark: late records inside it are not lost."""
@@ -281,6 +282,7 @@ def _merge_into_table(conn: Connection, batch: dict[Key, Cell]) -> None:
             )
     if inserts:
         conn.execute(run_rollups.insert(), inserts)
+    _merge_latency(conn, batch, min(days), max(days))
     if updates:
         stmt = (
             sa.update(run_rollups)
@@ -294,6 +296,43 @@ def _merge_into_table(conn: Connection, batch: dict[Key, Cell]) -> None:
                 == tuple_(bindparam("k_uc"), bindparam("k_dept"), bindparam("k_user"), bindparam("k_day"))
             )
             .values({c: bindparam(c) for c in Cell().as_row()})
+        )
+        conn.execute(stmt, updates)
+
+
+def _merge_latency(conn: Connection, batch: dict[Key, Cell], first: date, last: date) -> None:
+    """The batch's histograms, without the user, into run_latency_rollups."""
+    counts: dict[tuple[str, str, date, int], int] = {}
+    for (uc, dept, _user, day), cell in batch.items():
+        for b, n in cell.hist.items():
+            k = (uc, dept, day, b)
+            counts[k] = counts.get(k, 0) + n
+    if not counts:
+        return
+    t = run_latency_rollups
+    existing = {
+        (r.usecase_id, r.department_id, r.day, r.bucket): r.runs
+        for r in conn.execute(select(t).where(t.c.day >= first, t.c.day <= last))
+    }
+    inserts, updates = [], []
+    for (uc, dept, day, b), n in counts.items():
+        old = existing.get((uc, dept, day, b))
+        if old is None:
+            inserts.append({"usecase_id": uc, "department_id": dept, "day": day, "bucket": b, "runs": n})
+        else:
+            updates.append({"k_uc": uc, "k_dept": dept, "k_day": day, "k_bucket": b, "runs": old + n})
+    if inserts:
+        conn.execute(t.insert(), inserts)
+    if updates:
+        stmt = (
+            sa.update(t)
+            .where(
+                t.c.usecase_id == bindparam("k_uc"),
+                t.c.department_id == bindparam("k_dept"),
+                t.c.day == bindparam("k_day"),
+                t.c.bucket == bindparam("k_bucket"),
+            )
+            .values(runs=bindparam("runs"))
         )
         conn.execute(stmt, updates)
 
@@ -488,12 +527,25 @@ def window(
                 runs_, ok, errors, fallbacks, flagged, hits = (int(v) for v in values[:6])
                 cost, cost_sq, latency = (float(v) for v in values[6:])
                 out.totals[dept] = Cell(runs_, ok, errors, fallbacks, flagged, hits, cost, cost_sq, latency)
-            query = select(c.department_id, c.latency_hist).where(*conds)
-            for dept, hist in conn.execute(query):
-                total = out.totals[dept].hist
-                for b, n in hist.items():
-                    b = int(b)
-                    total[b] = total.get(b, 0) + n
+            if user_keys is None:  # summed in SQL from the table without users
+                lt = run_latency_rollups.c
+                lconds = [lt.usecase_id == usecase_id, lt.day >= plan.first, lt.day < plan.last]
+                if department is not None:
+                    lconds.append(lt.department_id == department)
+                query = (
+                    select(lt.department_id, lt.bucket, func.sum(lt.runs))
+                    .where(*lconds)
+                    .group_by(lt.department_id, lt.bucket)
+                )
+                for dept, b, n in conn.execute(query):
+                    out.totals.setdefault(dept, Cell()).hist[int(b)] = int(n)
+            else:  # a cohort: the users' own histograms
+                query = select(c.department_id, c.latency_hist).where(*conds)
+                for dept, hist in conn.execute(query):
+                    total = out.totals.setdefault(dept, Cell()).hist
+                    for b, n in hist.items():
+                        b = int(b)
+                        total[b] = total.get(b, 0) + n
             day: ColumnElement[Any] = literal_column(
                 "run_rollups.day"
             )  # no per-row type processing: parsed below

@@ -395,6 +395,18 @@ run_rollups = Table(
 )
 Index("ix_run_rollups_day", run_rollups.c.day)
 
+# The same runs' latency histograms without the user: what a metric without a cohort sums in SQL.
+run_latency_rollups = Table(
+    "run_latency_rollups",
+    metadata,
+    Column("usecase_id", String(128), primary_key=True),
+    Column("department_id", String(63), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("bucket", Integer, primary_key=True),  # rollups.bucket_of(latency_ms)
+    Column("runs", Integer, nullable=False),  # answered runs in the bucket
+)
+Index("ix_run_latency_rollups_day", run_latency_rollups.c.day)
+
 # The rollups' progress: every run created before ``watermark`` is in run_rollups.
 run_rollup_state = Table(
     "run_rollup_state",
