@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from statistics import NormalDist
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, func, literal_column, select
+from sqlalchemy import Connection, Engine, and_, case, func, literal_column, select, true
 
 from aerodrome.evidence import rollups, stats
 from aerodrome.evidence.criteria import METRICS
@@ -39,7 +39,6 @@ POSITIVE_SCORE = 0.75
 """A rating is positive from this score up: "up", or 4 and 5 on the 1-5 scale."""
 
 DECIDED = ("approved", "edited", "rejected")
-_CHUNK = 5000  # ids per IN (...) query (SQLite allows 32,766 parameters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +93,7 @@ class _Task:
     department: str
     group: str
     duration_s: float
-    run_ids: list[str]
+    n_runs: int  # run ids listed
 
 
 @dataclass(slots=True)
@@ -106,7 +105,7 @@ class _Data:
     feedback_flagged: dict[str, str]  # run id → department, runs a feedback flagged and no guardrail did
     reviews: list[tuple[str, str, int]]  # (department, status, count)
     tasks: list[_Task]
-    run_costs: dict[str, float]  # cost of the runs the treatment tasks used
+    task_costs: list[tuple[str, float]]  # (department, cost of its runs) per treatment task
 
 
 def _window(scope: Scope) -> tuple[datetime | None, datetime]:
@@ -168,9 +167,10 @@ def _load(engine: Engine, scope: Scope, cohort_keys: set[str] | None) -> _Data:
             if keep(user_id, requester):
                 reviews[(d, status)] += n
         task_list = _tasks(conn, scope, start, end, keep)
-        wanted = {rid for t in task_list if t.group == "treatment" for rid in t.run_ids}
-        run_costs = _costs(conn, wanted)
-    return _Data(window, ratings, flagged, [(d, s, n) for (d, s), n in reviews.items()], task_list, run_costs)
+        task_costs = _task_costs(conn, scope, start, end, keep)
+    return _Data(
+        window, ratings, flagged, [(d, s, n) for (d, s), n in reviews.items()], task_list, task_costs
+    )
 
 
 def _ratings(
@@ -235,7 +235,7 @@ def _feedback_flags(
     }
 
 
-def _tasks(conn: Connection, scope: Scope, start: datetime | None, end: datetime, keep: Any) -> list[_Task]:
+def _task_filter(scope: Scope, start: datetime | None, end: datetime) -> list[Any]:
     # Baseline studies usually precede the pilot: baseline tasks count from any time before the end.
     in_window = _in_window(tasks.c.finished_at, start, end)
     conds = [
@@ -244,23 +244,35 @@ def _tasks(conn: Connection, scope: Scope, start: datetime | None, end: datetime
     ]
     if scope.department is not None:
         conds.append(tasks.c.department_id == scope.department)
-    query = select(
-        tasks.c.department_id, tasks.c.user_ref, tasks.c.group, tasks.c.duration_s, tasks.c.run_ids
-    ).where(*conds)
+    return conds
+
+
+def _tasks(conn: Connection, scope: Scope, start: datetime | None, end: datetime, keep: Any) -> list[_Task]:
+    n_runs = func.json_array_length(tasks.c.run_ids)
+    query = select(tasks.c.department_id, tasks.c.user_ref, tasks.c.group, tasks.c.duration_s, n_runs).where(
+        *_task_filter(scope, start, end)
+    )
     return [
-        _Task(d or "", group, duration, list(run_ids or []))
-        for d, user_ref, group, duration, run_ids in conn.execute(query)
+        _Task(d or "", group, duration, int(n or 0))
+        for d, user_ref, group, duration, n in conn.execute(query)
         if keep(user_ref)
     ]
 
 
-def _costs(conn: Connection, run_ids: Iterable[str]) -> dict[str, float]:
-    ids = sorted(run_ids)
-    out: dict[str, float] = {}
-    for i in range(0, len(ids), _CHUNK):
-        chunk = ids[i : i + _CHUNK]
-        out.update(conn.execute(select(runs.c.id, runs.c.cost_usd).where(runs.c.id.in_(chunk))).all())
-    return out
+def _task_costs(
+    conn: Connection, scope: Scope, start: datetime | None, end: datetime, keep: Any
+) -> list[tuple[str, float]]:
+    """(department, summed cost of its recorded runs) of each treatment task listing runs."""
+    fn = "json_array_elements_text" if conn.dialect.name == "postgresql" else "json_each"
+    ids = getattr(func, fn)(tasks.c.run_ids).table_valued("value")
+    query = (
+        select(tasks.c.id, tasks.c.department_id, tasks.c.user_ref, func.sum(runs.c.cost_usd))
+        .select_from(tasks.join(ids, true()).join(runs, runs.c.id == ids.c.value))
+        .where(*_task_filter(scope, start, end), tasks.c.group == "treatment")
+        .group_by(tasks.c.id, tasks.c.department_id, tasks.c.user_ref)
+        .order_by(tasks.c.id)
+    )
+    return [(d or "", float(cost)) for _id, d, user_ref, cost in conn.execute(query) if keep(user_ref)]
 
 
 def _eligible(engine: Engine, scope: Scope, user_rows: list[Any]) -> dict[str, int]:
@@ -327,14 +339,15 @@ def _metric_set(
     start, end = _window(scope)
     total = rollups.Cell()
     runs_by_user: Counter[str] = Counter()
-    days_by_user: dict[str, set[date]] = defaultdict(set)
-    runs_by_day: Counter[date] = Counter()
+    weeks_by_user: dict[str, set[int]] = defaultdict(set)
+    runs_by_week: Counter[int] = Counter()
     for cell in data.runs.totals.values():
         total.merge(cell)
-    for (_dept, user, day), n in data.runs.activity.items():
-        runs_by_user[user] += n
-        days_by_user[user].add(day)
-        runs_by_day[day] += n
+    for (_dept, user, week), n in data.runs.activity.items():
+        if n > 0:
+            runs_by_user[user] += n
+            weeks_by_user[user].add(week)
+            runs_by_week[week] += n
     active = {u for u, n in runs_by_user.items() if n > 0}
     wilson = stats.wilson
     v: dict[str, Interval] = {}
@@ -361,21 +374,17 @@ def _metric_set(
     v["time_saved_pct"] = stats.time_saved(reference, by_group["treatment"], confidence)
 
     # adoption
-    weeks_by_user = {u: {stats.iso_week(d) for d in days} for u, days in days_by_user.items() if u in active}
     last_week = _last_complete_week(start, end)
     if last_week is not None:
-        week_days = {last_week + timedelta(days=i) for i in range(7)}
-        wau = sum(1 for u in active if days_by_user[u] & week_days)
-        v["weekly_active_users"] = Interval.exact(wau, sum(runs_by_day[d] for d in week_days))
+        last = rollups.week_index(last_week)
+        wau = sum(1 for weeks in weeks_by_user.values() if last in weeks)
+        v["weekly_active_users"] = Interval.exact(wau, runs_by_week[last])
     else:
         v["weekly_active_users"] = Interval.empty(confidence, 0.0, math.inf)
     v["adoption_rate"] = wilson(min(len(active), eligible), eligible, confidence)
-    end_week = (
-        stats.iso_week(last_week)
-        if last_week is not None
-        else stats.iso_week(end - timedelta(microseconds=1))
-    )
-    v["retention_4w"] = stats.retention_4w(weeks_by_user, window_end=end_week, confidence=confidence)
+    end_week = stats.iso_week(last_week if last_week is not None else end - timedelta(microseconds=1))
+    labels = {u: {_week_label(w) for w in weeks} for u, weeks in weeks_by_user.items()}
+    v["retention_4w"] = stats.retention_4w(labels, window_end=end_week, confidence=confidence)
 
     # operations
     hist = [0] * rollups.N_BUCKETS
@@ -389,11 +398,7 @@ def _metric_set(
 
     # cost
     v["cost_per_run_usd"] = _mean_normal(total.cost_sum, total.cost_sq_sum, total.runs, confidence)
-    task_costs = [
-        sum(data.run_costs.get(r, 0.0) for r in t.run_ids)
-        for t in data.tasks
-        if t.group == "treatment" and t.run_ids
-    ]
+    task_costs = [cost for _d, cost in data.task_costs]
     v["cost_per_task_usd"] = stats.bootstrap_mean(task_costs, confidence)
     v["projected_monthly_cost_usd"] = _projection(
         data, v["cost_per_task_usd"], v["cost_per_run_usd"], tasks_per_day, confidence
@@ -423,7 +428,7 @@ def _metric_set(
         "top_raters": [describe(u) for u, _ in positives_by_user.most_common(5)],
     }
     cohorts = dict(Counter(cohort_of.get(u, "unknown") for u in active))
-    weekly = _weekly(start, end, days_by_user, runs_by_day)
+    weekly = _weekly(start, end, weeks_by_user, runs_by_week)
     groups = {g: len(by_group[g]) for g in ("baseline", "control", "treatment")}
     return MetricSet({name: v[name] for name in METRICS}, concentration, cohorts, weekly, groups)
 
@@ -445,37 +450,32 @@ def _projection(
         return per_task.scaled(tasks_per_day * 30)
     if per_run.estimate is None:
         return Interval.empty(confidence, 0.0, math.inf)
-    listed = [len(t.run_ids) for t in data.tasks if t.run_ids]
+    listed = [t.n_runs for t in data.tasks if t.n_runs]
     runs_per_task = sum(listed) / len(listed) if listed else 1.0
     return per_run.scaled(runs_per_task * tasks_per_day * 30)
+
+
+def _week_label(index: int) -> str:
+    return stats.iso_week(date.fromordinal(index * 7 + 1))
 
 
 def _weekly(
     start: datetime | None,
     end: datetime,
-    days_by_user: Mapping[str, set[date]],
-    runs_by_day: Mapping[date, int],
+    weeks_by_user: Mapping[str, set[int]],
+    runs_by_week: Mapping[int, int],
 ) -> list[dict[str, Any]]:
-    first = start.date() if start is not None else min(runs_by_day, default=None)
+    first = rollups.week_index(start.date()) if start is not None else min(runs_by_week, default=None)
     if first is None:
         return []
-    last = (end - timedelta(microseconds=1)).date()
-    users_by_week: dict[str, set[str]] = defaultdict(set)
-    runs_by_week: Counter[str] = Counter()
-    for user, days in days_by_user.items():
-        for d in days:
-            users_by_week[stats.iso_week(d)].add(user)
-    for d, n in runs_by_day.items():
-        runs_by_week[stats.iso_week(d)] += n
-    out = []
-    monday = first - timedelta(days=first.weekday())
-    while monday <= last:
-        week = stats.iso_week(monday)
-        out.append(
-            {"week": week, "active_users": len(users_by_week.get(week, ())), "runs": runs_by_week[week]}
-        )
-        monday += timedelta(days=7)
-    return out
+    last = rollups.week_index((end - timedelta(microseconds=1)).date())
+    users_by_week: Counter[int] = Counter()
+    for weeks in weeks_by_user.values():
+        users_by_week.update(weeks)
+    return [
+        {"week": _week_label(w), "active_users": users_by_week[w], "runs": runs_by_week.get(w, 0)}
+        for w in range(first, last + 1)
+    ]
 
 
 def _users(engine: Engine) -> list[Any]:
@@ -520,7 +520,7 @@ def _sets(
             {rid: d for rid, d in data.feedback_flagged.items() if d == dept},
             [r for r in data.reviews if r[0] == dept],
             [t for t in data.tasks if t.department == dept],
-            data.run_costs,
+            [tc for tc in data.task_costs if tc[0] == dept],
         )
         sub = Scope(scope.usecase_id, scope.start, scope.end, dept, scope.cohort)
         n_eligible = _department_eligible(engine, sub, user_rows)

@@ -484,12 +484,26 @@ def cells(
     return result
 
 
+def week_index(day: date) -> int:
+    """Consecutive number of the ISO week (Monday to Sunday) holding ``day``: week 0 starts on
+    0001-01-01, a Monday. ``stats.iso_week(date.fromordinal(i * 7 + 1))`` is its label."""
+    return (day.toordinal() - 1) // 7
+
+
+def week_index_expr(dialect: str) -> ColumnElement[Any]:
+    """:func:`week_index` of ``run_rollups.day`` in SQL."""
+    if dialect == "postgresql":
+        return literal_column("((run_rollups.day - DATE '0001-01-01') / 7)")
+    return literal_column("CAST((julianday(run_rollups.day) - 1721425.5) / 7 AS INTEGER)")
+
+
 @dataclass(slots=True)
 class Window:
-    """A window's runs as metrics need them: totals per department, and runs per user and day."""
+    """A window's runs as metrics need them: totals per department, and runs per user and ISO
+    week (:func:`week_index`)."""
 
     totals: dict[str, Cell] = field(default_factory=dict)  # department ("" for none) → totals
-    activity: dict[tuple[str, str, date], int] = field(default_factory=dict)  # (dept, user, day) → runs
+    activity: dict[tuple[str, str, int], int] = field(default_factory=dict)  # (dept, user, week) → runs
 
     def add(self, key: Key, cell: Cell) -> None:
         _uc, dept, user, day = key
@@ -497,7 +511,7 @@ class Window:
         if total is None:
             total = self.totals[dept] = Cell()
         total.merge(cell)
-        akey = (dept, user, day)
+        akey = (dept, user, week_index(day))
         self.activity[akey] = self.activity.get(akey, 0) + cell.runs
 
 
@@ -546,12 +560,14 @@ def window(
                     for b, n in hist.items():
                         b = int(b)
                         total[b] = total.get(b, 0) + n
-            day: ColumnElement[Any] = literal_column(
-                "run_rollups.day"
-            )  # no per-row type processing: parsed below
-            query = select(c.department_id, c.user_key, day, c.runs).where(*conds)
-            for dept, user, d, n in conn.execute(query):
-                out.activity[(dept, user, d if isinstance(d, date) else date.fromisoformat(d))] = n
+            week = week_index_expr(conn.dialect.name)
+            query = (
+                select(c.department_id, c.user_key, week, func.sum(c.runs))
+                .where(*conds)
+                .group_by(c.department_id, c.user_key, week)
+            )
+            for dept, user, w, n in conn.execute(query):
+                out.activity[(dept, user, int(w))] = int(n)
         for key, cell in _raw(conn, plan, usecase_id, department, user_keys):
             out.add(key, cell)
         return out
