@@ -241,6 +241,7 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
             {
                 "criterion": v.criterion.label(),
                 "metric": v.criterion.metric,
+                "description": METRICS[v.criterion.metric].description,
                 "threshold": ("≥ " if v.criterion.at_least is not None else "≤ ")
                 + f"{v.criterion.threshold:g}",
                 "min_samples": v.criterion.min_samples,
