@@ -227,6 +227,23 @@ def test_late_records_inside_the_grace_are_not_lost(engine: Engine) -> None:
     assert_same(rollups.cells(engine, UC, T0, end), expected(everything, T0, end))
 
 
+def test_records_later_than_the_grace_are_recovered_by_a_rebuild(engine: Engine) -> None:
+    rows = make_runs(300, seed=6, days=2)
+    insert(engine, rows)
+    now = T0 + timedelta(days=3)
+    rollups.update(engine, now=now)
+    late = run_row(random.Random(8), 900_002, now - timedelta(hours=2), use_case_id=UC, status="ok")
+    insert(engine, [late])  # behind the watermark: the rollups do not see it
+    end = now + timedelta(hours=1)
+    assert rollups.update(engine, now=now + timedelta(minutes=10)) == 0
+    missed = sum(c.runs for c in rollups.cells(engine, UC, T0, end).values())
+    assert missed == sum(c.runs for c in expected(rows, T0, end).values())  # the late run is missing
+    assert rollups.rebuild(engine, now=now + timedelta(minutes=10)) == len(
+        [r for r in [*rows, late] if r["use_case_id"] is not None]
+    )
+    assert_same(rollups.cells(engine, UC, T0, end), expected([*rows, late], T0, end))
+
+
 def test_concurrent_updates_count_every_run_once(engine: Engine) -> None:
     rows = make_runs(4000, seed=11, days=10)
     insert(engine, rows)
