@@ -131,7 +131,7 @@ w AS (
     SELECT p.term, q.occurrences * greatest(ln((%s::float8 - count(*) + 0.5) / (count(*) + 0.5)), {IDF_FLOOR}) AS idf
     FROM p JOIN q ON q.term = p.term GROUP BY p.term, q.occurrences),
 s AS (
-    SELECT p.chunk, sum(w.idf * p.tf * {K1 + 1} / (p.tf + {K1} * ({1 - B} + {B} * p.length / %s::float8))) AS score
+    SELECT p.chunk, sum(w.idf * p.tf * {K1 + 1} / (p.tf + {K1}::float8 * ({1 - B}::float8 + {B}::float8 * p.length / %s::float8))) AS score
     FROM p JOIN w ON w.term = p.term GROUP BY p.chunk{top})
 SELECT {columns}, s.score FROM s JOIN knowledge_chunks c ON c.id = s.chunk
 JOIN knowledge_collections k ON k.id = c.collection_id{f" WHERE {where}" if where else ""}
