@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from aerodrome.usecases.validation import PlatformRefs
 
 log = logging.getLogger("aerodrome")
+ROLLUP_S = 60.0  # seconds between evidence rollup passes (each replica; the passes are safe together)
 REFRESH_S = 5.0
 
 
@@ -98,6 +99,7 @@ class Runtime:
 
         self.reviews = ReviewQueue(engine)  # outputs held for human review, and the decisions
         self._http: aiohttp.ClientSession | None = None
+        self._rolled_up = time.monotonic()
         self._init_usecases()
         self._refresher: asyncio.Task[None] | None = None
         self._warmers: list[asyncio.Task[None]] = []
@@ -239,6 +241,18 @@ class Runtime:
                 await asyncio.to_thread(self.refresh_usecases)
             except Exception:  # boundary: keep serving the use cases loaded last
                 log.exception("use-case refresh failed; serving the versions loaded last")
+            if time.monotonic() - self._rolled_up >= ROLLUP_S:
+                self._rolled_up = time.monotonic()
+                try:
+                    await asyncio.to_thread(self._roll_up)
+                except Exception:  # boundary: reports still read the raw tail; try again next time
+                    log.exception("the evidence rollup failed; it will run again")
+
+    def _roll_up(self) -> None:
+        """Keep the evidence rollups current so reports stay fast on large run tables."""
+        from aerodrome.evidence import rollups
+
+        rollups.update(self.engine)
 
     # ------------------------------------------------------------- use cases
 

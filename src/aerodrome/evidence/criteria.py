@@ -68,7 +68,7 @@ METRICS: Mapping[str, Metric] = _vocabulary(
         "ratio",
         "fraction",
         "lower",
-        "characters reviewers changed / characters of the reviewed outputs",
+        "share of reviewed outputs a reviewer edited before release (edited / decided)",
         0.0,
         None,
     ),

@@ -195,19 +195,27 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
     tasks_per_day = spec.projected_volume.get("tasks_per_day")
     tpd = float(tasks_per_day) if isinstance(tasks_per_day, int | float) else None
     scope = Scope(usecase_id=usecase_id, start=start, end=end)
-    overall = compute(engine, scope, tasks_per_day=tpd)
+    overall_confidence = 0.95
+    overall = compute(engine, scope, tasks_per_day=tpd, confidence=overall_confidence)
     segmented: dict[str, MetricSet] = {}
 
     def metrics_for(c: Criterion) -> Interval:
-        if c.segment is None:
+        if c.segment is None and c.confidence == overall_confidence:
             return overall.values[c.metric]
-        key = c.segment.describe()
+        key = f"{c.segment.describe() if c.segment else 'all'} at {c.confidence}"
         if key not in segmented:
             segmented[key] = compute(
                 engine,
-                Scope(usecase_id, start, end, department=c.segment.department, cohort=c.segment.cohort),
+                Scope(
+                    usecase_id,
+                    start,
+                    end,
+                    department=c.segment.department if c.segment else None,
+                    cohort=c.segment.cohort if c.segment else None,
+                ),
                 tasks_per_day=tpd,
                 confidence=c.confidence,
+                refresh=False,
             )
         return segmented[key].values[c.metric]
 
@@ -224,7 +232,7 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
     )
     recommendation, reasons = assessment.recommend(verdicts, flags)
     projected = overall.values["projected_monthly_cost_usd"]
-    departments_sets = by_department(engine, scope, tasks_per_day=tpd)
+    departments_sets = by_department(engine, scope, tasks_per_day=tpd, refresh=False)
     return {
         "usecase_id": usecase_id,
         "title": spec.title,
