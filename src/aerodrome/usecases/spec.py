@@ -137,7 +137,9 @@ class OutputSpec(_Spec):
         if self.format == "json" and self.schema_ is None:
             raise ValueError("a json output needs its schema")
         if self.schema_ is not None and self.schema_.get("type") != "object":
-            raise ValueError('the schema must describe an object (type: object), as structured outputs require')
+            raise ValueError(
+                "the schema must describe an object (type: object), as structured outputs require"
+            )
         if self.format == "text" and self.schema_ is not None:
             raise ValueError("a schema needs format: json")
         return self
