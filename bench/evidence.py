@@ -16,6 +16,8 @@ Method (see docs/benchmarks.md, "Evidence"):
 * compute: ``metrics.compute`` over the whole 120-day window (rollup rows plus the raw runs of
   the partial days at the edges and the fresh tail) with tasks_per_day, then the same plus
   ``metrics.by_department`` (what a report computes); median and range of --repeat rounds;
+* report: the whole HTML report (``evidence.report.build`` + ``render``: the metrics above, a
+  segmented criterion, failure modes, budgets), median and range of --repeat rounds;
 * 100k only: ``compute`` with no rollups at all (every run read raw), for comparison.
 """
 
@@ -45,6 +47,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from sqlalchemy import Engine  # noqa: E402
 
 from aerodrome.evidence import metrics, rollups  # noqa: E402
+from aerodrome.evidence import report as pilot_report  # noqa: E402
 from aerodrome.evidence.metrics import Scope  # noqa: E402
 from aerodrome.storage import migrate  # noqa: E402
 from aerodrome.storage.engine import make_engine  # noqa: E402
@@ -249,7 +252,7 @@ def generate(engine: Engine, n: int, seed: int = 1) -> float:
             (
                 UC,
                 1,
-                {"departments": ["hr", "finance"], "projected_volume": {"tasks_per_day": 500}},
+                SPEC,
                 "x",
                 created,
                 "b",
@@ -324,6 +327,23 @@ def spread(xs: list[float]) -> dict[str, float]:
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
 
 
+SPEC = {  # a valid spec, so that the whole report can be built
+    "id": "triage",
+    "title": "Ticket triage",
+    "departments": ["hr", "finance"],
+    "inputs": {"ticket": {"type": "string", "required": True}},
+    "prompt": "{{ ticket }}",
+    "model": "chat-small",
+    "success_criteria": [
+        {"metric": "useful_rate", "at_least": 0.7, "min_samples": 200},
+        {"metric": "time_saved_pct", "at_least": 0.15, "min_samples": 50},
+        {"metric": "p95_latency_s", "at_most": 4, "min_samples": 100},
+        {"metric": "adoption_rate", "at_least": 0.3, "min_samples": 50, "segment": {"department": "hr"}},
+    ],
+    "projected_volume": {"tasks_per_day": 500},
+}
+
+
 def bench(backend: str, n: int, repeat: int) -> dict[str, Any]:
     out: dict[str, Any] = {"backend": backend, "runs": n}
     with database(backend) as url:
@@ -356,6 +376,12 @@ def bench(backend: str, n: int, repeat: int) -> dict[str, Any]:
                 metrics.by_department(engine, scope, tasks_per_day=500)
 
             out["compute_and_departments_s"] = spread([timed(report) for _ in range(repeat)])
+            out["report_html_s"] = spread(
+                [
+                    timed(lambda: pilot_report.render(pilot_report.build(engine, UC), "html"))
+                    for _ in range(repeat)
+                ]
+            )
             got = metrics.compute(engine, scope, tasks_per_day=500)
             out["check"] = {
                 k: got.values[k].as_dict() for k in ("useful_rate", "p95_latency_s", "time_saved_pct")
@@ -383,17 +409,19 @@ def main() -> int:
     }
     print(
         f"{'backend':<11}{'runs':>10}{'generate':>10}{'rollup':>9}{'per 1k':>9}{'compute':>17}{'+by dept':>17}"
+        f"{'report (html)':>19}"
     )
     for n in args.sizes:
         for backend in args.backends:
             r = bench(backend, n, args.repeat)
             report["results"].append(r)
-            c, d = r["compute_s"], r["compute_and_departments_s"]
+            c, d, h = r["compute_s"], r["compute_and_departments_s"], r["report_html_s"]
             print(
                 f"{backend:<11}{n:>10,}{r['generate_s']:>9.1f}s{r['initial_rollup_s']:>8.1f}s"
                 f"{r['rollup_per_1000_s']['median'] * 1000:>7.0f}ms"
                 f"{c['median']:>7.2f}s ({c['min']:.2f}-{c['max']:.2f})"
-                f"{d['median']:>7.2f}s ({d['min']:.2f}-{d['max']:.2f})",
+                f"{d['median']:>7.2f}s ({d['min']:.2f}-{d['max']:.2f})"
+                f"{h['median']:>7.2f}s ({h['min']:.2f}-{h['max']:.2f})",
                 flush=True,
             )
             if "compute_raw_s" in r:
