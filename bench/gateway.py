@@ -32,7 +32,6 @@ import datetime as _dt
 import http.client
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -44,6 +43,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from machine import describe  # bench/machine.py (the script's own folder is on sys.path)
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -927,19 +928,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="aerodrome-bench-"))
     results: dict = {
         "date": _dt.date.today().isoformat(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpu_model": next(
-                (
-                    ln.split(":", 1)[1].strip()
-                    for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                    if ln.startswith("model name")
-                ),
-                "?",
-            ),
-        },
+        "machine": describe(),
         "method": {
             "gateway_core": GATEWAY_CORE,
             "load_core": LOAD_CORE,

@@ -41,7 +41,6 @@ import datetime as _dt
 import http.client
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -53,6 +52,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from machine import describe  # bench/machine.py (the script's own folder is on sys.path)
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -644,19 +645,7 @@ def main() -> int:
         if args.out:
             doc = {
                 "date": _dt.date.today().isoformat(),
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "platform": platform.platform(),
-                    "python": platform.python_version(),
-                    "cpu_model": next(
-                        (
-                            ln.split(":", 1)[1].strip()
-                            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                            if ln.startswith("model name")
-                        ),
-                        "?",
-                    ),
-                },
+                "machine": describe(),
                 "method": {
                     "runs": args.runs,
                     "warmup": args.warmup,
