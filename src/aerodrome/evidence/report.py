@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, String, cast, select
 
 from aerodrome.errors import BadRequest
 from aerodrome.evidence import assessment
@@ -86,7 +86,9 @@ def locked_criteria(conn: Any, usecase_id: str, spec: UseCaseSpec) -> tuple[list
 def _failure_modes(
     conn: Any, usecase_id: str, start: datetime | None, end: datetime | None
 ) -> dict[str, Any]:
-    fq = select(feedback).where(feedback.c.usecase_id == usecase_id)
+    fq = select(
+        feedback.c.run_id, feedback.c.flags, feedback.c.comment, feedback.c.correction, feedback.c.created_at
+    ).where(feedback.c.usecase_id == usecase_id, cast(feedback.c.flags, String) != "[]")
     rq = select(review_items).where(review_items.c.usecase_id == usecase_id)
     if start is not None:
         fq, rq = fq.where(feedback.c.created_at >= start), rq.where(review_items.c.created_at >= start)
@@ -197,11 +199,17 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
     scope = Scope(usecase_id=usecase_id, start=start, end=end)
     overall_confidence = 0.95
     overall = compute(engine, scope, tasks_per_day=tpd, confidence=overall_confidence)
+    departments_sets = by_department(
+        engine, scope, tasks_per_day=tpd, confidence=overall_confidence, refresh=False
+    )
     segmented: dict[str, MetricSet] = {}
 
     def metrics_for(c: Criterion) -> Interval:
-        if c.segment is None and c.confidence == overall_confidence:
-            return overall.values[c.metric]
+        if c.confidence == overall_confidence:
+            if c.segment is None:
+                return overall.values[c.metric]
+            if c.segment.department is not None and c.segment.department in departments_sets:
+                return departments_sets[c.segment.department].values[c.metric]  # read once, above
         key = f"{c.segment.describe() if c.segment else 'all'} at {c.confidence}"
         if key not in segmented:
             segmented[key] = compute(
@@ -232,7 +240,6 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
     )
     recommendation, reasons = assessment.recommend(verdicts, flags)
     projected = overall.values["projected_monthly_cost_usd"]
-    departments_sets = by_department(engine, scope, tasks_per_day=tpd, refresh=False)
     return {
         "usecase_id": usecase_id,
         "title": spec.title,
