@@ -54,13 +54,13 @@ def pg_server_uri() -> Iterator[str]:
 _schemas = itertools.count()
 
 
-def make_backend(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> IndexBackend:
+def make_backend(kind: str, tmp_path: Path, request: pytest.FixtureRequest, **options: Any) -> IndexBackend:
     if kind == "sqlite-vec":
         if not sqlite_vec_available():
             pytest.skip("pysqlite3-binary and sqlite-vec are not installed")
-        return SQLiteIndex(tmp_path / "vec.db", vector_engine="sqlite-vec")
+        return SQLiteIndex(tmp_path / "vec.db", vector_engine="sqlite-vec", **options)
     if kind == "sqlite-numpy":
-        return SQLiteIndex(tmp_path / "numpy.db", vector_engine="numpy")
+        return SQLiteIndex(tmp_path / "numpy.db", vector_engine="numpy", **options)
     import psycopg
 
     from aerodrome.knowledge.index.postgres import PostgresIndex
@@ -69,7 +69,7 @@ def make_backend(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
     schema = f"t{next(_schemas)}_{tmp_path.name.lower()[-20:]}".replace("-", "_")
     with psycopg.connect(uri, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    return PostgresIndex(f"{uri}&options={quote(f'-csearch_path={schema},public')}")
+    return PostgresIndex(f"{uri}&options={quote(f'-csearch_path={schema},public')}", **options)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -33,14 +33,16 @@ from aerodrome.knowledge.index.base import (
     IndexUnavailable,
     join_chunk_texts,
 )
+from aerodrome.knowledge.index.budget import LEXICAL_BUDGET, count_cap, never_pruned, rarest_within_budget
 from aerodrome.knowledge.index.filters import parse_filters, postgres_where
 from aerodrome.knowledge.index.postgres_bm25 import (
+    COUNT_STEMS,
     DELETE_DOCUMENTS,
     INSERT_CHUNKS,
     chunk_terms,
     posting_arrays,
-    query_stems,
     rank_sql,
+    term_stems,
 )
 from aerodrome.knowledge.index.postgres_layout import SCHEMA_VERSION, ensure_layout
 from aerodrome.knowledge.index.tokenizer import Tokenizer
@@ -65,8 +67,11 @@ class PostgresIndex:
 
     name = "postgres"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, lexical_budget: int = LEXICAL_BUDGET) -> None:
+        if lexical_budget <= 0:
+            raise ValueError("lexical_budget must be positive")
         self._url = url
+        self._lexical_budget = lexical_budget
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[psycopg.Connection[Any]] = []
@@ -280,8 +285,16 @@ class PostgresIndex:
     def lexical(
         self, collections: Sequence[str], query: str, k: int, filters: dict[str, Any] | None = None
     ) -> list[Hit]:
+        """BM25 over the query's terms, the rarest first while their matches stay within the budget.
+
+        The same rule as the SQLite backend (:mod:`~aerodrome.knowledge.index.budget`): searches
+        over at most ``lexical_budget`` chunks are exact BM25; above that each term's postings in
+        the searched collections are counted (up to the budget) and the most common terms are left
+        out, so at most about ``lexical_budget`` postings are scored. Filters apply in the ranking
+        statement, never to the counts (as on SQLite).
+        """
         conditions = parse_filters(filters)
-        stems = query_stems(self._tokenizer, query)
+        terms = term_stems(self._tokenizer, query)
         conn = self._conn()
         rows = conn.execute(
             "SELECT id, chunks, tokens FROM knowledge_collections WHERE name = ANY(%s)",
@@ -289,13 +302,31 @@ class PostgresIndex:
         ).fetchall()
         ids = [int(r[0]) for r in rows]
         n, tokens = sum(int(r[1]) for r in rows), sum(int(r[2]) for r in rows)
-        if not stems or not n or not tokens or k <= 0:
+        if not terms or not n or not tokens or k <= 0:
+            return []
+        if not never_pruned(n, self._lexical_budget):
+            terms = self._within_budget(conn, ids, terms)
+        stems = [stem for _, term_stems_ in terms for stem in term_stems_]
+        if not stems:
             return []
         where, params = postgres_where(conditions)
         top = [] if where else [k]
         args = [stems, ids, stems, n, tokens / n, *top, *params, k]
         found = conn.execute(rank_sql(_HIT_COLUMNS, where), args).fetchall()
         return [self._hit(row, float(row[11]), lexical=True) for row in found]
+
+    def _within_budget(
+        self, conn: psycopg.Connection[Any], ids: list[int], terms: list[tuple[str, list[str]]]
+    ) -> list[tuple[str, list[str]]]:
+        """The terms to match: each counted by its postings in the collections (a term of several
+        stems, which FTS5 would match as a phrase, by the sum of theirs), chosen as on SQLite."""
+        cap = count_cap(self._lexical_budget)
+        distinct = sorted({stem for _, stems in terms for stem in stems})
+        counts = dict(
+            conn.execute(COUNT_STEMS, {"collections": ids, "cap": cap, "stems": distinct}).fetchall()
+        )
+        counted = [((term, stems), min(cap, sum(int(counts[s]) for s in stems))) for term, stems in terms]
+        return rarest_within_budget(counted, self._lexical_budget)
 
     def dense(
         self,

@@ -62,7 +62,20 @@ def chunk_terms(tokenizer: Tokenizer, title: str | None, heading: str | None, te
 
 def query_stems(tokenizer: Tokenizer, query: str) -> list[str]:
     """The query's terms (see :func:`query_terms`), stemmed; a stem twice counts twice, as in FTS5."""
-    return [stem for term in query_terms(fold(query)) for stem in tokenizer.tokens(term)]
+    return [stem for _, stems in term_stems(tokenizer, query) for stem in stems]
+
+
+def term_stems(tokenizer: Tokenizer, query: str) -> list[tuple[str, list[str]]]:
+    """Each query term (see :func:`query_terms`) with its stems (nearly always one), in query order."""
+    return [(term, tokenizer.tokens(term)) for term in query_terms(fold(query))]
+
+
+# Each stem's postings in the collections, counted up to a cap (the lexical budget's term counts).
+COUNT_STEMS = """
+SELECT s.stem, (SELECT count(*) FROM (SELECT 1 FROM knowledge_postings p
+                WHERE p.collection_id = ANY(%(collections)s) AND p.term = s.stem LIMIT %(cap)s) AS m)
+FROM unnest(%(stems)s::text[]) AS s(stem)
+"""
 
 
 def posting_arrays(keys: Sequence[K], terms: Sequence[ChunkTerms]) -> tuple[list[K], list[str], list[int]]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +33,7 @@ from aerodrome.knowledge.index.base import (
     IndexedChunk,
     join_chunk_texts,
 )
+from aerodrome.knowledge.index.budget import LEXICAL_BUDGET, count_cap, never_pruned, rarest_within_budget
 from aerodrome.knowledge.index.filters import parse_filters, sqlite_where
 from aerodrome.knowledge.index.sqlite_layout import ensure_layout
 from aerodrome.knowledge.index.sqlite_vectors import (
@@ -47,7 +48,6 @@ from aerodrome.knowledge.index.terms import fts5_match, query_terms
 
 EngineChoice = Literal["auto", "sqlite-vec", "numpy"]
 _BM25_WEIGHTS = (0.0, 1.0, 1.0, 1.0)  # scope (the collection restriction: no weight), title, heading, text
-LEXICAL_BUDGET = 20_000  # chunk matches a lexical query may rank (see SQLiteIndex.lexical)
 _MMAP_BYTES = 1 << 30  # pages read through mmap, not read(): vec0 scans and FTS5 doclists (2x faster at 100k)
 _HIT_COLUMNS = (
     "c.id, c.chunk_id, c.document_id, c.ordinal, c.text, c.title, c.uri, c.heading, c.page, c.metadata"
@@ -186,35 +186,44 @@ class SQLiteIndex:
         return str(row[0]) if row else None
 
     def replace_document(self, collection: str, document_id: str, chunks: Sequence[IndexedChunk]) -> None:
+        self.replace_documents(collection, {document_id: chunks})
+
+    def replace_documents(self, collection: str, documents: Mapping[str, Sequence[IndexedChunk]]) -> None:
+        """:meth:`replace_document` for many documents in one transaction (all or none written)."""
         conn = self._conn()
         ref = self._ref(conn, collection)
         if ref is None:
             raise CollectionNotFound(f"collection {collection!r} has no index; call ensure_collection first")
-        rows: list[tuple[Any, ...]] = []
-        blobs: list[bytes | None] = []
-        for chunk in chunks:
-            if len(chunk.embedding) not in (0, ref.dims):
-                raise DimensionMismatch(
-                    f"chunk {chunk.chunk_id}: vector of {len(chunk.embedding)} dims, collection has {ref.dims}"
-                )
-            blobs.append(to_blob(chunk.embedding) if any(chunk.embedding) else None)  # zero: no vector
-            metadata = json.dumps(chunk.metadata, ensure_ascii=False, default=str)
-            rows.append((ref.id, chunk.chunk_id, document_id, chunk.ordinal, chunk.text, chunk.title,
-                         chunk.uri, chunk.heading, chunk.page, metadata))  # fmt: skip
+        prepared: dict[str, tuple[list[tuple[Any, ...]], list[bytes | None]]] = {}
+        for document_id, chunks in documents.items():
+            rows: list[tuple[Any, ...]] = []
+            blobs: list[bytes | None] = []
+            for chunk in chunks:
+                if len(chunk.embedding) not in (0, ref.dims):
+                    raise DimensionMismatch(
+                        f"chunk {chunk.chunk_id}: vector of {len(chunk.embedding)} dims, collection has {ref.dims}"
+                    )
+                blobs.append(to_blob(chunk.embedding) if any(chunk.embedding) else None)  # zero: no vector
+                metadata = json.dumps(chunk.metadata, ensure_ascii=False, default=str)
+                rows.append((ref.id, chunk.chunk_id, document_id, chunk.ordinal, chunk.text, chunk.title,
+                             chunk.uri, chunk.heading, chunk.page, metadata))  # fmt: skip
+            prepared[document_id] = (rows, blobs)
         self._engine.prepare(conn, ref)
         keep = self._engine.keeps_blobs
         with self._write() as conn:
-            self._delete_rows(conn, ref.id, document_id)
-            vectors: list[tuple[int, bytes]] = []
-            for row, blob in zip(rows, blobs, strict=True):
-                cursor = conn.execute(
-                    "INSERT OR REPLACE INTO knowledge_chunks(collection_id, chunk_id, document_id, ordinal, text,"
-                    " title, uri, heading, page, metadata, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*row, blob if keep else None),
-                )
-                if blob is not None:
-                    vectors.append((int(cursor.lastrowid), blob))
-            self._engine.write(conn, ref.id, vectors)
+            for document_id, (rows, blobs) in prepared.items():
+                self._delete_rows(conn, ref.id, document_id)
+                vectors: list[tuple[int, bytes]] = []
+                for row, blob in zip(rows, blobs, strict=True):
+                    cursor = conn.execute(
+                        "INSERT OR REPLACE INTO knowledge_chunks(collection_id, chunk_id, document_id, ordinal,"
+                        " text, title, uri, heading, page, metadata, embedding)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*row, blob if keep else None),
+                    )
+                    if blob is not None:
+                        vectors.append((int(cursor.lastrowid), blob))
+                self._engine.write(conn, ref.id, vectors)
             self._bump(conn, ref.id)
 
     def _delete_rows(self, conn: Any, collection_id: int, document_id: str) -> None:
@@ -344,31 +353,22 @@ class SQLiteIndex:
         return self._hits(conn, scored, lexical=True)
 
     def _within_budget(self, conn: Any, scope: str, terms: list[str]) -> list[str]:
-        """The terms to match: rarest first while their summed match counts stay within the budget."""
+        """The terms to match (:mod:`~aerodrome.knowledge.index.budget`: rarest first within the budget)."""
         budget = self._lexical_budget
         (size,) = conn.execute(  # the collections' chunks, counted up to the budget
             "SELECT count(*) FROM (SELECT 1 FROM knowledge_fts WHERE knowledge_fts MATCH ? LIMIT ?)",
-            (scope, budget + 1),
+            (scope, count_cap(budget)),
         ).fetchone()
-        if size <= budget:  # no query can match more chunks than that: nothing to leave out
+        if never_pruned(int(size), budget):  # no query can match more chunks than that
             return terms
         counted = []
-        for position, term in enumerate(terms):
+        for term in terms:
             (count,) = conn.execute(
                 "SELECT count(*) FROM (SELECT 1 FROM knowledge_fts WHERE knowledge_fts MATCH ? LIMIT ?)",
-                (f"{scope} AND ({fts5_match([term])})", budget + 1),
+                (f"{scope} AND ({fts5_match([term])})", count_cap(budget)),
             ).fetchone()
-            if count:
-                counted.append((int(count), position, term))
-        counted.sort()
-        chosen: list[tuple[int, str]] = []
-        total = 0
-        for count, position, term in counted:
-            if chosen and total + count > budget:
-                break
-            chosen.append((position, term))
-            total += count
-        return [term for _, term in sorted(chosen)]
+            counted.append((term, int(count)))
+        return rarest_within_budget(counted, budget)
 
     def dense(
         self,
