@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import Engine, String, cast, select
+from sqlalchemy import Engine, String, cast, func, select
 
 from aerodrome.errors import BadRequest
 from aerodrome.evidence import assessment
@@ -86,48 +87,68 @@ def locked_criteria(conn: Any, usecase_id: str, spec: UseCaseSpec) -> tuple[list
 def _failure_modes(
     conn: Any, usecase_id: str, start: datetime | None, end: datetime | None
 ) -> dict[str, Any]:
-    fq = select(
-        feedback.c.run_id, feedback.c.flags, feedback.c.comment, feedback.c.correction, feedback.c.created_at
-    ).where(feedback.c.usecase_id == usecase_id, cast(feedback.c.flags, String) != "[]")
-    rq = select(review_items).where(review_items.c.usecase_id == usecase_id)
+    """Feedback flags with examples, why outputs were held, review outcomes, rejections and corrections.
+
+    Counted in SQL by distinct value (flag and reason lists repeat a handful of combinations), so
+    the cost does not grow with the number of rows in Python.
+    """
+    f, r = feedback, review_items
+    fwhere = [f.c.usecase_id == usecase_id, cast(f.c.flags, String) != "[]"]
+    rwhere = [r.c.usecase_id == usecase_id]
     if start is not None:
-        fq, rq = fq.where(feedback.c.created_at >= start), rq.where(review_items.c.created_at >= start)
+        fwhere.append(f.c.created_at >= start)
+        rwhere.append(r.c.created_at >= start)
     if end is not None:
-        fq, rq = fq.where(feedback.c.created_at < end), rq.where(review_items.c.created_at < end)
+        fwhere.append(f.c.created_at < end)
+        rwhere.append(r.c.created_at < end)
     flags: Counter[str] = Counter()
+    flag_text = cast(f.c.flags, String)
+    for text, count in conn.execute(select(flag_text, func.count()).where(*fwhere).group_by(flag_text)):
+        for flag in orjson.loads(text) if text else []:
+            flags[flag] += int(count)
     examples: dict[str, list[dict[str, Any]]] = {}
-    for row in conn.execute(fq.order_by(feedback.c.created_at.desc())).mappings():
-        for flag in row["flags"] or []:
-            flags[flag] += 1
-            found = examples.setdefault(flag, [])
-            if len(found) < EXAMPLES and (row["comment"] or row["correction"]):
-                found.append(
-                    {
-                        "run_id": row["run_id"],
-                        "comment": (row["comment"] or "")[:300],
-                        "correction": (row["correction"] or "")[:300],
-                    }
-                )
+    for flag in flags:
+        rows = conn.execute(
+            select(f.c.run_id, f.c.comment, f.c.correction)
+            .where(
+                *fwhere,
+                flag_text.contains(f'"{flag}"'),
+                (f.c.comment.is_not(None)) | (f.c.correction.is_not(None)),
+            )
+            .order_by(f.c.created_at.desc())
+            .limit(EXAMPLES)
+        )
+        examples[flag] = [
+            {"run_id": run_id, "comment": (comment or "")[:300], "correction": (correction or "")[:300]}
+            for run_id, comment, correction in rows
+        ]
     reasons: Counter[str] = Counter()
     outcomes: Counter[str] = Counter()
-    rejected: list[dict[str, Any]] = []
-    edited: list[dict[str, Any]] = []
-    for row in conn.execute(rq.order_by(review_items.c.created_at.desc())).mappings():
-        reasons.update(row["reasons"] or [])
-        outcomes[row["status"]] += 1
-        if row["status"] == "rejected" and len(rejected) < EXAMPLES:
-            rejected.append({"run_id": row["run_id"], "note": (row["note"] or "")[:300]})
-        if row["status"] == "edited" and len(edited) < EXAMPLES:
-            final = row["final"]
-            text = final if isinstance(final, str) else str(final)
-            edited.append(
-                {"run_id": row["run_id"], "correction": text[:300], "note": (row["note"] or "")[:300]}
-            )
+    reason_text = cast(r.c.reasons, String)
+    grouped = select(reason_text, r.c.status, func.count()).where(*rwhere).group_by(reason_text, r.c.status)
+    for text, status, count in conn.execute(grouped):
+        outcomes[status] += int(count)
+        for reason in orjson.loads(text) if text else []:
+            reasons[reason] += int(count)
+
+    def latest(status: str) -> list[Any]:
+        query = select(r.c.run_id, r.c.note, r.c.final).where(*rwhere, r.c.status == status)
+        return list(conn.execute(query.order_by(r.c.created_at.desc()).limit(EXAMPLES)))
+
+    rejected = [{"run_id": run_id, "note": (note or "")[:300]} for run_id, note, _ in latest("rejected")]
+    edited = [
+        {
+            "run_id": run_id,
+            "correction": (final if isinstance(final, str) else orjson.dumps(final).decode())[:300],
+            "note": (note or "")[:300],
+        }
+        for run_id, note, final in latest("edited")
+    ]
     return {
         "feedback_flags": [
-            {"flag": f, "count": n, "examples": examples.get(f, [])} for f, n in flags.most_common()
+            {"flag": flag, "count": n, "examples": examples.get(flag, [])} for flag, n in flags.most_common()
         ],
-        "review_reasons": [{"reason": r, "count": n} for r, n in reasons.most_common()],
+        "review_reasons": [{"reason": reason, "count": n} for reason, n in reasons.most_common()],
         "review_outcomes": dict(outcomes),
         "rejections": rejected,
         "corrections": edited,
