@@ -90,3 +90,44 @@ def test_metadata_round_trips(backend: IndexBackend) -> None:
     [hit] = backend.lexical(["kb"], "metadata", 5)
     assert hit.metadata == metadata
     assert hit.title == "M"
+
+
+def test_replace_documents_writes_a_batch_like_one_by_one(backend: IndexBackend) -> None:
+    backend.ensure_collection("kb", dims=DIMS, embedding_model=MODEL)
+    backend.ensure_collection("one", dims=DIMS, embedding_model=MODEL)
+    backend.replace_document("kb", "a.md", [chunk("kb", "a.md", "old zebra", [1.0, 0.0, 0.0, 0.0])])
+    batch = {
+        doc: [chunk("kb", doc, f"{text} part {i}", vector, i, metadata) for i in range(2)]
+        for doc, (text, vector, metadata) in DOCS.items()
+    }
+    batch["a.md"] = [chunk("kb", "a.md", "new giraffe", [0.0, 1.0, 0.0, 0.0])]  # replaces the old chunk
+    batch["empty.md"] = []
+    backend.replace_documents("kb", batch)
+    for doc, chunks in batch.items():
+        backend.replace_document("one", doc, [chunk("one", doc, c.text, list(c.embedding), c.ordinal, c.metadata)
+                                             for c in chunks])  # fmt: skip
+    assert backend.count("kb") == backend.count("one") == 2 * len(DOCS) + 1
+    assert backend.lexical(["kb"], "zebra", 10) == []
+    for query in ("parental leave", "laptop refunds", "giraffe"):
+        got = [(h.document_id, h.ordinal, round(h.score, 9)) for h in backend.lexical(["kb"], query, 20)]
+        assert got == [
+            (h.document_id, h.ordinal, round(h.score, 9)) for h in backend.lexical(["one"], query, 20)
+        ]
+    vector = [1.0, 0.1, 0.0, 0.0]
+    assert [(h.document_id, h.ordinal) for h in backend.dense(["kb"], vector, 20)] == [
+        (h.document_id, h.ordinal) for h in backend.dense(["one"], vector, 20)
+    ]
+
+
+def test_replace_documents_is_all_or_nothing(backend: IndexBackend) -> None:
+    backend.ensure_collection("kb", dims=DIMS, embedding_model=MODEL)
+    backend.replace_document("kb", "a.md", [chunk("kb", "a.md", "kept zebra", [1.0, 0.0, 0.0, 0.0])])
+    with pytest.raises(DimensionMismatch):
+        backend.replace_documents("kb", {
+            "a.md": [chunk("kb", "a.md", "new giraffe", [0.0, 1.0, 0.0, 0.0])],
+            "b.md": [chunk("kb", "b.md", "two dims", [1.0, 0.0])],
+        })  # fmt: skip
+    assert backend.count("kb") == 1
+    assert [h.text for h in backend.lexical(["kb"], "zebra giraffe", 10)] == ["kept zebra"]
+    with pytest.raises(CollectionNotFound):
+        backend.replace_documents("nope", {"a": [chunk("nope", "a", "x", [1.0, 0, 0, 0])]})

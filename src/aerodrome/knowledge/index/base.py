@@ -18,7 +18,7 @@ value means "any of" (``{"metadata.lang": ["en", "fr"]}``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -90,6 +90,14 @@ class IndexBackend(Protocol):
 
     def replace_document(self, collection: str, document_id: str, chunks: Sequence[IndexedChunk]) -> None:
         """Atomically replace every chunk of one document (raises CollectionNotFound, DimensionMismatch)."""
+        ...
+
+    def replace_documents(self, collection: str, documents: Mapping[str, Sequence[IndexedChunk]]) -> None:
+        """:meth:`replace_document` for several documents (``{document_id: chunks}``) in one transaction.
+
+        All or none are written: one bad document (e.g. a DimensionMismatch) fails the whole call,
+        so a caller that must keep the others writes the batch again one document at a time.
+        """
         ...
 
     def delete_document(self, collection: str, document_id: str) -> None: ...
