@@ -181,3 +181,19 @@ def test_run_outcome_for_callers_and_scopes(gw: Gateway) -> None:  # noqa: F811
         assert_error(c.get(f"/v1/runs/{run_id}"), 403, "permission_denied")
     with gw.client() as c:
         assert c.get(f"/v1/runs/{run_id}").status_code == 401
+
+
+def test_nobody_reviews_the_output_of_their_own_call(gw: Gateway) -> None:  # noqa: F811
+    """Four eyes: a reviewer's own held output goes to another reviewer."""
+    rita = gw.make_key("hr", "reviewer", name="rita")
+    sam = gw.make_key("hr", "reviewer", name="sam")
+    run_id = chat(gw, rita)
+    rid = hold(gw, run_id)
+    with gw.client(rita) as c:
+        for path, body in (("claim", None), ("approve", {}), ("reject", {"note": "not good"})):
+            r = c.post(f"/api/reviews/{rid}/{path}", json=body)
+            assert_error(r, 403, "review_own_output")
+        assert c.post("/api/reviews/next").json()["item"] is None  # her own item is never handed to her
+    with gw.client(sam) as c:
+        assert c.post("/api/reviews/next").json()["item"]["id"] == rid
+        assert c.post(f"/api/reviews/{rid}/approve", json={}).json()["status"] == "approved"

@@ -168,6 +168,7 @@ class ReviewQueue:
         with self.engine.begin() as conn:
             item = self._load(conn, review_id)
             self._check_scope(principal, scope, item, deciding=True)
+            self._check_not_own(item, principal)
             self._check_actable(item, principal, now)
             changed = conn.execute(
                 update(review_items)
@@ -198,6 +199,7 @@ class ReviewQueue:
         for _ in range(5):  # another reviewer may take the candidate first: try the next one
             now = self._clock()
             conds = self._scope_conds(principal, scope)
+            conds.append(review_items.c.requester != principal.name)  # never one's own output
             if usecase_id:
                 conds.append(review_items.c.usecase_id == usecase_id)
             if department:
@@ -259,6 +261,7 @@ class ReviewQueue:
         with self.engine.begin() as conn:
             item = self._load(conn, review_id)
             self._check_scope(principal, scope, item, deciding=True)
+            self._check_not_own(item, principal)
             self._check_actable(item, principal, now)
             draft_output = (item["draft"] or {}).get("output")
             final: Any = None
@@ -308,6 +311,17 @@ class ReviewQueue:
                 review_items.c.claimed_at < now - self.claim_ttl,
             ),
         )
+
+    @staticmethod
+    def _check_not_own(item: dict[str, Any], principal: Principal) -> None:
+        """Four eyes: nobody reviews an output of their own call."""
+        same_user = item["user_id"] is not None and item["user_id"] == principal.user_id
+        same_key = item["key_id"] is not None and item["key_id"] == principal.key_id
+        if item["requester"] == principal.name or same_user or same_key:
+            raise Forbidden(
+                "you made the call that produced this output; another reviewer must decide it",
+                code="review_own_output",
+            )
 
     def _check_actable(self, item: dict[str, Any], principal: Principal, now: datetime) -> None:
         if item["status"] in DECIDED:
