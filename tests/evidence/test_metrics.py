@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine
 
-from aerodrome.evidence import metrics, rollups, stats
+from aerodrome.evidence import latency_histogram, metrics, rollups, stats
 from aerodrome.evidence.criteria import METRICS
 from aerodrome.evidence.metrics import MetricSet, Scope
 from aerodrome.evidence.stats import Interval
@@ -326,10 +326,10 @@ def test_every_metric_against_an_independent_computation(engine: Engine, world: 
     assert v["error_rate"] == stats.wilson(statuses["error"], n)
     assert v["fallback_rate"] == stats.wilson(statuses["fallback"] + statuses["output_invalid"], n)
     assert v["cache_hit_rate"] == stats.wilson(sum(r["cache_hit"] for r in e["runs"]), n)
-    lows, highs = rollups.bucket_edges_ms()
+    lows, highs = latency_histogram.bucket_edges_ms()
     for name, q in (("p50_latency_s", 50), ("p95_latency_s", 95)):
         true_ms = float(np.percentile(e["answered"], q)) * 1000
-        b = rollups.bucket_of(true_ms)
+        b = latency_histogram.bucket_of(true_ms)
         assert lows[b - 1] / 1000 <= v[name].estimate <= highs[b + 1] / 1000  # type: ignore[operator]
         assert v[name].low <= true_ms / 1000 <= v[name].high and v[name].n == len(e["answered"])
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, func, select
 
-from aerodrome.evidence import rollups
+from aerodrome.evidence import latency_histogram, rollups
 from aerodrome.evidence.rollups import Cell, Key
 from aerodrome.storage import migrate
 from aerodrome.storage.engine import make_engine
@@ -125,10 +125,10 @@ def assert_window(
 
 
 def test_buckets_cover_every_latency_once() -> None:
-    lows, highs = rollups.bucket_edges_ms()
-    assert len(lows) == rollups.N_BUCKETS and highs[-1] == math.inf
+    lows, highs = latency_histogram.bucket_edges_ms()
+    assert len(lows) == latency_histogram.N_BUCKETS and highs[-1] == math.inf
     for x in [0.0, 0.3, 1.0, 1.09, 5.5, 123.4, 999.9, 1000.0, 4096.0, 60_000.0, 3e6, 1e9]:
-        b = rollups.bucket_of(x)
+        b = latency_histogram.bucket_of(x)
         assert lows[b] <= x < highs[b], (x, b)
     assert all(h / lo == pytest.approx(2 ** (1 / 8)) for lo, h in zip(lows[1:-1], highs[1:-1], strict=True))
 
@@ -139,17 +139,17 @@ def test_quantiles_from_histogram_within_one_bucket_of_numpy(n: int) -> None:
     lat = np.concatenate(
         [rng.lognormal(math.log(700), 0.5, n - n // 10), rng.lognormal(math.log(4000), 0.3, n // 10)]
     )
-    hist = [0] * rollups.N_BUCKETS
+    hist = [0] * latency_histogram.N_BUCKETS
     for x in lat:
-        hist[rollups.bucket_of(float(x))] += 1
-    lows, highs = rollups.bucket_edges_ms()
+        hist[latency_histogram.bucket_of(float(x))] += 1
+    lows, highs = latency_histogram.bucket_edges_ms()
     for q in (0.5, 0.95):
-        got = rollups.quantile_from_histogram(hist, q)
+        got = latency_histogram.quantile_from_histogram(hist, q)
         true = float(np.percentile(lat, q * 100))
-        b = rollups.bucket_of(true)
+        b = latency_histogram.bucket_of(true)
         assert lows[max(0, b - 1)] / 1000 <= got.estimate <= highs[b + 1] / 1000  # type: ignore[operator]
         assert got.low <= true / 1000 <= got.high and got.n == n
-    assert rollups.quantile_from_histogram([0] * 5, 0.5).estimate is None
+    assert latency_histogram.quantile_from_histogram([0] * 5, 0.5).estimate is None
 
 
 def test_rank_interval_covers_the_quantile_of_a_known_distribution() -> None:
@@ -158,10 +158,10 @@ def test_rank_interval_covers_the_quantile_of_a_known_distribution() -> None:
     true = -math.log(0.05) * 1000  # p95 of Exp(mean 1 s), in ms
     hits = 0
     for _ in range(300):
-        hist = [0] * rollups.N_BUCKETS
+        hist = [0] * latency_histogram.N_BUCKETS
         for x in rng.exponential(1000, 200):
-            hist[rollups.bucket_of(float(x))] += 1
-        iv = rollups.quantile_from_histogram(hist, 0.95)
+            hist[latency_histogram.bucket_of(float(x))] += 1
+        iv = latency_histogram.quantile_from_histogram(hist, 0.95)
         hits += iv.low <= true / 1000 <= iv.high
     assert hits / 300 >= 0.93
 

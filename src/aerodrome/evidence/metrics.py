@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, func, literal_column, select, true
 
-from aerodrome.evidence import rollups, stats
+from aerodrome.evidence import latency_histogram, rollups, stats
 from aerodrome.evidence.criteria import METRICS
 from aerodrome.evidence.stats import Interval
 from aerodrome.storage.tables import (
@@ -392,11 +392,11 @@ def _metric_set(
     v["retention_4w"] = stats.retention_4w(labels, window_end=end_week, confidence=confidence)
 
     # operations
-    hist = [0] * rollups.N_BUCKETS
+    hist = [0] * latency_histogram.N_BUCKETS
     for b, n in total.hist.items():
         hist[b] += n
-    v["p50_latency_s"] = rollups.quantile_from_histogram(hist, 0.50, confidence)
-    v["p95_latency_s"] = rollups.quantile_from_histogram(hist, 0.95, confidence)
+    v["p50_latency_s"] = latency_histogram.quantile_from_histogram(hist, 0.50, confidence)
+    v["p95_latency_s"] = latency_histogram.quantile_from_histogram(hist, 0.95, confidence)
     v["error_rate"] = wilson(total.errors, total.runs, confidence)
     v["fallback_rate"] = wilson(total.fallbacks, total.runs, confidence)
     v["cache_hit_rate"] = wilson(total.cache_hits, total.runs, confidence)

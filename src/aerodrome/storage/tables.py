@@ -391,7 +391,9 @@ run_rollups = Table(
     Column("cost_sum", Float, nullable=False),  # USD
     Column("cost_sq_sum", Float, nullable=False),  # USD², for the variance of the cost per run
     Column("latency_sum", Float, nullable=False),  # ms, answered runs (the histogram's runs)
-    Column("latency_hist", JSON, nullable=False),  # {"bucket": count}, rollups.N_BUCKETS log-scale buckets
+    Column(
+        "latency_hist", JSON, nullable=False
+    ),  # {"bucket": count}, latency_histogram.N_BUCKETS log-scale buckets
 )
 Index("ix_run_rollups_day", run_rollups.c.day)
 
@@ -402,7 +404,7 @@ run_latency_rollups = Table(
     Column("usecase_id", String(128), primary_key=True),
     Column("department_id", String(63), primary_key=True),
     Column("day", Date, primary_key=True),
-    Column("bucket", Integer, primary_key=True),  # rollups.bucket_of(latency_ms)
+    Column("bucket", Integer, primary_key=True),  # latency_histogram.bucket_of(latency_ms)
     Column("runs", Integer, nullable=False),  # answered runs in the bucket
 )
 Index("ix_run_latency_rollups_day", run_latency_rollups.c.day)
