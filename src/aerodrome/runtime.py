@@ -274,7 +274,6 @@ class Runtime:
             gateway=self.gateway,
             knowledge=lambda: self.knowledge,
             reviews=lambda: self.reviews,
-            collection_class=self._collection_class,
             max_inputs_bytes=self.config.usecases.max_inputs_bytes,
         )
         self._usecases_checked = 0.0
@@ -290,11 +289,6 @@ class Runtime:
         return Evidence(
             samples=partial(readiness.samples, self.engine), cost=partial(readiness.cost, self.engine)
         )
-
-    def _collection_class(self, name: str) -> str:
-        from aerodrome.knowledge import collections as collection_store
-
-        return collection_store.spec_of(self.engine, name).data_class
 
     def platform_refs(self) -> PlatformRefs:
         """What use-case specs may refer to, as the platform stands now."""

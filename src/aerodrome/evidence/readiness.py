@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from aerodrome.evidence.metrics import Scope, compute
 from aerodrome.evidence.report import locked_criteria, monthly_budget, pilot_window
 from aerodrome.evidence.stages import Check
-from aerodrome.storage.tables import usecase_versions, usecases
 from aerodrome.usecases.spec import UseCaseSpec
+from aerodrome.usecases.store import current_spec
 
 
 def _spec(engine: Engine, usecase_id: str) -> UseCaseSpec | None:
     with engine.connect() as conn:
-        stored = conn.execute(
-            select(usecase_versions.c.spec)
-            .join(usecases, usecases.c.id == usecase_versions.c.usecase_id)
-            .where(usecases.c.id == usecase_id, usecase_versions.c.version == usecases.c.current_version)
-        ).scalar()
-    return UseCaseSpec.model_validate(stored) if stored is not None else None
+        return current_spec(conn, usecase_id)
 
 
 def samples(engine: Engine, usecase_id: str) -> list[Check]:

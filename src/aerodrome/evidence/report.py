@@ -28,7 +28,6 @@ from aerodrome.storage.tables import (
     review_items,
     tasks,
     usecase_transitions,
-    usecase_versions,
     users,
 )
 from aerodrome.usecases import store
@@ -203,13 +202,8 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
     if row["current_version"] is None:
         raise BadRequest(f"the use case {usecase_id!r} has no spec yet, so nothing to report", code="no_spec")
     with engine.connect() as conn:
-        stored = conn.execute(
-            select(usecase_versions.c.spec).where(
-                usecase_versions.c.usecase_id == usecase_id,
-                usecase_versions.c.version == row["current_version"],
-            )
-        ).scalar()
-        spec = UseCaseSpec.model_validate(stored)
+        spec = store.current_spec(conn, usecase_id)
+        assert spec is not None  # a current version exists (checked above)
         start, end = pilot_window(conn, usecase_id)
         criteria, amendments, locked = locked_criteria(conn, usecase_id, spec)
         failures = _failure_modes(conn, usecase_id, start, end)

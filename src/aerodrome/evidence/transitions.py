@@ -18,11 +18,10 @@ from aerodrome.storage.tables import (
     criteria_locks,
     proposals,
     usecase_transitions,
-    usecase_versions,
     usecases,
 )
 from aerodrome.usecases.spec import UseCaseSpec
-from aerodrome.usecases.store import UseCaseNotFound
+from aerodrome.usecases.store import UseCaseNotFound, current_spec
 
 
 class GateRefused(Conflict):
@@ -68,17 +67,6 @@ def _row(conn: Connection, usecase_id: str) -> dict[str, Any]:
     return dict(row)
 
 
-def _spec(conn: Connection, usecase_id: str, version: int | None) -> UseCaseSpec | None:
-    if version is None:
-        return None
-    stored = conn.execute(
-        select(usecase_versions.c.spec).where(
-            usecase_versions.c.usecase_id == usecase_id, usecase_versions.c.version == version
-        )
-    ).scalar()
-    return UseCaseSpec.model_validate(stored) if stored is not None else None
-
-
 def _last(conn: Connection, usecase_id: str, **where: Any) -> dict[str, Any] | None:
     query = select(usecase_transitions).where(usecase_transitions.c.usecase_id == usecase_id)
     for name, value in where.items():
@@ -98,7 +86,7 @@ def context(
     )
     return row, GateContext(
         stage=row["stage"],
-        spec=_spec(conn, usecase_id, row["current_version"]),
+        spec=current_spec(conn, usecase_id),
         spec_version=row["current_version"],
         now=now,
         problem=problem,

@@ -61,7 +61,7 @@ def resolve_paths(spec: CollectionConfig, base_dir: Path) -> CollectionConfig:
     return spec.model_copy(update={"sources": sources})
 
 
-def citation(hit: Hit) -> dict[str, Any]:
+def citation(hit: Hit, data_class: str | None = None) -> dict[str, Any]:
     return {
         "document_id": hit.document_id,
         "chunk_id": hit.chunk_id,
@@ -70,6 +70,7 @@ def citation(hit: Hit) -> dict[str, Any]:
         "title": hit.title,
         "text": hit.text,
         "source": {"uri": hit.uri, "page": hit.page, "section": hit.heading, "collection": hit.collection},
+        "data_class": data_class,
         "metadata": hit.metadata,
     }
 
@@ -182,7 +183,7 @@ class KnowledgeService:
                 min_score=min_score,
             )
         hits.sort(key=lambda h: h.score, reverse=True)
-        return [citation(h) for h in hits[:top_k]]
+        return [citation(h, specs[h.collection].data_class) for h in hits[:top_k]]
 
     def close(self) -> None:
         self.index.close()

@@ -123,7 +123,6 @@ class UseCaseRunner:
         gateway: Gateway,
         knowledge: Callable[[], KnowledgeService],
         reviews: Callable[[], ReviewQueue],
-        collection_class: Callable[[str], str],
         max_inputs_bytes: int,
         draw: Callable[[], float] = random.random,
     ) -> None:
@@ -131,7 +130,6 @@ class UseCaseRunner:
         self._gw = gateway
         self._knowledge = knowledge
         self._reviews = reviews
-        self._collection_class = collection_class
         self._max_inputs_bytes = max_inputs_bytes
         self._draw = draw
 
@@ -173,7 +171,7 @@ class UseCaseRunner:
         classes = [spec.data_class, declared_class]
         if log.pii_sent:
             classes.append(spec.guardrails.pii_data_class)
-        classes += [self._collection_class(c) for c in dict.fromkeys(p["collection"] for p in passages)]
+        classes += [p["data_class"] for p in passages]  # the class of each collection retrieved from
         ctx.usecase_meta["retrieved"] = [p["chunk_id"] for p in passages]
         if spec.retrieval is not None and not passages:
             outcome.status, outcome.fallback_reason = "fallback", "low_retrieval"

@@ -230,3 +230,19 @@ def file_defined(engine: Engine) -> dict[str, str | None]:
             )
         ).all()
     return {r[0]: r[1] for r in rows}
+
+
+def current_spec(conn: Connection, usecase_id: str) -> UseCaseSpec | None:
+    """The spec of the version being served, None for an idea with no spec yet (or no such use case)."""
+    stored = conn.execute(
+        select(usecase_versions.c.spec)
+        .select_from(
+            usecases.join(
+                usecase_versions,
+                (usecase_versions.c.usecase_id == usecases.c.id)
+                & (usecase_versions.c.version == usecases.c.current_version),
+            )
+        )
+        .where(usecases.c.id == usecase_id)
+    ).scalar()
+    return UseCaseSpec.model_validate(stored) if stored is not None else None
