@@ -293,6 +293,35 @@ class UseCasesConfig(_Model):
     )
 
 
+class EvalsConfig(_Model):
+    """Evaluation suites and the model-upgrade gate (see docs/evals.md)."""
+
+    dir: Path | None = Field(
+        default=None,
+        description="folder of eval suites (<usecase-id>.yaml / .jsonl), relative to this file; "
+        "default: the evals folder inside usecases.dir",
+    )
+
+    upgrade_tolerance: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="how much lower a candidate deployment's suite pass rate may be than the current one's "
+        "when a production use case's alias is switched",
+    )
+    judge_model: str | None = Field(
+        default=None, description="chat alias of the LLM judge for assertions that name none"
+    )
+    embedding: str = Field(
+        default="local",
+        description="embeddings for semantic-similarity assertions: local (all-MiniLM-L6-v2) or an embeddings alias",
+    )
+    concurrency: int = Field(default=4, ge=1, le=64, description="cases run at once")
+    threshold: float = Field(
+        default=1.0, ge=0, le=1, description="pass rate a suite needs when it sets no threshold of its own"
+    )
+
+
 class PlatformConfig(_Model):
     """The whole platform configuration, as read from ``aerodrome.yaml``."""
 
@@ -308,6 +337,7 @@ class PlatformConfig(_Model):
     collections: list[CollectionConfig] = []
     guardrails: GuardrailsConfig = GuardrailsConfig()
     usecases: UseCasesConfig = UseCasesConfig()
+    evals: EvalsConfig = EvalsConfig()
     # Set by load_config: the directory relative paths resolve against.
     base_dir: Path = Field(default=Path("."), exclude=True)
 

@@ -15,6 +15,9 @@ from Python entry points of the groups below.
                                                   ``aerodrome.guardrails.registry.guardrail_registry()`` |
 | parsers         | ``aerodrome.parsers``       | ``parse(SourceDocument) -> ParsedDocument`` keyed by media type;
                                                   registry: ``aerodrome.knowledge.parsers.parser_registry()`` |
+| scorers         | ``aerodrome.scorers``       | eval assertions: ``factory(params: Mapping) -> Assertion`` (see
+                                                  :mod:`aerodrome.evals.scoring`); registry:
+                                                  ``aerodrome.evals.scoring.assertion_registry()`` |
 
 A third-party package adds a provider kind with, in its ``pyproject.toml``::
 
@@ -36,6 +39,7 @@ PROVIDERS_GROUP = "aerodrome.providers"
 CONNECTORS_GROUP = "aerodrome.connectors"
 PARSERS_GROUP = "aerodrome.parsers"
 GUARDRAILS_GROUP = "aerodrome.guardrails"
+SCORERS_GROUP = "aerodrome.scorers"
 
 
 class Registry(Generic[T]):

@@ -36,6 +36,7 @@ from aerodrome.storage.migrate import ensure_current
 from aerodrome.storage.tables import api_keys
 
 if TYPE_CHECKING:
+    from aerodrome.evals.service import Evaluations
     from aerodrome.evidence.transitions import Evidence
     from aerodrome.guardrails.service import Guardrails
     from aerodrome.knowledge.service import KnowledgeService
@@ -53,6 +54,12 @@ def open_database(config: PlatformConfig, database_url: str | None = None) -> En
     auto = config.database.auto_migrate
     ensure_current(engine, auto_migrate=is_sqlite(url) if auto is None else auto)
     return engine
+
+
+def _fail_interrupted_evals(engine: Engine) -> None:
+    from aerodrome.evals.store import fail_interrupted
+
+    fail_interrupted(engine)
 
 
 class Runtime:
@@ -94,6 +101,7 @@ class Runtime:
 
         self._knowledge: KnowledgeService | None = None
         self._guardrails: Guardrails | None = None
+        self._evals: Evaluations | None = None
         self.jobs = JobRunner(engine)
         from aerodrome.review.queue import ReviewQueue
 
@@ -115,6 +123,7 @@ class Runtime:
         await asyncio.to_thread(apply_collections, engine, config)
         rt = cls(config, engine)
         await asyncio.to_thread(rt.jobs.fail_interrupted)
+        await asyncio.to_thread(_fail_interrupted_evals, engine)
         rt._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
                 limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30
@@ -178,6 +187,25 @@ class Runtime:
 
             self._guardrails = Guardrails(self.config.guardrails.pii_recognizers)
         return self._guardrails
+
+    @property
+    def evals(self) -> Evaluations:
+        """Eval suites: planning, running through the use-case runner, comparing (built on first use)."""
+        if self._evals is None:
+            from aerodrome.evals.runner import EvalRunner
+            from aerodrome.evals.service import Evaluations
+
+            runner = EvalRunner(
+                usecases=self.usecase_runner,
+                gateway=self.gateway,
+                catalog=lambda: self.catalog,
+                config=self.config.evals,
+                local_embedder=lambda: self.knowledge.local_embedding(),
+            )
+            self._evals = Evaluations(
+                self.engine, self.config, registry=self.usecases, catalog=lambda: self.catalog, runner=runner
+            )
+        return self._evals
 
     @property
     def knowledge(self) -> KnowledgeService:
@@ -283,11 +311,14 @@ class Runtime:
         """What the stage gates can ask of metrics, evaluations and budgets (more as they exist)."""
         from functools import partial
 
+        from aerodrome.evals import standing
         from aerodrome.evidence import readiness
         from aerodrome.evidence.transitions import Evidence
 
         return Evidence(
-            samples=partial(readiness.samples, self.engine), cost=partial(readiness.cost, self.engine)
+            samples=partial(readiness.samples, self.engine),
+            cost=partial(readiness.cost, self.engine),
+            evals=partial(standing.readiness_check, self.engine, self.config, lambda: self.catalog),
         )
 
     def platform_refs(self) -> PlatformRefs:

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from aerodrome.api.deps import principal, runtime
 from aerodrome.catalog import store
 from aerodrome.errors import BadRequest, NotFound
+from aerodrome.evals.gate import guard as upgrade_gate
 from aerodrome.identity import permissions as perm
 from aerodrome.identity.principal import Principal
 from aerodrome.runtime import Runtime
@@ -65,7 +66,13 @@ async def put_entry(
         raise BadRequest("the name in the body differs from the name in the path", param="name")
     spec = {**spec, "name": name}
     catalog = await run_in_threadpool(
-        store.put_entry, rt.engine, rt.config, _SINGULAR[kind], spec, actor=p.name
+        store.put_entry,
+        rt.engine,
+        rt.config,
+        _SINGULAR[kind],
+        spec,
+        actor=p.name,
+        guard=upgrade_gate(rt.engine, rt.config, actor=p.name),
     )
     rt.set_catalog(catalog)
     return await get_entry(kind, name, p, rt)
@@ -77,7 +84,13 @@ async def delete_entry(
 ) -> dict[str, Any]:
     perm.require(p, "catalog.write")
     catalog = await run_in_threadpool(
-        store.delete_entry, rt.engine, rt.config, _SINGULAR[kind], name, actor=p.name
+        store.delete_entry,
+        rt.engine,
+        rt.config,
+        _SINGULAR[kind],
+        name,
+        actor=p.name,
+        guard=upgrade_gate(rt.engine, rt.config, actor=p.name),
     )
     rt.set_catalog(catalog)
     return {"deleted": True, "kind": _SINGULAR[kind], "name": name}

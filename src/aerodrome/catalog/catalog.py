@@ -133,6 +133,24 @@ class Catalog:
             )
         return resolved
 
+    def pinned(self, resolved: ResolvedAlias, deployment: str) -> ResolvedAlias:
+        """The alias served by one deployment only (evaluations of a candidate deployment)."""
+        dep = self.deployments.get(deployment)
+        if dep is None:
+            raise ModelNotFound(f"no deployment {deployment!r} in the catalog", param="deployment")
+        if dep.status == "blocked":
+            raise Forbidden(
+                f"the deployment {deployment!r} is blocked by the platform team",
+                code="model_blocked",
+                param="deployment",
+            )
+        return replace(resolved, deployments=(dep,))
+
+    def primary_deployment(self, alias: str) -> DeploymentConfig | None:
+        """The deployment that serves an alias first (its first usable one), None for an unknown alias."""
+        resolved = self._resolved.get(alias)
+        return resolved.deployments[0] if resolved is not None and resolved.deployments else None
+
     def within_ceiling(self, resolved: ResolvedAlias, data_class: str) -> tuple[ResolvedAlias, str | None]:
         """The deployments that may receive ``data_class`` data: of the alias, else of its safe alias.
 

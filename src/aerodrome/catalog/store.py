@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, and_, delete, select
+from sqlalchemy import Connection, Engine, and_, delete, select
 
 from aerodrome.audit import trail
 from aerodrome.catalog.catalog import Catalog
@@ -16,6 +17,10 @@ from aerodrome.errors import BadRequest, ConfigError, NotFound
 from aerodrome.storage.tables import catalog_entries
 
 KINDS = ("provider", "deployment", "alias")
+
+# Checks a change before it is written: (catalog before, catalog after) → raise to refuse, or
+# return what to write in the change's transaction (e.g. the evidence of a model upgrade).
+Guard = Callable[[Catalog, Catalog], Callable[[Connection], None] | None]
 
 
 def load_entries(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
@@ -30,12 +35,19 @@ def build_catalog(config: PlatformConfig, engine: Engine) -> Catalog:
 
 
 def put_entry(
-    engine: Engine, config: PlatformConfig, kind: str, spec: dict[str, Any], *, actor: str
+    engine: Engine,
+    config: PlatformConfig,
+    kind: str,
+    spec: dict[str, Any],
+    *,
+    actor: str,
+    guard: Guard | None = None,
 ) -> Catalog:
     """Add or replace an API catalog entry; returns the new catalog (validated as a whole)."""
     if kind not in KINDS:
         raise BadRequest(f"unknown catalog kind {kind!r}")
-    entries = [e for e in load_entries(engine) if not (e[0] == kind and e[1].get("name") == spec.get("name"))]
+    current = load_entries(engine)
+    entries = [e for e in current if not (e[0] == kind and e[1].get("name") == spec.get("name"))]
     entries.append((kind, spec))
     try:
         catalog = Catalog.build(config.providers, config.deployments, config.aliases, entries)
@@ -60,6 +72,7 @@ def put_entry(
             except ConfigError as exc:
                 raise BadRequest(exc.message, param="api_key") from None
     name = str(spec["name"])
+    commit = guard(_built(config, current), catalog) if guard is not None else None
     with engine.begin() as conn:
         conn.execute(
             delete(catalog_entries).where(
@@ -75,10 +88,18 @@ def put_entry(
         trail.record(
             conn, actor=actor, action=f"catalog.{kind}.put", object_type=kind, object_id=name, details=safe
         )
+        if commit is not None:
+            commit(conn)
     return catalog
 
 
-def delete_entry(engine: Engine, config: PlatformConfig, kind: str, name: str, *, actor: str) -> Catalog:
+def _built(config: PlatformConfig, entries: list[tuple[str, dict[str, Any]]]) -> Catalog:
+    return Catalog.build(config.providers, config.deployments, config.aliases, entries)
+
+
+def delete_entry(
+    engine: Engine, config: PlatformConfig, kind: str, name: str, *, actor: str, guard: Guard | None = None
+) -> Catalog:
     entries = load_entries(engine)
     if not any(k == kind and s.get("name") == name for k, s in entries):
         raise NotFound(
@@ -89,6 +110,7 @@ def delete_entry(engine: Engine, config: PlatformConfig, kind: str, name: str, *
         catalog = Catalog.build(config.providers, config.deployments, config.aliases, remaining)
     except ConfigError as exc:
         raise BadRequest(f"cannot remove {kind} {name!r}: {exc.message}") from None
+    commit = guard(_built(config, entries), catalog) if guard is not None else None
     with engine.begin() as conn:
         conn.execute(
             delete(catalog_entries).where(
@@ -96,4 +118,6 @@ def delete_entry(engine: Engine, config: PlatformConfig, kind: str, name: str, *
             )
         )
         trail.record(conn, actor=actor, action=f"catalog.{kind}.delete", object_type=kind, object_id=name)
+        if commit is not None:
+            commit(conn)
     return catalog

@@ -49,6 +49,7 @@ def red_flags(
     groups: dict[str, int],
     needs_timing: bool,
     evaluated: bool,
+    live_evaluated: bool = False,
 ) -> list[RedFlag]:
     """The known traps of pilots (DESIGN.md), each with the evidence that raised it."""
     flags: list[RedFlag] = []
@@ -114,6 +115,15 @@ def red_flags(
             RedFlag(
                 "no_evaluation",
                 "no evaluation suite has run, so curated and live inputs cannot be compared",
+                False,
+            )
+        )
+    elif not live_evaluated:
+        flags.append(
+            RedFlag(
+                "curated_only_evaluation",
+                "evaluated only on curated inputs: the suite has no live-like cases (add some with "
+                "`aerodrome eval cases-from-feedback`), so its pass rate may not hold on real use",
                 False,
             )
         )

@@ -69,10 +69,11 @@ class MetricSet:
 
 
 def eval_pass_rate(engine: Engine, scope: Scope, confidence: float) -> Interval:
-    """Hook for evaluations (issue 6): share of eval cases passing on the pinned model.
+    """Share of eval cases passing in the use case's newest eval run (of its current spec version
+    when it has one) finished before the scope's end, with its Wilson interval (aerodrome.evals)."""
+    from aerodrome.evals.standing import pass_rate
 
-    Evaluations are not stored yet, so this is always empty; issue 6 replaces the body."""
-    return stats.wilson(0, 0, confidence)
+    return pass_rate(engine, scope.usecase_id, scope.end, confidence)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -218,6 +219,7 @@ def _feedback_flags(
         _feedback_flagged_expr(dialect) > 0,
         _in_window(runs.c.created_at, start, end),
         runs.c.use_case_id == scope.usecase_id,
+        runs.c.endpoint != rollups.EVAL_ENDPOINT,
     ]
     if start is not None:  # feedback comes after its run: none before the window is needed
         conds.append(feedback.c.created_at >= start)

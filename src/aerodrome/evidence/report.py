@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine, String, cast, func, select
 
 from aerodrome.errors import BadRequest
+from aerodrome.evals import standing
 from aerodrome.evidence import assessment
 from aerodrome.evidence.criteria import METRICS, Criterion
 from aerodrome.evidence.metrics import MetricSet, Scope, by_department, compute
@@ -243,6 +244,7 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
         return segmented[key].values[c.metric]
 
     verdicts = assessment.judge_criteria(criteria, metrics_for)
+    evaluation = standing.summary(standing.latest_for_evidence(engine, usecase_id, end))
     flags = assessment.red_flags(
         amendments=amendments,
         concentration=overall.concentration,
@@ -251,7 +253,8 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
         retention=overall.values["retention_4w"],
         groups=overall.groups,
         needs_timing=any(c.metric == "time_saved_pct" for c in criteria),
-        evaluated=overall.values["eval_pass_rate"].n > 0,
+        evaluated=evaluation is not None,
+        live_evaluated=evaluation is not None and bool(evaluation["live_cases"]),
     )
     recommendation, reasons = assessment.recommend(verdicts, flags)
     projected = overall.values["projected_monthly_cost_usd"]
@@ -316,6 +319,7 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
             ),
         },
         "failure_modes": failures,
+        "evaluation": evaluation,
     }
 
 

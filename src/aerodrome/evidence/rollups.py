@@ -45,6 +45,7 @@ BATCH_SIZE = 20_000
 """Runs aggregated per transaction by :func:`update`."""
 
 STATE = "runs"
+EVAL_ENDPOINT = "eval"  # the run records of evaluation suites (aerodrome.evals), never counted here
 ANSWERED = ("ok", "fallback", "output_invalid")  # statuses with an answer: their latency counts
 FALLBACKS = ("fallback", "output_invalid")
 ERRORS = ("error",)
@@ -152,7 +153,8 @@ def user_key_expr() -> ColumnElement[Any]:
 
 
 def _time_filter(start: datetime | None, end: datetime | None) -> list[ColumnElement[bool]]:
-    conds: list[ColumnElement[bool]] = [runs.c.use_case_id.is_not(None)]
+    # Evaluation runs (endpoint "eval") measure a suite, not use: they stay out of the evidence.
+    conds: list[ColumnElement[bool]] = [runs.c.use_case_id.is_not(None), runs.c.endpoint != EVAL_ENDPOINT]
     if start is not None:
         conds.append(runs.c.created_at >= start)
     if end is not None:

@@ -121,6 +121,8 @@ class Gateway:
         ctx.request_body = body
         catalog = self._catalog()
         resolved = catalog.resolve(body["model"], principal)
+        if ctx.pin_deployment is not None:
+            resolved = catalog.pinned(resolved, ctx.pin_deployment)
         ctx.resolved = resolved
         data_class = highest_class(principal.data_class, declared_class)
         if data_class is not None:

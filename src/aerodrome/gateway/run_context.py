@@ -45,6 +45,7 @@ class RunContext:
     spec_version: int | None = None
     usecase_meta: dict[str, Any] = field(default_factory=dict)  # guardrail results, citations, review
     usecase_inputs: dict[str, Any] | None = None  # the inputs as sent to the model (after redaction)
+    pin_deployment: str | None = None  # evaluations: serve the alias with this deployment only
 
     def headers(self) -> dict[str, str]:
         headers = {"x-aerodrome-run-id": self.run_id, "x-request-id": self.request_id}

@@ -417,3 +417,54 @@ run_rollup_state = Table(
     Column("watermark", DateTime(timezone=True), nullable=True),  # None: nothing rolled up yet
     Column("updated_at", DateTime(timezone=True), nullable=True),
 )
+
+# ------------------------------------------------------------------ evaluations (issue 6)
+
+# One run of a use case's eval suite: a spec version on one deployment, with its totals.
+eval_runs = Table(
+    "eval_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("usecase_id", String(128), nullable=False),
+    Column("spec_version", Integer, nullable=False),
+    Column("suite_hash", String(64), nullable=False),  # the suite's content (cases and settings)
+    Column("alias", String(128), nullable=False),
+    Column("deployment", String(128), nullable=False),  # the alias was pinned to it for the run
+    Column("upstream_model", String(200), nullable=False, default=""),
+    Column("status", String(16), nullable=False),  # running | passed | failed | error
+    Column("threshold", Float, nullable=False),
+    Column("cases", Integer, nullable=False, default=0),
+    Column("passed", Integer, nullable=False, default=0),
+    Column("errored", Integer, nullable=False, default=0),  # cases whose run raised an error
+    Column("curated_cases", Integer, nullable=False, default=0),
+    Column("curated_passed", Integer, nullable=False, default=0),
+    Column("live_cases", Integer, nullable=False, default=0),
+    Column("live_passed", Integer, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("latency_ms_p50", Float, nullable=True),
+    Column("latency_ms_p95", Float, nullable=True),
+    Column("duration_s", Float, nullable=True),
+    Column("message", String(2000), nullable=False, default=""),
+    Column("created_by", String(320), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+Index("ix_eval_runs_usecase_created", eval_runs.c.usecase_id, eval_runs.c.created_at)
+
+# Per-case results of an eval run (with the gateway run each case made).
+eval_results = Table(
+    "eval_results",
+    metadata,
+    Column("eval_run_id", String(32), ForeignKey("eval_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("case_id", String(200), primary_key=True),
+    Column("seq", Integer, nullable=False),  # the case's position in the suite
+    Column("source", String(16), nullable=False),  # curated | live
+    Column("passed", Boolean, nullable=False),
+    Column("run_id", String(32), nullable=True),  # the run record of the case's use-case call
+    Column("status", String(24), nullable=True),  # the use-case run's status, or "error"
+    Column("error", String(2000), nullable=True),
+    Column("output", JSON, nullable=True),
+    Column("assertions", JSON, nullable=False),  # [{type, passed, score, detail}]
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("latency_ms", Float, nullable=False, default=0.0),
+)

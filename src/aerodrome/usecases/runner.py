@@ -58,6 +58,8 @@ class Outcome:
     fallback_reason: str | None = None
     usage: tuple[int, int] = (0, 0)
     model: str = ""
+    passages: list[dict[str, Any]] = field(default_factory=list)  # retrieved (not in the answer body)
+    review_reasons: list[str] = field(default_factory=list)  # why review policy held (or would hold) it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,8 +145,12 @@ class UseCaseRunner:
         inputs: Any,
         *,
         declared_class: str | None = None,
+        hold: bool = True,
+        version: LiveUseCase | None = None,
     ) -> Outcome:
-        live = self.registry.get(usecase_id)
+        """Run the use case (its current version, or ``version``); ``hold=False`` (evaluations)
+        releases what review would hold, noting why in ``review_reasons``."""
+        live = version if version is not None else self.registry.get(usecase_id)
         spec = live.spec
         ctx.usecase_id, ctx.spec_version = live.id, live.version
         ctx.model = spec.model
@@ -167,6 +173,7 @@ class UseCaseRunner:
             output=None,
             draft=None,
             model=spec.model,
+            passages=passages,
         )
         classes = [spec.data_class, declared_class]
         if log.pii_sent:
@@ -180,7 +187,7 @@ class UseCaseRunner:
         else:
             await self._call_model(ctx, live, prepared, passages, highest_class(*classes), log, outcome)
         outcome.flags = list(dict.fromkeys(log.flags))
-        await self._review(ctx, live, principal, prepared, outcome)
+        await self._review(ctx, live, principal, prepared, outcome, apply=hold)
         ctx.usecase_meta.update(
             {
                 "status": outcome.status,
@@ -360,11 +367,14 @@ class UseCaseRunner:
         principal: Principal,
         prepared: dict[str, Any],
         outcome: Outcome,
+        *,
+        apply: bool = True,
     ) -> None:
         reasons = review_reasons(
             live.spec, flags=outcome.flags, fallback=outcome.status != "ok", draw=self._draw
         )
-        if not reasons:
+        outcome.review_reasons = reasons
+        if not reasons or not apply:
             outcome.output = outcome.draft
             return
         from aerodrome.review.queue import Hold
