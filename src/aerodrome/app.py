@@ -164,6 +164,7 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
 
     from aerodrome.api import (
         catalog,
+        evals,
         evidence,
         feedback,
         guardrails,
@@ -188,6 +189,7 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
     app.include_router(run_outcome.router)
     app.include_router(usecases.router)
     app.include_router(evidence.router)
+    app.include_router(evals.router)
     app.include_router(monitoring_routes.router)
     app.add_middleware(BodyLimit, limit=config.server.max_body_bytes)
     app.add_middleware(SecurityHeaders)

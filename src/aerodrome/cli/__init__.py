@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aerodrome.cli import audit, db, demo, evidence, keys, knowledge, models, serve, usecases
+from aerodrome.cli import audit, db, demo, evals, evidence, keys, knowledge, models, serve, usecases
 
 app = typer.Typer(
     name="aerodrome",
@@ -22,6 +22,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(knowledge.app, name="collections")
 app.add_typer(audit.app, name="audit")
 app.add_typer(usecases.app, name="usecases")
+app.add_typer(evals.app, name="eval")
 app.command("ingest")(knowledge.ingest)
 app.command("quality")(knowledge.quality)
 app.command("search")(knowledge.search)

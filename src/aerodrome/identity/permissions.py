@@ -38,6 +38,8 @@ ACTIONS: tuple[str, ...] = (
     "usecases.decide",
     "proposals.read",
     "proposals.write",
+    "evals.read",
+    "evals.run",
 )
 
 PERMISSIONS: dict[tuple[str, str], Scope] = {
@@ -62,6 +64,8 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("department_admin", "usecases.advance"): "department",
     ("department_admin", "proposals.read"): "department",
     ("department_admin", "proposals.write"): "department",
+    ("department_admin", "evals.read"): "department",
+    ("department_admin", "evals.run"): "department",
     # builders make use cases for their department
     ("builder", "departments.read"): "department",
     ("builder", "keys.read"): "own",
@@ -76,6 +80,8 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("builder", "usecases.advance"): "department",
     ("builder", "proposals.read"): "department",
     ("builder", "proposals.write"): "department",
+    ("builder", "evals.read"): "department",
+    ("builder", "evals.run"): "department",
     # reviewers and approvers see their department's work
     ("reviewer", "catalog.read"): "all",
     ("reviewer", "runs.read"): "department",
@@ -84,6 +90,7 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("reviewer", "reviews.decide"): "department",
     ("reviewer", "feedback.read"): "department",
     ("reviewer", "proposals.read"): "department",
+    ("reviewer", "evals.read"): "department",
     ("approver", "departments.read"): "all",
     ("approver", "catalog.read"): "all",
     ("approver", "runs.read"): "department",
@@ -93,6 +100,7 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("approver", "feedback.read"): "department",
     ("approver", "usecases.decide"): "all",
     ("approver", "proposals.read"): "all",
+    ("approver", "evals.read"): "all",
     # auditors read everything, change nothing
     ("auditor", "departments.read"): "all",
     ("auditor", "users.read"): "all",
@@ -106,6 +114,7 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("auditor", "reviews.read"): "all",
     ("auditor", "feedback.read"): "all",
     ("auditor", "proposals.read"): "all",
+    ("auditor", "evals.read"): "all",
     # employees: the catalog they may use, their own keys and runs
     ("user", "catalog.read"): "all",
     ("user", "keys.read"): "own",
