@@ -90,6 +90,7 @@ async def _evaluate(
         plan = await asyncio.to_thread(
             rt.evals.plan, usecase_id, deployment=deployment, spec_version=spec_version
         )
+        await asyncio.to_thread(rt.usecases.warm)  # guardrail engines built now, not in the first cases
         await asyncio.to_thread(rt.evals.start, plan, actor=actor)
         with Progress(
             SpinnerColumn(),

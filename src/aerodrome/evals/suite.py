@@ -131,7 +131,9 @@ class _Reader:
         elif isinstance(raw, dict) and len(raw) == 1:
             kind, value = next(iter(raw.items()))
             kind = str(kind)
-            if isinstance(value, dict) and kind not in ("exact", "json_schema"):
+            if isinstance(value, dict) and kind == "json_schema" and "schema" not in value:
+                params = {"schema": value}  # {json_schema: <the schema>}
+            elif isinstance(value, dict):
                 params = dict(value)
             elif value is None or value is True:
                 params = {}
