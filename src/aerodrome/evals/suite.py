@@ -244,7 +244,7 @@ class _Reader:
                 ok = False
             else:
                 built.append(made)
-        if not built:
+        if not raw_assertions and not self.defaults:
             self.problem(
                 name,
                 "a case needs at least one assertion (here or in the suite's assertions)",
