@@ -81,7 +81,9 @@ def make_production(gw: Gateway, usecase_id: str = "faq-bot") -> None:
         conn.execute(update(usecases).where(usecases.c.id == usecase_id).values(stage="production"))
 
 
-def test_a_suite_runs_through_the_use_case_on_the_pinned_deployment(egw: Gateway, upstream: UpstreamServer) -> None:
+def test_a_suite_runs_through_the_use_case_on_the_pinned_deployment(
+    egw: Gateway, upstream: UpstreamServer
+) -> None:
     with egw.client(egw.admin_key) as c:
         run = run_eval(c, deployment="mock-b")
         assert run["status"] == "passed" and (run["cases"], run["passed"]) == (4, 4)
@@ -185,7 +187,9 @@ def test_switching_a_production_alias_needs_a_suite_at_least_as_good(
     assert not check.ok and "no eval run of spec version 1 with the current suite on mock-b" in check.detail
 
 
-def test_readiness_needs_a_passing_run_on_the_serving_deployment(egw: Gateway, upstream: UpstreamServer) -> None:
+def test_readiness_needs_a_passing_run_on_the_serving_deployment(
+    egw: Gateway, upstream: UpstreamServer
+) -> None:
     evidence = egw.runtime.gate_evidence
     assert evidence.evals is not None
     assert not evidence.evals("faq-bot").ok
@@ -201,17 +205,15 @@ def test_readiness_needs_a_passing_run_on_the_serving_deployment(egw: Gateway, u
     assert check.ok and "4 of 4 cases" in check.detail
 
 
-def test_an_llm_judge_scores_with_a_rubric_through_an_alias(
-    egw: Gateway, upstream: UpstreamServer
-) -> None:
+def test_an_llm_judge_scores_with_a_rubric_through_an_alias(egw: Gateway, upstream: UpstreamServer) -> None:
     suite = egw.config_path.parent / "usecases" / "evals" / "faq-bot.yaml"
     suite.write_text(
         "cases:\n"
-        "  - id: polite\n    inputs: {question: \"Hello?\"}\n    reference: A friendly greeting.\n"
+        '  - id: polite\n    inputs: {question: "Hello?"}\n    reference: A friendly greeting.\n'
         "    assertions:\n      - judge: {rubric: The answer is polite and answers the question., min: 0.8}\n"
-        "  - id: rude\n    inputs: {question: \"Hi?\"}\n"
+        '  - id: rude\n    inputs: {question: "Hi?"}\n'
         "    assertions:\n      - judge: The answer is polite.\n"
-        "  - id: mute\n    inputs: {question: \"Hey?\"}\n"
+        '  - id: mute\n    inputs: {question: "Hey?"}\n'
         "    assertions:\n      - judge: The answer is polite.\n",
         encoding="utf-8",
     )
@@ -225,7 +227,9 @@ def test_an_llm_judge_scores_with_a_rubric_through_an_alias(
     assert "polite enough" in details["polite"]["detail"]
     assert not details["rude"]["passed"] and details["rude"]["score"] == 0.1
     assert not details["mute"]["passed"] and "did not answer with a score" in details["mute"]["detail"]
-    judged = [r["body"] for r in upstream.requests("/v1/chat/completions") if r["body"]["model"] == "gpt-mock-b"]
+    judged = [
+        r["body"] for r in upstream.requests("/v1/chat/completions") if r["body"]["model"] == "gpt-mock-b"
+    ]
     assert len(judged) == 3
     prompt = judged[0]["messages"][1]["content"]
     assert "RUBRIC:\nThe answer is polite and answers the question." in prompt

@@ -67,6 +67,9 @@ def _request_for(action: str, role: str) -> tuple[str, str, dict[str, Any] | Non
             {"to": "retired", "decision": "stop", "dry_run": True},
         ),
         "proposals.read": ("GET", "/api/proposals", None),
+        "evals.read": ("GET", "/api/evals/runs", None),
+        # the walk's use case has no suite: allowed callers get 404, not 403
+        "evals.run": ("POST", "/api/evals/runs", {"usecase_id": "walk-live"}),
         "proposals.write": (
             "POST",
             "/api/proposals",
@@ -99,6 +102,8 @@ def test_every_action_has_an_endpoint_in_the_walk() -> None:
         "usecases.decide",
         "proposals.read",
         "proposals.write",
+        "evals.read",
+        "evals.run",
     }, "a new action needs an endpoint in _request_for"
     for role, action in perm.PERMISSIONS:
         assert role in ROLES and action in perm.ACTIONS
@@ -116,7 +121,10 @@ def test_walk_the_whole_permission_table(gateway: Gateway) -> None:
                 method, path, body = _request_for(action, role)
                 r = c.request(method, path, json=body)
                 allowed = (role, action) in perm.PERMISSIONS
-                if allowed:
+                if allowed and action == "evals.run":  # past the permission check, the missing suite
+                    assert r.status_code == 404, f"{role} {action}: {r.status_code} {r.text}"
+                    assert r.json()["error"]["code"] == "eval_suite_not_found"
+                elif allowed:
                     assert r.status_code != 403, f"{role} may {action} but got {r.status_code}: {r.text}"
                     assert r.status_code < 400, f"{role} {action}: {r.status_code} {r.text}"
                 else:

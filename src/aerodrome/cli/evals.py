@@ -134,7 +134,7 @@ def run(
             result = asyncio.run(_evaluate(cfg, engine, usecase_id, deployment, spec_version, actor))
         except AerodromeError as exc:
             for problem in getattr(exc, "problems", []):
-                out.print(f"  {problem}", highlight=False)
+                out.print(f"  {problem}", highlight=False, soft_wrap=True)
             fail(exc.message, code=2)
             raise AssertionError from None
     if as_json:
@@ -234,18 +234,12 @@ def runs(
     settings, cfg, _ = load(config)
     with opened(settings, cfg) as engine:
         found = store.list_runs(engine, usecase_id=usecase_id, limit=limit)
-    table = Table()
-    for col in ("run", "use case", "version", "deployment", "status", "pass rate", "cases", "when"):
-        table.add_column(col)
     for r in found:
-        table.add_row(
-            r["id"],
-            r["usecase_id"],
-            str(r["spec_version"]),
-            r["deployment"],
-            r["status"],
-            _pct(r["pass_rate"]),
-            str(r["cases"]),
-            f"{r['created_at']:%Y-%m-%d %H:%M}",
+        out.print(
+            f"{r['id']}  {r['created_at']:%Y-%m-%d %H:%M}  {r['usecase_id']} v{r['spec_version']}  "
+            f"{r['deployment']}  {r['status']}  {_pct(r['pass_rate'])} of {r['cases']}",
+            highlight=False,
+            soft_wrap=True,
         )
-    out.print(table)
+    if not found:
+        out.print("no eval runs")
