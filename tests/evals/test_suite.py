@@ -123,7 +123,7 @@ def test_every_problem_is_named_with_its_file_and_line(tmp_path: Path) -> None:
 
 
 def test_missing_and_broken_files(tmp_path: Path) -> None:
-    with pytest.raises(SuiteNotFound, match="has no eval suite; write .*faq.yaml"):
+    with pytest.raises(SuiteNotFound, match=r"has no eval suite; write .*faq\.yaml"):
         load_suite(tmp_path, "faq", SPEC)
     with pytest.raises(SuiteNotFound, match="no eval suites folder"):
         load_suite(None, "faq", SPEC)
