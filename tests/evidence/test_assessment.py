@@ -101,4 +101,6 @@ def test_each_red_flag() -> None:
     assert codes(groups={"control": 10, "treatment": 40}) == []
     assert codes(groups={}, needs_timing=False) == []
     assert codes(evaluated=False) == ["no_evaluation"]
+    assert codes(live_evaluated=False) == ["curated_only_evaluation"]
+    assert codes(evaluated=False, live_evaluated=False) == ["no_evaluation"]
     assert codes(concentration={"runs": 0.9, "positive_ratings": 0.1, "users": 10}) == ["concentration"]

@@ -49,7 +49,7 @@ def red_flags(
     groups: dict[str, int],
     needs_timing: bool,
     evaluated: bool,
-    live_evaluated: bool = False,
+    live_evaluated: bool = True,
 ) -> list[RedFlag]:
     """The known traps of pilots (DESIGN.md), each with the evidence that raised it."""
     flags: list[RedFlag] = []
