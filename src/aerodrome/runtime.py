@@ -309,17 +309,9 @@ class Runtime:
     @property
     def gate_evidence(self) -> Evidence:
         """What the stage gates can ask of metrics, evaluations and budgets (more as they exist)."""
-        from functools import partial
+        from aerodrome.evidence.readiness import gate_evidence
 
-        from aerodrome.evals import standing
-        from aerodrome.evidence import readiness
-        from aerodrome.evidence.transitions import Evidence
-
-        return Evidence(
-            samples=partial(readiness.samples, self.engine),
-            cost=partial(readiness.cost, self.engine),
-            evals=partial(standing.readiness_check, self.engine, self.config, lambda: self.catalog),
-        )
+        return gate_evidence(self.engine, self.config, lambda: self.catalog)
 
     def platform_refs(self) -> PlatformRefs:
         """What use-case specs may refer to, as the platform stands now."""

@@ -48,7 +48,9 @@ def advance(
     config: Path | None = ConfigOption,
 ) -> None:
     """Move a use case to its next stage through the gate; a refusal lists what is missing (exit 1)."""
+    from aerodrome.catalog.store import build_catalog
     from aerodrome.evidence import transitions
+    from aerodrome.evidence.readiness import gate_evidence
     from aerodrome.evidence.stages import NEXT
     from aerodrome.usecases import store
 
@@ -63,6 +65,7 @@ def advance(
             deciding = decision or target == "retired" or row["stage"] == "decision"
             if deciding and not dry_run and len(rationale.strip()) < 10:
                 fail("a decision needs --rationale (at least 10 characters)")
+            catalog = build_catalog(cfg, engine)
             result = transitions.advance(
                 engine,
                 usecase_id,
@@ -70,6 +73,7 @@ def advance(
                 actor=actor,
                 rationale=rationale.strip(),
                 decision=decision,
+                evidence=gate_evidence(engine, cfg, lambda: catalog),
                 dry_run=dry_run,
             )
         except transitions.GateRefused as exc:

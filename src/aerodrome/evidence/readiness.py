@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Engine
 
 from aerodrome.evidence.metrics import Scope, compute
@@ -9,6 +13,11 @@ from aerodrome.evidence.report import locked_criteria, monthly_budget, pilot_win
 from aerodrome.evidence.stages import Check
 from aerodrome.usecases.spec import UseCaseSpec
 from aerodrome.usecases.store import current_spec
+
+if TYPE_CHECKING:
+    from aerodrome.catalog.catalog import Catalog
+    from aerodrome.config import PlatformConfig
+    from aerodrome.evidence.transitions import Evidence
 
 
 def _spec(engine: Engine, usecase_id: str) -> UseCaseSpec | None:
@@ -64,3 +73,15 @@ def cost(engine: Engine, usecase_id: str) -> Check:
         f"projected ${projected.estimate:,.2f}/month (up to ${projected.high:,.2f}) against ${budget:,.2f}"
     )
     return Check(name, ok, detail)
+
+
+def gate_evidence(engine: Engine, config: PlatformConfig, catalog: Callable[[], Catalog]) -> Evidence:
+    """Everything the stage gates can measure: samples, cost, and the eval suite on the pinned model."""
+    from aerodrome.evals.standing import readiness_check
+    from aerodrome.evidence.transitions import Evidence
+
+    return Evidence(
+        samples=partial(samples, engine),
+        cost=partial(cost, engine),
+        evals=partial(readiness_check, engine, config, catalog),
+    )
