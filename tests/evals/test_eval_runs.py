@@ -273,3 +273,29 @@ def test_eval_api_errors(egw: Gateway, tmp_path: Path) -> None:
         assert c.get("/api/evals/runs").json()["data"] == []
     with egw.client(egw.make_key("hr", "user")) as c:
         assert c.get("/api/evals/runs").status_code == 403
+
+
+def test_a_production_deployment_keeps_its_pinned_version(egw: Gateway, upstream: UpstreamServer) -> None:
+    make_production(egw)
+    with egw.client(egw.admin_key) as c:
+        # an API-managed deployment serving the production use case
+        dep = {"provider": "mock", "model": "gpt-mock-b", "timeout_s": 2}
+        assert c.put("/api/catalog/deployments/mock-c", json=dep).status_code == 200
+        run_eval(c)
+        run_eval(c, deployment="mock-c")
+        assert (
+            c.put("/api/catalog/aliases/chat-prod", json={"deployments": ["mock-c", "mock-a"]}).status_code
+            == 200
+        )
+        r = c.put("/api/catalog/deployments/mock-c", json={**dep, "model": "gpt-mock-2"})
+        assert r.status_code == 409, r.text
+        err = r.json()["error"]
+        assert (
+            err["code"] == "upgrade_requires_new_deployment"
+            and "add a deployment pinned to 'gpt-mock-2'" in err["message"]
+        )
+        # blocking it would move the use case to mock-a, which has a run as good: accepted and audited
+        r = c.put("/api/catalog/deployments/mock-c", json={**dep, "status": "blocked"})
+        assert r.status_code == 200, r.text
+        upgrade = c.get("/api/audit", params={"action": "usecase.model_upgrade"}).json()["data"][0]
+        assert (upgrade["details"]["from"], upgrade["details"]["to"]) == ("mock-c", "mock-a")
