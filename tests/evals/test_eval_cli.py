@@ -116,3 +116,17 @@ def test_runs_without_logged_content_are_skipped_with_the_reason(egw: Gateway, t
         f"skipped run {run_id}: its inputs were not kept (department 'finance' does not log content in full)"
         in " ".join(out.split())
     )
+
+
+def test_validate_checks_suites_without_running_them(egw: Gateway, upstream: UpstreamServer) -> None:  # noqa: F811
+    code, out = _cli(egw, "validate")
+    assert code == 0 and "ok faq-bot: 4 cases" in out
+    folder = egw.config_path.parent / "usecases" / "evals"
+    (folder / "ghost.yaml").write_text("cases: []\n")
+    (folder / "faq-bot.jsonl").write_text('{"id": "x", "inputs": {"question": 1}, "assertions": ["cites"]}\n')
+    code, out = _cli(egw, "validate")
+    flat = " ".join(out.split())
+    assert code == 1
+    assert f"{folder / 'faq-bot.jsonl'}:1: inputs: inputs.question: must be a string, not int" in flat
+    assert "ghost: no use case 'ghost'" in flat
+    assert upstream.requests("/v1/chat/completions") == []

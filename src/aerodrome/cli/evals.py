@@ -222,6 +222,45 @@ def cases_from_feedback(
     out.print(f"added {len(found.cases)} live case(s) to {target}", highlight=False)
 
 
+@app.command("validate")
+def validate(
+    usecase_ids: list[str] = typer.Argument(
+        None, metavar="[USECASE]...", help="default: every suite in the folder"
+    ),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Check eval suites without running them (every problem as FILE:LINE: FIELD: MESSAGE); exit 1 on any."""
+    from aerodrome.cli.usecases import _registry
+    from aerodrome.evals.suite import load_suite, suites_folder
+
+    settings, cfg, _ = load(config)
+    folder = suites_folder(cfg)
+    if folder is None:
+        fail("no eval suites folder: set usecases.dir or evals.dir")
+    assert folder is not None
+    names = list(usecase_ids or [])
+    if not names and folder.is_dir():
+        names = sorted({p.stem for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".jsonl")})
+    bad = 0
+    with opened(settings, cfg) as engine:
+        registry = _registry(engine, cfg)
+        for name in names:
+            try:
+                spec = registry.get(name).spec
+                suite = load_suite(folder, name, spec, max_inputs_bytes=cfg.usecases.max_inputs_bytes)
+            except AerodromeError as exc:
+                bad += 1
+                problems = getattr(exc, "problems", None)
+                for problem in problems or [f"{name}: {exc.message}"]:
+                    out.print(f"{problem}", highlight=False, soft_wrap=True)
+                continue
+            out.print(f"ok {name}: {len(suite.cases)} cases", highlight=False)
+    if not names:
+        out.print(f"no suites in {folder}", highlight=False)
+    if bad:
+        raise typer.Exit(1)
+
+
 @app.command("runs")
 def runs(
     usecase_id: str | None = typer.Argument(None, metavar="[USECASE]"),
