@@ -40,7 +40,7 @@ UNLIMITED = 10**12  # evaluation principals skip per-key limits; department limi
 Progress = Callable[[int, int, CaseResult], None]
 
 
-def _no_progress(done: int, total: int, result: CaseResult) -> None:
+def no_progress(done: int, total: int, result: CaseResult) -> None:
     return None
 
 
@@ -118,7 +118,7 @@ class EvalRunner:
         self.config = config
         self.local_embedder = local_embedder
 
-    async def run(self, plan: Plan, *, actor: str, progress: Progress = _no_progress) -> list[CaseResult]:
+    async def run(self, plan: Plan, *, actor: str, progress: Progress = no_progress) -> list[CaseResult]:
         """Every case of the plan's suite, at most ``evals.concurrency`` at once, in suite order."""
         gate = asyncio.Semaphore(self.config.concurrency)
         cases = plan.suite.cases

@@ -14,7 +14,7 @@ from aerodrome.config import PlatformConfig
 from aerodrome.errors import AerodromeError
 from aerodrome.evals import comparison, store
 from aerodrome.evals.plan import Plan, prepare
-from aerodrome.evals.runner import EvalRunner, Progress, _no_progress
+from aerodrome.evals.runner import EvalRunner, Progress, no_progress
 
 if TYPE_CHECKING:
     from aerodrome.catalog.catalog import Catalog
@@ -59,7 +59,7 @@ class Evaluations:
         plan.eval_run_id = store.create(self.engine, plan.key(), actor=actor)
         return plan.eval_run_id
 
-    async def execute(self, plan: Plan, *, actor: str, progress: Progress = _no_progress) -> dict[str, Any]:
+    async def execute(self, plan: Plan, *, actor: str, progress: Progress = no_progress) -> dict[str, Any]:
         """Run every case of a started plan and store the results; the stored run (without results)."""
         started = time.perf_counter()
         try:

@@ -8,7 +8,7 @@ a line; ``aerodrome eval cases-from-feedback`` appends there) in the suites fold
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,6 @@ class Suite:
     cases: list[Case]
     files: list[Path]
     digest: str  # the suite's content: a recorded run of another content is not evidence for this one
-    problems: list[SpecProblem] = field(default_factory=list)
 
 
 def suites_folder(config: PlatformConfig) -> Path | None:
