@@ -43,6 +43,8 @@ def eval_config(upstream: UpstreamServer, tmp_path: Path, db_url: str) -> dict[s
     cfg = base_config(upstream.url, db_url=db_url)
     cfg["usecases"] = {"dir": "usecases", "reload_s": 0.2}
     cfg["evals"] = {"concurrency": 1, "judge_model": "chat-judge"}
+    for dep in cfg["deployments"]:  # a busy machine must not turn a scripted answer into a retry
+        dep["timeout_s"] = 15
     return cfg
 
 
