@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from aerodrome.catalog.catalog import Catalog
 from aerodrome.catalog.pricing import cost_usd
 from aerodrome.config import EvalsConfig
@@ -202,8 +204,6 @@ class EvalRunner:
 
 
 def _text(outcome: Outcome) -> str | None:
-    import orjson
-
     draft = outcome.draft
     if draft is None or isinstance(draft, str):
         return draft
