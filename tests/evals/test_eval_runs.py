@@ -72,6 +72,7 @@ def run_eval(c: httpx.Client, usecase: str = "faq-bot", **body: Any) -> dict[str
     while True:
         run = c.get(f"/api/evals/runs/{started['id']}").json()
         if run["status"] != "running":
+            assert run["job_id"] == started["job_id"] and "progress" not in run
             return dict(run)
         assert time.monotonic() < deadline, "the eval run did not finish in 60 s"
         time.sleep(0.1)

@@ -57,11 +57,11 @@ async def start_run(
         evals.plan, body.usecase_id, deployment=body.deployment, spec_version=body.spec_version
     )
     run_id = await run_in_threadpool(evals.start, plan, actor=p.name)
+    accepted = await run_in_threadpool(store.get, rt.engine, run_id, results=False)  # as accepted: running
     job_id = await run_in_threadpool(
         evals.submit, plan, actor=p.name, jobs=rt.jobs, loop=asyncio.get_running_loop()
     )
-    run = await run_in_threadpool(store.get, rt.engine, run_id, results=False)
-    return {**run, "job_id": job_id}
+    return {**accepted, "job_id": job_id}
 
 
 @router.get("/runs", summary="Eval runs, newest first")

@@ -86,10 +86,12 @@ class Evaluations:
             return {"done": run["cases"], "eval_run_id": run["id"], "status": run["status"]}
 
         try:
-            return jobs.submit(JOB_KIND, plan.usecase_id, work, created_by=actor)
+            job_id = jobs.submit(JOB_KIND, plan.usecase_id, work, created_by=actor)
         except AerodromeError as exc:
             store.fail(self.engine, plan.eval_run_id, exc.message)
             raise
+        store.set_job(self.engine, plan.eval_run_id, job_id)
+        return job_id
 
     def compare(self, base_id: str, candidate_id: str) -> dict[str, Any]:
         return comparison.compare(store.get(self.engine, base_id), store.get(self.engine, candidate_id))

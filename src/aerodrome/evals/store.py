@@ -13,7 +13,7 @@ from aerodrome.audit import trail
 from aerodrome.errors import NotFound
 from aerodrome.evidence import stats
 from aerodrome.gateway.run_context import new_run_id
-from aerodrome.storage.tables import eval_results, eval_runs
+from aerodrome.storage.tables import eval_results, eval_runs, jobs
 
 FINISHED = ("passed", "failed")
 
@@ -145,6 +145,11 @@ def finish(
     return get(engine, run_id, results=False)
 
 
+def set_job(engine: Engine, run_id: str, job_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(eval_runs).where(eval_runs.c.id == run_id).values(job_id=job_id))
+
+
 def fail(engine: Engine, run_id: str, message: str) -> None:
     with engine.begin() as conn:
         conn.execute(
@@ -185,6 +190,12 @@ def get(engine: Engine, run_id: str, *, results: bool = True) -> dict[str, Any]:
         if row is None:
             raise EvalRunNotFound(f"no eval run {run_id!r}")
         out = _public(row)
+        if out["status"] == "running" and out["job_id"]:
+            job = conn.execute(
+                select(jobs.c.done, jobs.c.total, jobs.c.message).where(jobs.c.id == out["job_id"])
+            ).first()
+            if job is not None:
+                out["progress"] = {"done": job.done, "total": job.total, "message": job.message}
         if results:
             rows = conn.execute(
                 select(eval_results).where(eval_results.c.eval_run_id == run_id).order_by(eval_results.c.seq)

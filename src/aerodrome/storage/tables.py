@@ -445,6 +445,7 @@ eval_runs = Table(
     Column("latency_ms_p95", Float, nullable=True),
     Column("duration_s", Float, nullable=True),
     Column("message", String(2000), nullable=False, default=""),
+    Column("job_id", String(32), nullable=True),  # the background job of an API-started run
     Column("created_by", String(320), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("latency_ms_p95", sa.Float(), nullable=True),
         sa.Column("duration_s", sa.Float(), nullable=True),
         sa.Column("message", sa.String(length=2000), nullable=False),
+        sa.Column("job_id", sa.String(length=32), nullable=True),
         sa.Column("created_by", sa.String(length=320), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
