@@ -79,6 +79,14 @@ def _summary(run: dict[str, Any], results: list[dict[str, Any]]) -> None:
     )
 
 
+def _warm_embeddings(rt: Any) -> None:
+    """Load the local embedding model before the first case, so its latency is not the load's."""
+    try:
+        rt.knowledge.local_embedding().embed(["warm up"])
+    except AerodromeError as exc:  # not installed: retrieval will say so in the cases that need it
+        out.print(f"[yellow]local embeddings not warmed:[/] {exc.message}", highlight=False)
+
+
 async def _evaluate(
     cfg: Any, engine: Any, usecase_id: str, deployment: str | None, spec_version: int | None, actor: str
 ) -> dict[str, Any]:
@@ -91,6 +99,8 @@ async def _evaluate(
             rt.evals.plan, usecase_id, deployment=deployment, spec_version=spec_version
         )
         await asyncio.to_thread(rt.usecases.warm)  # guardrail engines built now, not in the first cases
+        if plan.live.spec.retrieval is not None:
+            await asyncio.to_thread(_warm_embeddings, rt)
         await asyncio.to_thread(rt.evals.start, plan, actor=actor)
         with Progress(
             SpinnerColumn(),
