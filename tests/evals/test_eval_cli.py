@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from aerodrome.cli import app
 from aerodrome.evidence import report
-from tests.evals.test_eval_runs import egw, run_eval  # noqa: F401
+from tests.evals.test_eval_runs import SPEC, egw, run_eval  # noqa: F401
 from tests.harness import Gateway
 from tests.upstream.fixtures import UpstreamServer
 
@@ -130,3 +130,27 @@ def test_validate_checks_suites_without_running_them(egw: Gateway, upstream: Ups
     assert f"{folder / 'faq-bot.jsonl'}:1: inputs: inputs.question: must be a string, not int" in flat
     assert "ghost: no use case 'ghost'" in flat
     assert upstream.requests("/v1/chat/completions") == []
+
+
+def test_a_reviewers_edit_becomes_a_live_case(egw: Gateway) -> None:  # noqa: F811
+    with egw.client(egw.admin_key) as c:
+        spec = {**SPEC, "review": {"when": ["always"]}}
+        assert c.post("/api/usecases", json={"spec": spec}).status_code == 201
+    with egw.client(egw.make_key("hr", "user", name="asker")) as c:
+        held = c.post("/v1/usecases/faq-bot/run", json={"inputs": {"question": "Is Friday off?"}}).json()
+        assert held["review_status"] == "pending"
+    egw.flush()
+    with egw.client(egw.make_key("hr", "reviewer", name="expert")) as c:
+        assert c.post(f"/api/reviews/{held['review_id']}/claim").status_code == 200
+        r = c.post(f"/api/reviews/{held['review_id']}/edit", json={"output": "No, Friday is a working day."})
+        assert r.status_code == 200, r.text
+    code, out = _cli(egw, "cases-from-feedback", "faq-bot", "--dry-run")
+    assert code == 0, out
+    (case,) = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert case["reference"] == "No, Friday is a working day." and case["inputs"] == {
+        "question": "Is Friday off?"
+    }
+    assert case["origin"]["kind"] == "review_edited" and case["origin"]["review_id"] == held["review_id"]
+    assert not (
+        egw.config_path.parent / "usecases" / "evals" / "faq-bot.jsonl"
+    ).exists()  # a dry run writes nothing
