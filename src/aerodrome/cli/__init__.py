@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aerodrome.cli import audit, db, demo, evidence, keys, knowledge, models, serve, usecases
+from aerodrome.cli import audit, db, demo, evidence, keys, knowledge, models, redteam, serve, usecases
 
 app = typer.Typer(
     name="aerodrome",
@@ -26,6 +26,7 @@ app.command("ingest")(knowledge.ingest)
 app.command("quality")(knowledge.quality)
 app.command("search")(knowledge.search)
 app.command("report")(evidence.report)
+app.command("redteam")(redteam.redteam)
 usecases.app.command("advance")(evidence.advance)
 
 

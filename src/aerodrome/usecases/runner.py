@@ -143,8 +143,13 @@ class UseCaseRunner:
         inputs: Any,
         *,
         declared_class: str | None = None,
+        live: LiveUseCase | None = None,
+        hold: bool = True,
     ) -> Outcome:
-        live = self.registry.get(usecase_id)
+        """One run of the use case. ``live`` runs that compiled version instead of the current one
+        (red-team runs plant a canary in a copy); ``hold=False`` never holds the output for review
+        (evaluation and red-team runs must not fill the reviewers' queue)."""
+        live = live or self.registry.get(usecase_id)
         spec = live.spec
         ctx.usecase_id, ctx.spec_version = live.id, live.version
         ctx.model = spec.model
@@ -180,7 +185,10 @@ class UseCaseRunner:
         else:
             await self._call_model(ctx, live, prepared, passages, highest_class(*classes), log, outcome)
         outcome.flags = list(dict.fromkeys(log.flags))
-        await self._review(ctx, live, principal, prepared, outcome)
+        if hold:
+            await self._review(ctx, live, principal, prepared, outcome)
+        else:
+            outcome.output = outcome.draft
         ctx.usecase_meta.update(
             {
                 "status": outcome.status,
@@ -217,11 +225,12 @@ class UseCaseRunner:
         retrieval = live.spec.retrieval
         if retrieval is None:
             return prepared, []
+        # the search sees the inputs as the model will (redacted): an embeddings model may be a vendor's
         if live.query is not None:
-            query = live.query.render(self._variables(live, values, []))
+            query = live.query.render(self._variables(live, prepared, []))
         else:
             main = live.spec.main_input()
-            query = str(values.get(main) or "") if main else ""
+            query = str(prepared.get(main) or "") if main else ""
         if not query.strip():
             return prepared, []
         passages = self._knowledge().retrieve(
