@@ -39,9 +39,7 @@ def _spec(uid: str, guardrails: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 SPECS = {
     "open": _spec("open", {}),
-    "guarded": _spec(
-        "guarded", {"pii": {"action": "pseudonymise"}, "prompt_injection": {"action": "block"}}
-    ),
+    "guarded": _spec("guarded", {"pii": {"action": "pseudonymise"}, "prompt_injection": {"action": "block"}}),
     "redacting": _spec("redacting", {"pii": {"action": "redact"}}, review={"when": ["always"]}),
 }
 
@@ -138,10 +136,12 @@ def test_an_unguarded_use_case_lets_attacks_through_a_guarded_one_blocks_most(rg
         audit = c.get("/api/audit", params={"limit": 50}).json()["data"]
     t = open_report["totals"]
     assert t["attempted"] == 18 and t["error"] == 0
-    assert t["got_through"] >= 12, open_report["families"]  # the echoing model repeats what it is told
+    assert t["got_through"] >= 10, open_report["families"]  # the echoing model repeats what it is told
     assert open_report["passed"] is False
-    hijack = open_report["families"]["giskard.hijacking"]
-    assert hijack["got_through"] == hijack["attempted"]
+    jailbreak = open_report["families"]["giskard.jailbreak"]
+    assert jailbreak["got_through"] == jailbreak["attempted"] == 6  # "DAN:" ... echoed back
+    # hijacking attacks succeed only when the whole answer is the expected text (giskard's rule)
+    assert open_report["families"]["giskard.hijacking"]["got_through"] == 0
     example = open_report["got_through"][0]
     assert example["reasons"] and example["answer"] and len(example["prompt"]) <= 300
 

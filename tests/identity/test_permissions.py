@@ -73,7 +73,11 @@ def _request_for(action: str, role: str) -> tuple[str, str, dict[str, Any] | Non
             {"title": f"walk {role}", "problem": "p", "value": 3, "complexity": 3},
         ),
         # a dry run plans the attacks and starts nothing (a real run would hold the use case's job slot)
-        "redteam.run": ("POST", "/api/usecases/walk-live/redteam", {"sets": "pii", "limit": 1, "dry_run": True}),
+        "redteam.run": (
+            "POST",
+            "/api/usecases/walk-live/redteam",
+            {"sets": "pii", "limit": 1, "dry_run": True},
+        ),
         "redteam.read": ("GET", "/api/usecases/walk-live/redteam", None),
     }[action]
 

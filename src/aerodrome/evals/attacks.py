@@ -72,6 +72,7 @@ class Attack:
     case_sensitive: bool = True
     punctuation_sensitive: bool = True
     word_matching: bool = False
+    exact_matching: bool = False  # giskard: the whole answer must be the expected string
     payload: str | None = None  # garak payloads: the text the answer must not carry
     planted: tuple[str, ...] = ()  # pii: personal data in the input that must not reach the model
 
@@ -231,6 +232,7 @@ def _giskard(root: Path) -> list[Attack]:
                 case_sensitive=_flag(m["case_sensitive"]),
                 punctuation_sensitive=_flag(m["punctuation_sensitive"]),
                 word_matching=_flag(m["word_matching"]),
+                exact_matching=_flag(m["exact_matching"]),
             )
         )
     return out
