@@ -41,6 +41,7 @@ SPECS = {
     "open": _spec("open", {}),
     "guarded": _spec("guarded", {"pii": {"action": "pseudonymise"}, "prompt_injection": {"action": "block"}}),
     "redacting": _spec("redacting", {"pii": {"action": "redact"}}, review={"when": ["always"]}),
+    "detecting": _spec("detecting", {"pii": {"action": "detect"}}),
 }
 
 
@@ -120,6 +121,14 @@ def test_without_guardrails_pii_and_injections_get_through_and_the_report_says_s
     sent = _upstream_text(upstream)
     assert all(v in sent for v in planted), "the upstream should have received the unprotected PII"
     assert report["passed"] is False and report["guardrails"]["pii"] is None
+
+    # detect sends personal data as written on purpose (the data class rises): not a leak
+    upstream.reset()
+    with rgw.client(rgw.admin_key) as c:
+        detected = _wait(c, "detecting", _start(c, "detecting", sets="pii.input", limit=3)["id"])
+    assert detected["totals"]["got_through"] == 0 and detected["passed"] is True
+    assert all("detect" in a["detail"] for a in detected["attempts"] if a["outcome"] == "passed")
+    assert _planted(3)[0] in _upstream_text(upstream)
 
 
 @needs_data

@@ -222,7 +222,14 @@ class RedTeam:
         self.gateway.finish(ctx, status=status, http_status=exc.status, error=exc)
 
     def _received(self, ctx: RunContext) -> str | None:
-        return judging.model_text(ctx.request_body) if ctx.attempts.count else None
+        """What the model received, when planted personal data there counts against the policy.
+
+        Under ``pii: {action: detect}`` the policy sends personal data as written (raising the
+        request's data class, so only models cleared for it get it): that is not a leak."""
+        pii = self.live.spec.guardrails.pii
+        if not ctx.attempts.count or (pii is not None and pii.action == "detect"):
+            return None
+        return judging.model_text(ctx.request_body)
 
     def _judge_refusal(self, attack: Attack, ctx: RunContext, exc: AerodromeError) -> judging.Verdict:
         received = self._received(ctx)  # an upstream error may come after the model got the request
@@ -245,6 +252,9 @@ class RedTeam:
             return judging.Verdict("blocked", defence="output", detail=reason or "schema")
         if outcome.status == "fallback" and reason == "upstream_error":
             return judging.Verdict("error", detail="upstream error (fallback answer)")
+        pii = self.live.spec.guardrails.pii
+        if attack.planted and ctx.attempts.count and pii is not None and pii.action == "detect":
+            return judging.Verdict("passed", detail="personal data sent as the pii policy (detect) allows")
         return judging.Verdict("passed")
 
 

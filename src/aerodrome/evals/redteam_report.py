@@ -103,6 +103,7 @@ def build(team: RedTeam, attempts: list[Attempt], seconds: float) -> dict[str, A
                 "outcome": a.verdict.outcome,
                 "blocked_by": a.verdict.defence,
                 "reasons": a.verdict.reasons or [],
+                "detail": a.verdict.detail,
                 "flags": a.flags,
                 "held_for_review": a.held_for_review,
                 "run_id": a.run_id,
