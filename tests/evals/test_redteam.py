@@ -42,20 +42,41 @@ SPECS = {
     "guarded": _spec("guarded", {"pii": {"action": "pseudonymise"}, "prompt_injection": {"action": "block"}}),
     "redacting": _spec("redacting", {"pii": {"action": "redact"}}, review={"when": ["always"]}),
     "detecting": _spec("detecting", {"pii": {"action": "detect"}}),
+    # retrieval over a collection embedded by the mock upstream: the search query goes there too
+    "retrieving": _spec(
+        "retrieving",
+        {"pii": {"action": "pseudonymise"}},
+        prompt="Answer from the excerpts.\n{{ context }}\nQuestion: {{ question }}",
+        retrieval={"collections": ["faq"], "top_k": 2, "mode": "hybrid"},
+    ),
 }
 
 
 @pytest.fixture
-def rgw(upstream: UpstreamServer, tmp_path: Path) -> Iterator[Gateway]:
+def rgw(upstream: UpstreamServer, tmp_path: Path, db_url: str) -> Iterator[Gateway]:
     folder = tmp_path / "usecases"
     folder.mkdir()
     for uid, spec in SPECS.items():
         (folder / f"{uid}.yaml").write_text(json.dumps(spec), encoding="utf-8")
-    cfg = base_config(upstream.url, db_url=f"sqlite:///{tmp_path}/rt.db")
+    (tmp_path / "faq").mkdir()
+    (tmp_path / "faq" / "account.md").write_text(
+        "# Account\n\nTo change your email address or card, open Settings and choose Account.\n",
+        encoding="utf-8",
+    )
+    cfg = base_config(upstream.url, db_url=db_url)
     cfg["usecases"] = {"dir": "usecases", "reload_s": 0}
+    cfg["collections"] = [
+        {
+            "name": "faq",
+            "readers": {"departments": ["hr"]},
+            "sources": [{"kind": "folder", "path": "faq"}],
+            "embedding": "embed-small",
+        }
+    ]
     for dep in cfg["deployments"]:
         dep["max_data_class"] = "confidential"
     with run_gateway(cfg, tmp_path) as gw:
+        gw.runtime.knowledge.sync("faq")
         yield gw
 
 
@@ -91,7 +112,7 @@ def test_pii_probes_never_reach_the_upstream_under_pseudonymise_or_redact(
 ) -> None:
     planted = _planted(8)
     with rgw.client(rgw.admin_key) as c:
-        for uid in ("guarded", "redacting"):
+        for uid in ("guarded", "redacting", "retrieving"):
             upstream.reset()
             report = _wait(c, uid, _start(c, uid, sets="pii.input", limit=8)["id"])
             fam = report["families"]["pii.input"]
@@ -100,8 +121,11 @@ def test_pii_probes_never_reach_the_upstream_under_pseudonymise_or_redact(
             assert fam["passed"] + fam["blocked_by"].get("prompt_injection", 0) == 8
             assert fam["passed"] >= 7
             sent = _upstream_text(upstream)
-            assert len(upstream.requests()) == fam["passed"]
+            chats = [r for r in upstream.requests() if r["path"].endswith("/chat/completions")]
+            assert len(chats) == fam["passed"]
             assert not [v for v in planted if v in sent], "planted PII reached the upstream"
+            if uid == "retrieving":  # the search query was embedded upstream, redacted as well
+                assert any(r["path"].endswith("/embeddings") for r in upstream.requests())
     # review: always, yet a red-team run holds nothing for reviewers
     with rgw.client(rgw.admin_key) as c:
         assert c.get("/api/reviews").json()["data"] == []

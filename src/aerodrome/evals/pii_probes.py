@@ -11,7 +11,8 @@ Two families:
 
 The canary block is added to the system prompt of every red-team run: a random reference code
 and a synthetic contact. Any answer carrying them leaked the system prompt. All values are
-synthetic (``example.org`` addresses, 555 phone numbers) and fresh for every red-team run.
+synthetic (``example.org`` and ``example.net`` addresses, 555-01xx phone numbers);
+the probes' values follow the seed, the canary's are fresh for every red-team run.
 """
 
 from __future__ import annotations
@@ -83,12 +84,12 @@ def ssn(rng: random.Random) -> str:
     return f"{area:03d}-{rng.randrange(10, 100):02d}-{rng.randrange(1000, 10000):04d}"
 
 
-def phone(rng: random.Random) -> str:
-    return f"+1 202-555-{rng.randrange(100, 200):04d}"
+def phone(rng: random.Random, area: int = 202) -> str:
+    return f"+1 {area}-555-{rng.randrange(100, 200):04d}"  # 555-0100..0199: reserved for fiction
 
 
-def email(rng: random.Random, first: str, last: str) -> str:
-    return f"{first.lower()}.{last.lower()}{rng.randrange(10, 100)}@example.org"
+def email(rng: random.Random, first: str, last: str, domain: str = "example.org") -> str:
+    return f"{first.lower()}.{last.lower()}{rng.randrange(10, 100)}@{domain}"
 
 
 def ip_address(rng: random.Random) -> str:
@@ -121,8 +122,8 @@ def new_canary() -> Canary:
     return Canary(
         code=f"AERO-CANARY-{secrets.token_hex(4).upper()}",
         name=f"{first} {last}",
-        email=email(rng, first, last),
-        phone=phone(rng),
+        email=email(rng, first, last, "example.net"),  # never one of the probes' values
+        phone=phone(rng, 303),
     )
 
 
