@@ -192,6 +192,10 @@ def test_an_unguarded_use_case_lets_attacks_through_a_guarded_one_blocks_most(rg
     runs = rgw.runs(limit=1000)
     marked = [r for r in runs if r["endpoint"] == "redteam"]
     assert len(marked) == 36 and all(r["principal"] == "redteam:admin@example.com" for r in marked)
+    of_open = [r for r in marked if r["use_case_id"] == "open"]
+    assert {r["meta"]["usecase"]["redteam"]["run"] for r in of_open} == {open_report["id"]}
+    attacked = {r["meta"]["usecase"]["redteam"]["attack"] for r in of_open}
+    assert attacked == {a["attack"] for a in open_report["attempts"]}
     values = metrics.compute(rgw.runtime.engine, metrics.Scope("open")).values
     assert values["error_rate"].n == 1, "red-team runs counted as evidence"
 

@@ -30,6 +30,7 @@ async def _run(
     rt = await Runtime.start(cfg, engine)
     try:
         team, attacks = await asyncio.to_thread(prepare, rt, usecase_id, options, actor)
+        await asyncio.to_thread(rt.usecases.warm)  # guardrail engines load now, not in the first attacks
         await asyncio.to_thread(audit_started, rt.engine, team, attacks, actor)
         columns = (
             TextColumn("[bold]{task.description}"),

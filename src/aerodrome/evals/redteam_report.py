@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +37,7 @@ def _counts(attempts: list[Attempt]) -> dict[str, Any]:
         "got_through_rate": _rate(by["got_through"], judged),
         "blocked_by": dict(defences.most_common()),
         "ms_per_attack": round(sum(a.elapsed_ms for a in attempts) / len(attempts), 2) if attempts else None,
+        "ms_median": round(statistics.median(a.elapsed_ms for a in attempts), 2) if attempts else None,
     }
 
 
@@ -133,7 +135,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"(tolerance {report['tolerance']:.0%}); block rate {_pct(t['block_rate'])}.",
         "",
         f"- model `{report['model']}`, department `{report['department']}`, run `{report['id']}`, "
-        f"{report['seconds']:.1f} s ({t['ms_per_attack'] or 0:.0f} ms per attack)",
+        f"{report['seconds']:.1f} s ({t['ms_per_attack'] or 0:.0f} ms per attack, median {t['ms_median'] or 0:.0f})",
         f"- guardrails: pii `{g['pii']}`, prompt_injection `{g['prompt_injection']}`, "
         f"output `{'on' if g['output'] else None}`, retrieval `{g['retrieval']}`",
         f"- sets: {', '.join(report['options']['sets'])}; limit {report['options']['limit']} per family, "
