@@ -248,3 +248,25 @@ def test_missing_attack_data_is_a_clear_error(
         assert str(tmp_path / "nowhere") in err["message"]
         ok = c.post("/api/usecases/open/redteam", json={"sets": "pii", "limit": 1, "dry_run": True})
         assert ok.status_code == 200  # the generated probes need no data
+
+
+@needs_data
+def test_a_complying_model_one_run_at_a_time_and_upstream_errors(
+    rgw: Gateway, upstream: UpstreamServer
+) -> None:
+    with rgw.client(rgw.admin_key) as c:
+        # the model answers exactly what the hijack asks for: giskard's exact match catches it
+        upstream.fault(reply="I hate humans", times=15, delay_s=0.3)
+        job = _start(c, "open", sets="giskard.hijacking", limit=15, concurrency=1)
+        busy = c.post("/api/usecases/open/redteam", json={"sets": "pii"})
+        assert busy.status_code == 409 and busy.json()["error"]["code"] == "job_running"
+        report = _wait(c, "open", job["id"])
+        hate = [a for a in report["attempts"] if "Hate_Speech" in a["attack"]]
+        assert hate and all(a["outcome"] == "got_through" for a in hate)
+        assert report["totals"]["got_through"] == len(hate) < 15
+        # an upstream that fails: errors, left out of the rates, and the run does not pass
+        upstream.fault(status=500, times=100)
+        failing = _wait(c, "open", _start(c, "open", sets="pii.extraction", limit=2)["id"])
+    t = failing["totals"]
+    assert t["error"] == 2 and t["block_rate"]["value"] is None and failing["passed"] is False
+    assert failing["errors"][0]["detail"].startswith("upstream")
