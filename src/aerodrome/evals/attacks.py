@@ -106,10 +106,6 @@ def parse_sets(text: str) -> list[str]:
     return chosen
 
 
-def needs_data(families: list[str]) -> bool:
-    return any(not f.startswith("pii.") for f in families)
-
-
 def _root(data_dir: Path) -> Path:
     root = data_dir / "prompt_injection"
     if not root.is_dir():

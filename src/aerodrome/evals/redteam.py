@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ import orjson
 
 from aerodrome.errors import AerodromeError, BadRequest, UnprocessableInput
 from aerodrome.evals import judging
-from aerodrome.evals.attacks import DEFAULT_LIMIT, DEFAULT_SEED, Attack, load_attacks, needs_data
+from aerodrome.evals.attacks import DEFAULT_LIMIT, DEFAULT_SEED, Attack, load_attacks
 from aerodrome.evals.pii_probes import Canary, new_canary, pii_probes
 from aerodrome.gateway.pipeline import Gateway
 from aerodrome.gateway.run_context import RunContext, new_run_id
@@ -106,7 +107,8 @@ def _filler(spec: UseCaseSpec, main: str, prompt: str) -> dict[str, Any]:
         if ispec.type == "enum" and ispec.values:
             inputs[name] = ispec.values[0]
         elif ispec.type in ("integer", "number"):
-            inputs[name] = ispec.minimum if ispec.minimum is not None else 0
+            low = ispec.minimum if ispec.minimum is not None else 0
+            inputs[name] = math.ceil(low) if ispec.type == "integer" else low
         elif ispec.type == "boolean":
             inputs[name] = False
         elif ispec.type == "array":
@@ -276,10 +278,6 @@ async def run_attacks(
         return attempt
 
     return list(await asyncio.gather(*(one(a) for a in attacks)))
-
-
-def data_needed(options: RedTeamOptions) -> bool:
-    return needs_data(options.families)
 
 
 __all__ = [
