@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 
 from aerodrome.cli import app
 from aerodrome.storage.engine import make_engine
-from aerodrome.storage.tables import audit_events, runs
+from aerodrome.storage.tables import audit_events, jobs, runs
 from tests.evals.test_redteam import needs_data
 from tests.harness import base_config
 
@@ -83,10 +84,26 @@ def test_cli_reports_what_got_through_and_exits_by_tolerance(config: Path, tmp_p
     assert report["passed"] is True and report["totals"]["got_through"] == 0
     assert report["families"]["pii.input"]["attempted"] == 4
 
+    # a server's job running on the same database is not the command's to fail as interrupted
+    engine = make_engine(f"sqlite:///{tmp_path}/cli.db")
+    with engine.begin() as conn:
+        conn.execute(
+            jobs.insert().values(
+                id="job-of-a-server",
+                kind="ingest",
+                target="hr",
+                status="running",
+                done=0,
+                message="",
+                created_by="server",
+                created_at=datetime.now(UTC),
+            )
+        )
     tolerant = cli("open", "--sets", "pii.input", "--limit", "2", "--tolerance", "1", "--config", str(config))
     assert tolerant.exit_code == 0, tolerant.output
+    with engine.connect() as conn:
+        assert conn.execute(select(jobs.c.status).where(jobs.c.id == "job-of-a-server")).scalar() == "running"
 
-    engine = make_engine(f"sqlite:///{tmp_path}/cli.db")
     with engine.connect() as conn:
         endpoints = {r.endpoint for r in conn.execute(select(runs.c.endpoint))}
         actions = [r.action for r in conn.execute(select(audit_events.c.action))]
