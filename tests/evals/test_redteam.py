@@ -124,6 +124,8 @@ def test_pii_probes_never_reach_the_upstream_under_pseudonymise_or_redact(
             chats = [r for r in upstream.requests() if r["path"].endswith("/chat/completions")]
             assert len(chats) == fam["passed"]
             assert not [v for v in planted if v in sent], "planted PII reached the upstream"
+            if uid == "redacting":  # review: always would hold each answer; the report says so
+                assert all(a["held_for_review"] for a in report["attempts"] if a["outcome"] == "passed")
             if uid == "retrieving":  # the search query was embedded upstream, redacted as well
                 assert any(r["path"].endswith("/embeddings") for r in upstream.requests())
     # review: always, yet a red-team run holds nothing for reviewers
