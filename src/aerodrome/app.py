@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
         docs_url=None,  # Swagger UI would load scripts from a CDN; the console (issue 7) serves docs offline
         redoc_url=None,
     )
+    app.state.settings = settings  # process settings handlers may need (e.g. the red-team data folder)
 
     @app.exception_handler(AerodromeError)
     async def _aerodrome_error(_: Request, exc: AerodromeError) -> Response:
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
         guardrails,
         identity,
         knowledge,
+        redteam,
         reviews,
         run_outcome,
         runs,
@@ -190,6 +192,7 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
     app.include_router(usecases.router)
     app.include_router(evidence.router)
     app.include_router(evals.router)
+    app.include_router(redteam.router)
     app.include_router(monitoring_routes.router)
     app.add_middleware(BodyLimit, limit=config.server.max_body_bytes)
     app.add_middleware(SecurityHeaders)

@@ -116,14 +116,17 @@ class Runtime:
     # ------------------------------------------------------------- lifecycle
 
     @classmethod
-    async def start(cls, config: PlatformConfig, engine: Engine) -> Runtime:
+    async def start(cls, config: PlatformConfig, engine: Engine, *, recover_jobs: bool = True) -> Runtime:
+        """``recover_jobs=False`` for a command working beside running servers (e.g. ``aerodrome
+        redteam``): their running jobs are theirs, not interrupted ones to fail."""
         from aerodrome.knowledge.collections import apply_config as apply_collections
 
         await asyncio.to_thread(apply_config, engine, config)
         await asyncio.to_thread(apply_collections, engine, config)
         rt = cls(config, engine)
-        await asyncio.to_thread(rt.jobs.fail_interrupted)
-        await asyncio.to_thread(_fail_interrupted_evals, engine)
+        if recover_jobs:
+            await asyncio.to_thread(rt.jobs.fail_interrupted)
+            await asyncio.to_thread(_fail_interrupted_evals, engine)
         rt._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
                 limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30

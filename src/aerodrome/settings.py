@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     workers: int = 1
     log_level: str = "info"
     log_json: bool = True
+    data_dir: Path | None = Field(
+        default=None,
+        description="public attack and benchmark data (red-team suites); default: ../shared/data beside the project",
+    )
 
 
 def read_secret_env(name: str) -> str | None:

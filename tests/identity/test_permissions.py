@@ -75,6 +75,13 @@ def _request_for(action: str, role: str) -> tuple[str, str, dict[str, Any] | Non
             "/api/proposals",
             {"title": f"walk {role}", "problem": "p", "value": 3, "complexity": 3},
         ),
+        # a dry run plans the attacks and starts nothing (a real run would hold the use case's job slot)
+        "redteam.run": (
+            "POST",
+            "/api/usecases/walk-live/redteam",
+            {"sets": "pii", "limit": 1, "dry_run": True},
+        ),
+        "redteam.read": ("GET", "/api/usecases/walk-live/redteam", None),
     }[action]
 
 
@@ -104,6 +111,8 @@ def test_every_action_has_an_endpoint_in_the_walk() -> None:
         "proposals.write",
         "evals.read",
         "evals.run",
+        "redteam.run",
+        "redteam.read",
     }, "a new action needs an endpoint in _request_for"
     for role, action in perm.PERMISSIONS:
         assert role in ROLES and action in perm.ACTIONS

@@ -139,6 +139,10 @@ async def job(
     found = await run_in_threadpool(get_job, rt.engine, job_id)
     if found["kind"] == "ingest":
         await _get_visible(found["target"], p, rt)
+    elif found["kind"] == "redteam":  # its result is a red-team report
+        from aerodrome.api.redteam import check_read
+
+        check_read(found["target"], p, rt)
     return found
 
 

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from aerodrome.cli import audit, db, demo, evals, evidence, keys, knowledge, models, serve, usecases
+from aerodrome.cli import (
+    audit,
+    db,
+    demo,
+    evals,
+    evidence,
+    keys,
+    knowledge,
+    models,
+    redteam,
+    serve,
+    usecases,
+)
 
 app = typer.Typer(
     name="aerodrome",
@@ -27,6 +39,7 @@ app.command("ingest")(knowledge.ingest)
 app.command("quality")(knowledge.quality)
 app.command("search")(knowledge.search)
 app.command("report")(evidence.report)
+app.command("redteam")(redteam.redteam)
 usecases.app.command("advance")(evidence.advance)
 
 

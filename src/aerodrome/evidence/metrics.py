@@ -219,7 +219,7 @@ def _feedback_flags(
         _feedback_flagged_expr(dialect) > 0,
         _in_window(runs.c.created_at, start, end),
         runs.c.use_case_id == scope.usecase_id,
-        runs.c.endpoint != rollups.EVAL_ENDPOINT,
+        runs.c.endpoint == rollups.EVIDENCE_ENDPOINT,
     ]
     if start is not None:  # feedback comes after its run: none before the window is needed
         conds.append(feedback.c.created_at >= start)

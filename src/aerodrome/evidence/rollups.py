@@ -152,9 +152,14 @@ def user_key_expr() -> ColumnElement[Any]:
     return func.coalesce(runs.c.user_id, runs.c.principal)
 
 
+EVIDENCE_ENDPOINT = "usecase"  # callers' use-case runs; red-team and evaluation runs use their own endpoint
+
+
 def _time_filter(start: datetime | None, end: datetime | None) -> list[ColumnElement[bool]]:
-    # Evaluation runs (endpoint "eval") measure a suite, not use: they stay out of the evidence.
-    conds: list[ColumnElement[bool]] = [runs.c.use_case_id.is_not(None), runs.c.endpoint != EVAL_ENDPOINT]
+    conds: list[ColumnElement[bool]] = [
+        runs.c.use_case_id.is_not(None),
+        runs.c.endpoint == EVIDENCE_ENDPOINT,
+    ]
     if start is not None:
         conds.append(runs.c.created_at >= start)
     if end is not None:

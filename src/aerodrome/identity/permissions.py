@@ -40,6 +40,8 @@ ACTIONS: tuple[str, ...] = (
     "proposals.write",
     "evals.read",
     "evals.run",
+    "redteam.run",
+    "redteam.read",
 )
 
 PERMISSIONS: dict[tuple[str, str], Scope] = {
@@ -66,6 +68,8 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("department_admin", "proposals.write"): "department",
     ("department_admin", "evals.read"): "department",
     ("department_admin", "evals.run"): "department",
+    ("department_admin", "redteam.run"): "department",
+    ("department_admin", "redteam.read"): "department",
     # builders make use cases for their department
     ("builder", "departments.read"): "department",
     ("builder", "keys.read"): "own",
@@ -82,6 +86,8 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("builder", "proposals.write"): "department",
     ("builder", "evals.read"): "department",
     ("builder", "evals.run"): "department",
+    ("builder", "redteam.run"): "department",
+    ("builder", "redteam.read"): "department",
     # reviewers and approvers see their department's work
     ("reviewer", "catalog.read"): "all",
     ("reviewer", "runs.read"): "department",
@@ -101,6 +107,7 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("approver", "usecases.decide"): "all",
     ("approver", "proposals.read"): "all",
     ("approver", "evals.read"): "all",
+    ("approver", "redteam.read"): "all",
     # auditors read everything, change nothing
     ("auditor", "departments.read"): "all",
     ("auditor", "users.read"): "all",
@@ -115,6 +122,7 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("auditor", "feedback.read"): "all",
     ("auditor", "proposals.read"): "all",
     ("auditor", "evals.read"): "all",
+    ("auditor", "redteam.read"): "all",
     # employees: the catalog they may use, their own keys and runs
     ("user", "catalog.read"): "all",
     ("user", "keys.read"): "own",

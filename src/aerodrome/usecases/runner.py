@@ -145,12 +145,15 @@ class UseCaseRunner:
         inputs: Any,
         *,
         declared_class: str | None = None,
+        live: LiveUseCase | None = None,
         hold: bool = True,
         version: LiveUseCase | None = None,
     ) -> Outcome:
-        """Run the use case (its current version, or ``version``); ``hold=False`` (evaluations)
-        releases what review would hold, noting why in ``review_reasons``."""
-        live = version if version is not None else self.registry.get(usecase_id)
+        """One run of the use case: its current version, or the compiled ``live`` / ``version``
+        (red-team runs plant a canary in a copy; evaluations pin a spec version). ``hold=False``
+        (evaluation and red-team runs) releases what review would hold, noting why in
+        ``review_reasons``: they must not fill the reviewers' queue."""
+        live = live or version or self.registry.get(usecase_id)
         spec = live.spec
         ctx.usecase_id, ctx.spec_version = live.id, live.version
         ctx.model = spec.model
@@ -224,11 +227,12 @@ class UseCaseRunner:
         retrieval = live.spec.retrieval
         if retrieval is None:
             return prepared, []
+        # the search sees the inputs as the model will (redacted): an embeddings model may be a vendor's
         if live.query is not None:
-            query = live.query.render(self._variables(live, values, []))
+            query = live.query.render(self._variables(live, prepared, []))
         else:
             main = live.spec.main_input()
-            query = str(values.get(main) or "") if main else ""
+            query = str(prepared.get(main) or "") if main else ""
         if not query.strip():
             return prepared, []
         passages = self._knowledge().retrieve(

@@ -1,0 +1,1 @@
+"""Evaluations: eval suites, red-team runs, the model-upgrade gate."""
