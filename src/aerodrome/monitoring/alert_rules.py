@@ -65,7 +65,9 @@ class AlertRule(BaseModel):
     min_samples: int = Field(
         default=20, ge=0, description="fewer runs (or rated runs, for rates of ratings) than this: no verdict"
     )
-    severity: Severity = Field(default="warning", description="info, warning or critical (shown in the message)")
+    severity: Severity = Field(
+        default="warning", description="info, warning or critical (shown in the message)"
+    )
     name: str | None = Field(
         default=None, max_length=100, description="stable name of the rule (default: metric, side, threshold)"
     )

@@ -195,8 +195,10 @@ class DriftSpec(_Spec):
     min_rate_change: float = Field(
         default=0.02, ge=0, le=1, description="rates: smaller changes are not drift, however significant"
     )
-    min_length_change: float = Field(
-        default=0.2, ge=0, description="lengths: smaller relative changes of the mean are not drift"
+    min_relative_change: float = Field(
+        default=0.2,
+        ge=0,
+        description="lengths and p95 latency: smaller relative changes are not drift, however significant",
     )
     severity: Literal["info", "warning", "critical"] = Field(default="warning")
 
