@@ -163,6 +163,7 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
         return _error_response(AerodromeError("internal error; the platform team can find it in the logs"))
 
     from aerodrome.api import (
+        alerts,
         catalog,
         evidence,
         feedback,
@@ -189,6 +190,7 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
     app.include_router(usecases.router)
     app.include_router(evidence.router)
     app.include_router(monitoring_routes.router)
+    app.include_router(alerts.router)
     app.add_middleware(BodyLimit, limit=config.server.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     return app

@@ -314,7 +314,9 @@ class WebhookConfig(_Model):
 
 
 class DeliveryConfig(_Model):
-    max_attempts: int = Field(default=6, ge=1, le=50, description="attempts before a delivery is marked failed")
+    max_attempts: int = Field(
+        default=6, ge=1, le=50, description="attempts before a delivery is marked failed"
+    )
     backoff_initial_s: float = Field(default=2.0, gt=0, description="wait before the second attempt")
     backoff_max_s: float = Field(default=300.0, gt=0, description="longest wait between attempts")
 
@@ -322,7 +324,9 @@ class DeliveryConfig(_Model):
 class BudgetBurnConfig(_Model):
     """Built-in alerts on every department and key budget."""
 
-    enabled: bool = Field(default=True, description="alert on budget burn (departments and keys with a budget)")
+    enabled: bool = Field(
+        default=True, description="alert on budget burn (departments and keys with a budget)"
+    )
     projected_above: float = Field(
         default=1.0, gt=0, description="spend projected to the period's end, as a share of the budget"
     )
@@ -337,10 +341,13 @@ class AlertsConfig(_Model):
 
     webhooks: list[WebhookConfig] = Field(default=[], description="where alert messages are posted")
     rules: list[AlertRule] = Field(
-        default=[], description="platform-wide rules: checked on every use case (budget metrics: every budget)"
+        default=[],
+        description="platform-wide rules: checked on every use case (budget metrics: every budget)",
     )
     budget_burn: BudgetBurnConfig = Field(default=BudgetBurnConfig(), description="budget-burn alerts")
-    evaluate_every_s: float = Field(default=60.0, ge=1, description="seconds between evaluations (each replica)")
+    evaluate_every_s: float = Field(
+        default=60.0, ge=1, description="seconds between evaluations (each replica)"
+    )
     renotify_after_s: float = Field(
         default=4 * 3600.0, ge=0, description="an alert still open is posted again after this long; 0: never"
     )

@@ -38,6 +38,8 @@ ACTIONS: tuple[str, ...] = (
     "usecases.decide",
     "proposals.read",
     "proposals.write",
+    "alerts.read",
+    "alerts.acknowledge",
 )
 
 PERMISSIONS: dict[tuple[str, str], Scope] = {
@@ -62,6 +64,8 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("department_admin", "usecases.advance"): "department",
     ("department_admin", "proposals.read"): "department",
     ("department_admin", "proposals.write"): "department",
+    ("department_admin", "alerts.read"): "department",
+    ("department_admin", "alerts.acknowledge"): "department",
     # builders make use cases for their department
     ("builder", "departments.read"): "department",
     ("builder", "keys.read"): "own",
@@ -76,6 +80,8 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("builder", "usecases.advance"): "department",
     ("builder", "proposals.read"): "department",
     ("builder", "proposals.write"): "department",
+    ("builder", "alerts.read"): "department",
+    ("builder", "alerts.acknowledge"): "department",
     # reviewers and approvers see their department's work
     ("reviewer", "catalog.read"): "all",
     ("reviewer", "runs.read"): "department",
@@ -93,6 +99,7 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("approver", "feedback.read"): "department",
     ("approver", "usecases.decide"): "all",
     ("approver", "proposals.read"): "all",
+    ("approver", "alerts.read"): "all",
     # auditors read everything, change nothing
     ("auditor", "departments.read"): "all",
     ("auditor", "users.read"): "all",
@@ -106,6 +113,7 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("auditor", "reviews.read"): "all",
     ("auditor", "feedback.read"): "all",
     ("auditor", "proposals.read"): "all",
+    ("auditor", "alerts.read"): "all",
     # employees: the catalog they may use, their own keys and runs
     ("user", "catalog.read"): "all",
     ("user", "keys.read"): "own",

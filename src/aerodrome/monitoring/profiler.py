@@ -21,15 +21,19 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from sqlalchemy import Engine
 
 from aerodrome.errors import AerodromeError
+from aerodrome.evidence.rollups import ANSWERED
 from aerodrome.monitoring import profiles
 from aerodrome.monitoring.profiles import Key, Profile
 from aerodrome.monitoring.refusals import is_refusal
+
+if TYPE_CHECKING:
+    from aerodrome.gateway.run_context import RunContext
 
 log = logging.getLogger("aerodrome.monitoring")
 _STOP = object()
@@ -61,7 +65,9 @@ class Profiler:
         embedder: Callable[[], Embedder] | None,
         flush_interval_s: float = 10.0,
         max_backlog: int = 10_000,
+        embed_policies: Sequence[str] = ("metadata", "full"),
     ) -> None:
+        self._embed_policies = frozenset(embed_policies)
         self._engine = engine
         self._embedder_factory = embedder
         self._embedder: Embedder | None = None
@@ -79,6 +85,25 @@ class Profiler:
         self.skipped_embeddings = 0
         self._thread = threading.Thread(target=self._loop, name="aerodrome-profiler", daemon=True)
         self._thread.start()
+
+    def observe_run(self, ctx: RunContext, status: str, output_text: str | None) -> None:
+        """A finished use-case run (called by the gateway; only builds a small record and queues it)."""
+        inputs = ctx.usecase_inputs
+        text = None
+        if inputs is not None:
+            text = "\n".join(v for v in inputs.values() if isinstance(v, str)) or None
+        principal = ctx.principal
+        self.observe(
+            Observation(
+                usecase_id=ctx.usecase_id or "",
+                department_id=principal.department_id if principal else "",
+                created_at=ctx.created_at,
+                input_text=text,
+                output_text=output_text if status in ANSWERED else None,
+                answered=status in ANSWERED,
+                embed=ctx.logging_policy in self._embed_policies,
+            )
+        )
 
     def observe(self, obs: Observation) -> None:
         """Non-blocking: the run's features are computed by the worker thread."""

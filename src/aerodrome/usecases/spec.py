@@ -190,7 +190,9 @@ class DriftSpec(_Spec):
         description="chance that one window of unshifted traffic raises a drift alert (split over the features)",
     )
     features: list[DriftFeature] = Field(
-        default=list(DRIFT_FEATURES), min_length=1, description="what is compared with the baseline"
+        default=list(DRIFT_FEATURES),  # type: ignore[arg-type]
+        min_length=1,
+        description="what is compared with the baseline",
     )
     min_rate_change: float = Field(
         default=0.02, ge=0, le=1, description="rates: smaller changes are not drift, however significant"

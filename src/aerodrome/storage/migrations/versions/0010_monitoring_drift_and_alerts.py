@@ -28,7 +28,7 @@ def upgrade() -> None:
         sa.Column("scope_kind", sa.String(length=16), nullable=False),
         sa.Column("scope_id", sa.String(length=128), nullable=False),
         sa.Column("usecase_id", sa.String(length=128), nullable=True),
-        sa.Column("department_id", sa.String(length=63), nullable=True),
+        sa.Column("departments", sa.String(length=1000), nullable=False),
         sa.Column("severity", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("value", sa.Float(), nullable=True),
