@@ -119,7 +119,7 @@ class Runtime:
         self._init_usecases()
         self._refresher: asyncio.Task[None] | None = None
         self._alerter: asyncio.Task[None] | None = None
-        self._evaluated = 0.0
+        self._evaluated = time.monotonic()  # the first evaluation comes one interval after start
         self._warmers: list[asyncio.Task[None]] = []
         self.ready = False
 

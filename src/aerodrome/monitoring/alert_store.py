@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
@@ -62,6 +62,7 @@ def _queue(
     url: str | None,
 ) -> None:
     body = payload(alert, event, url)
+    now = min(now, datetime.now(UTC))  # evaluated "as of" a later time (tests, replays): send now
     rows = [
         {
             "id": new_id(),
