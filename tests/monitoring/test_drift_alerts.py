@@ -60,7 +60,7 @@ def _seed(gw: Gateway, texts: list[str], start: datetime, span: timedelta, *, st
         at = start + step * i
         rt.writer.submit(run_record("helpdesk", at, status=status))
         rt.profiler.observe(
-            Observation("helpdesk", "hr", at, text, f"Answer: {text}", status == "ok", embed=True)
+            Observation("helpdesk", "hr", at, text, f"Answer the question: {text}", status == "ok", embed=True)
         )
     gw.flush()
     assert rt.profiler.wait_idle(120)
@@ -109,7 +109,7 @@ def test_generated_drift_raises_an_alert_the_webhook_receives(
         _live(gw, user, questions("hr", 40, seed=2))
         with gw.client(gw.admin_key) as c:
             report = c.get("/api/usecases/helpdesk/drift").json()
-        assert report["status"] == "stable", report
+        assert report["status"] == "stable", [(f["feature"], f["status"], f["baseline"], f["window"], f["note"]) for f in report["features"]]
         assert report["baseline"]["source"] == "recorded" and report["baseline"]["runs"] == 96
         assert gw.runtime.evaluate_alerts().fired == []
         # the inputs shift to IT questions: drift
