@@ -60,7 +60,9 @@ def _seed(gw: Gateway, texts: list[str], start: datetime, span: timedelta, *, st
         at = start + step * i
         rt.writer.submit(run_record("helpdesk", at, status=status))
         rt.profiler.observe(
-            Observation("helpdesk", "hr", at, text, f"Answer the question: {text}", status == "ok", embed=True)
+            Observation(
+                "helpdesk", "hr", at, text, f"Answer the question: {text}", status == "ok", embed=True
+            )
         )
     gw.flush()
     assert rt.profiler.wait_idle(120)
@@ -101,7 +103,10 @@ def test_generated_drift_raises_an_alert_the_webhook_receives(
         with gw.client(gw.admin_key) as c:
             r = c.put(
                 "/api/usecases/helpdesk/drift/baseline",
-                json={"start": (now - timedelta(hours=31)).isoformat(), "end": (now - timedelta(hours=17)).isoformat()},
+                json={
+                    "start": (now - timedelta(hours=31)).isoformat(),
+                    "end": (now - timedelta(hours=17)).isoformat(),
+                },
             )
             assert r.status_code == 200, r.text
         user = gw.make_key("hr", "user", name="employee")
@@ -109,7 +114,9 @@ def test_generated_drift_raises_an_alert_the_webhook_receives(
         _live(gw, user, questions("hr", 40, seed=2))
         with gw.client(gw.admin_key) as c:
             report = c.get("/api/usecases/helpdesk/drift").json()
-        assert report["status"] == "stable", [(f["feature"], f["status"], f["baseline"], f["window"], f["note"]) for f in report["features"]]
+        assert report["status"] == "stable", [
+            (f["feature"], f["status"], f["baseline"], f["window"], f["note"]) for f in report["features"]
+        ]
         assert report["baseline"]["source"] == "recorded" and report["baseline"]["runs"] == 96
         assert gw.runtime.evaluate_alerts().fired == []
         # the inputs shift to IT questions: drift
@@ -149,7 +156,9 @@ def test_generated_drift_raises_an_alert_the_webhook_receives(
 def _error_rule_spec() -> dict[str, Any]:
     return {
         **SPEC,
-        "alerts": [{"metric": "error_rate", "above": 0.2, "window": "1h", "min_samples": 10, "severity": "critical"}],
+        "alerts": [
+            {"metric": "error_rate", "above": 0.2, "window": "1h", "min_samples": 10, "severity": "critical"}
+        ],
         "monitoring": {"drift": {"enabled": False}},
     }
 
@@ -229,7 +238,9 @@ def test_reminders_while_open_and_none_once_acknowledged(
         assert gw.runtime.evaluate_alerts(now=now + timedelta(minutes=30)).reminded == []
 
 
-def test_department_scoping_of_alerts(upstream: UpstreamServer, receiver: WebhookReceiver, tmp_path: Path) -> None:
+def test_department_scoping_of_alerts(
+    upstream: UpstreamServer, receiver: WebhookReceiver, tmp_path: Path
+) -> None:
     cfg = _config(upstream, f"sqlite:///{tmp_path}/s.db", receiver.url)
     cfg["monitoring"]["embed_inputs"] = []
     with run_gateway(cfg, tmp_path) as gw:
@@ -251,7 +262,9 @@ def test_department_scoping_of_alerts(upstream: UpstreamServer, receiver: Webhoo
             assert c.post("/api/alerts/nope/acknowledge").status_code == 404
 
 
-def test_budget_burn_alerts(upstream: UpstreamServer, receiver: WebhookReceiver, db_url: str, tmp_path: Path) -> None:
+def test_budget_burn_alerts(
+    upstream: UpstreamServer, receiver: WebhookReceiver, db_url: str, tmp_path: Path
+) -> None:
     cfg = _config(upstream, db_url, receiver.url)
     cfg["monitoring"]["embed_inputs"] = []
     cfg["departments"][2]["budget"] = {"usd": 1.0, "period": "day"}  # finance
@@ -260,16 +273,22 @@ def test_budget_burn_alerts(upstream: UpstreamServer, receiver: WebhookReceiver,
         at_six_pm = midnight + timedelta(hours=18)  # three quarters of the day gone
         rt = gw.runtime
         for _ in range(4):  # $0.60 by 6 am: 60% spent, on course for 80%: nothing
-            rt.writer.submit(run_record("helpdesk", midnight + timedelta(hours=6), department="finance", cost=0.15))
+            rt.writer.submit(
+                run_record("helpdesk", midnight + timedelta(hours=6), department="finance", cost=0.15)
+            )
         gw.flush()
         assert rt.evaluate_alerts(now=at_six_pm).fired == []
-        rt.writer.submit(run_record("helpdesk", midnight + timedelta(hours=7), department="finance", cost=0.2))
+        rt.writer.submit(
+            run_record("helpdesk", midnight + timedelta(hours=7), department="finance", cost=0.2)
+        )
         gw.flush()  # $0.80: projected to $1.07 by midnight
         assert len(rt.evaluate_alerts(now=at_six_pm).fired) == 1
         [projected] = _alerts(gw, status="open")
         assert projected["rule"] == "budget-projected" and projected["scope_id"] == "finance"
         assert projected["departments"] == ["finance"] and projected["value"] == pytest.approx(0.8 / 0.75)
-        rt.writer.submit(run_record("helpdesk", midnight + timedelta(hours=8), department="finance", cost=0.15))
+        rt.writer.submit(
+            run_record("helpdesk", midnight + timedelta(hours=8), department="finance", cost=0.15)
+        )
         gw.flush()  # $0.95: past 90% of the budget
         assert len(rt.evaluate_alerts(now=at_six_pm).fired) == 1
         assert {a["rule"] for a in _alerts(gw, status="open")} == {"budget-projected", "budget-spent"}
@@ -285,7 +304,10 @@ def test_bad_platform_rules_stop_the_config_with_a_clear_error(tmp_path: Path) -
 
     hooks = [{"name": "oncall", "url": "http://127.0.0.1:9/x"}]
     for alerts, message in [
-        ({"rules": [{"metric": "error_rate", "above": 0.1, "webhooks": ["pager"]}]}, "unknown webhook 'pager'"),
+        (
+            {"rules": [{"metric": "error_rate", "above": 0.1, "webhooks": ["pager"]}]},
+            "unknown webhook 'pager'",
+        ),
         ({"rules": [{"metric": "p99", "above": 1}]}, "unknown alert metric 'p99'"),
         ({"webhooks": [{"name": "x"}]}, "give exactly one of url or url_ref"),
         ({"webhooks": [{"name": "x", "url": "slack.example.com/hook"}]}, "must start with http"),

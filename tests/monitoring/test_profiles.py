@@ -47,7 +47,9 @@ def test_profiles_keep_aggregates_only_and_no_embeddings_where_logging_is_off(
     hr, fin = rows["hr"], rows["finance"]
     assert hr.runs == fin.runs == 3 and hr.input_n == fin.input_n == 3
     assert hr.refusals == 1 and fin.refusals == 0  # the first answer was a refusal
-    assert hr.embedded == 3 and len(hr.embedding_sum) == 384 and hr.embedding_model == "local:all-MiniLM-L6-v2"
+    assert (
+        hr.embedded == 3 and len(hr.embedding_sum) == 384 and hr.embedding_model == "local:all-MiniLM-L6-v2"
+    )
     assert fin.embedded == 0 and fin.embedding_sum is None  # content logging off: lengths only
     for row in rows.values():
         assert "Jane" not in repr(tuple(row))
@@ -56,7 +58,9 @@ def test_profiles_keep_aggregates_only_and_no_embeddings_where_logging_is_off(
 def _profile(vectors: np.ndarray, lengths: list[int]) -> Profile:
     p = Profile()
     for v, n in zip(vectors, lengths, strict=True):
-        p.observe(input_text="x" * n, output_text="y" * n, answered=True, refused=False, embedding=v, model="m")
+        p.observe(
+            input_text="x" * n, output_text="y" * n, answered=True, refused=False, embedding=v, model="m"
+        )
     return p
 
 
@@ -90,10 +94,16 @@ def test_length_and_rate_tests() -> None:
     assert drift.length_test("input_length", hours, same, 0.01, 100, 0.2).status == "insufficient"
     up = drift.rate_test("error_rate", 10, 1000, 30, 200, worse="up", alpha=0.01, min_n=100, min_change=0.02)
     assert up.status == "drifted" and up.window == 0.15
-    down = drift.rate_test("error_rate", 100, 1000, 5, 200, worse="up", alpha=0.01, min_n=100, min_change=0.02)
+    down = drift.rate_test(
+        "error_rate", 100, 1000, 5, 200, worse="up", alpha=0.01, min_n=100, min_change=0.02
+    )
     assert down.status == "stable"  # fewer errors is no drift to alert on
-    tiny = drift.rate_test("error_rate", 1000, 100000, 1110, 100000, worse="up", alpha=0.01, min_n=100, min_change=0.02)
-    assert tiny.p_value is not None and tiny.p_value < 0.01 and tiny.status == "stable"  # significant, too small
+    tiny = drift.rate_test(
+        "error_rate", 1000, 100000, 1110, 100000, worse="up", alpha=0.01, min_n=100, min_change=0.02
+    )
+    assert (
+        tiny.p_value is not None and tiny.p_value < 0.01 and tiny.status == "stable"
+    )  # significant, too small
 
 
 def test_refusals() -> None:
