@@ -333,3 +333,24 @@ def test_bad_alert_rules_get_clear_errors(gateway: Gateway) -> None:
             assert message in r.text, (rule, r.text)
             r = c.post("/api/usecases/validate", json={"spec": {**SPEC, "alerts": [rule]}})
             assert r.json()["valid"] is False and message in r.json()["problems"][0]["message"]
+
+
+def test_replicas_evaluating_at_once_open_one_alert(
+    upstream: UpstreamServer, receiver: WebhookReceiver, db_url: str, tmp_path: Path
+) -> None:
+    """Several evaluators on one database (as several replicas would be): one alert, one message."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = _config(upstream, db_url, receiver.url)
+    cfg["monitoring"]["embed_inputs"] = []
+    with run_gateway(cfg, tmp_path) as gw:
+        with gw.client(gw.admin_key) as c:
+            assert c.post("/api/usecases", json={"spec": _error_rule_spec()}).status_code == 201
+        now = datetime.now(UTC)
+        _seed(gw, ["q"] * 10, now - timedelta(minutes=20), timedelta(minutes=10), status="error")
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: gw.runtime.evaluate_alerts(now=now), range(4)))
+        assert sum(len(r.fired) for r in results) == 1
+        [alert] = _alerts(gw)
+        assert len(_alert(gw, alert["id"])["deliveries"]) == 1
+        assert len(receiver.wait_for(1)) == 1
