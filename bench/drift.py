@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from aerodrome.knowledge.embedding import LocalEmbedding
 from aerodrome.monitoring import drift
-from aerodrome.monitoring.profiles import Profile
+from aerodrome.monitoring.profiles import Profile, projection
 
 ALPHA = 0.01 / 9  # the default false_alarm_rate split over the 9 default features
 MIN_RUNS = 100
@@ -93,11 +93,20 @@ def texts(kind: str, n: int, rng: random.Random) -> list[str]:
     return out
 
 
+BASIS = projection(384)
+
+
 def profile(vectors: np.ndarray, lengths: np.ndarray) -> Profile:
     p = Profile()
     for v, n in zip(vectors, lengths, strict=True):
         p.observe(
-            input_text="x" * int(n), output_text=None, answered=True, refused=False, embedding=v, model="m"
+            input_text="x" * int(n),
+            output_text=None,
+            answered=True,
+            refused=False,
+            embedding=v,
+            model="m",
+            basis=BASIS,
         )
     return p
 
@@ -114,13 +123,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--windows", type=int, default=400)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--cache", type=Path, default=None, help="an .npz of the embeddings (written if absent)")
     args = ap.parse_args()
     rng = random.Random(7)
     nrng = np.random.default_rng(7)
     pools = {"hr": texts("hr", 2000, rng), "it": texts("it", 600, rng), "long": texts("long", 600, rng)}
-    embedder = LocalEmbedding()
     t0 = time.perf_counter()
-    vec = {k: np.asarray(embedder.embed(v)) for k, v in pools.items()}
+    if args.cache is not None and args.cache.exists():
+        cached = np.load(args.cache)
+        vec = {k: cached[k] for k in pools}
+    else:
+        embedder = LocalEmbedding()
+        vec = {k: np.asarray(embedder.embed(v)) for k, v in pools.items()}
+        if args.cache is not None:
+            np.savez(args.cache, **vec)
     embed_s = time.perf_counter() - t0
     lens = {k: np.asarray([len(t) for t in v]) for k, v in pools.items()}
     n_texts = sum(len(v) for v in pools.values())

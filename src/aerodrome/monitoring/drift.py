@@ -5,12 +5,12 @@ the use case's false-alarm rate (``false_alarm_rate / number of features``, Bonf
 window of unshifted traffic raises a drift alert with probability at most ``false_alarm_rate``)
 and the change is large enough to matter (``min_rate_change``, ``min_relative_change``).
 
-- **input_centroid**: ``T = |mean(window) - mean(baseline)|² / (tau (1/n + 1/N))`` over the
-  inputs' embeddings, where ``tau = E|x|² - |mean|²`` is the baseline's total variance, so that
-  ``E[T] = 1`` when nothing changed. Its null distribution is ``c · chi²_k / k`` with ``c`` and
-  ``k`` matched to the moments of the same statistic measured on each baseline hour against the
-  rest of the baseline (leave one hour out); with fewer than eight such hours, ``c = k = 1``
-  (conservative: slower detection, fewer false alarms).
+- **input_centroid**: Hotelling's T² of the window's mean input embedding against the
+  baseline's, in 16 fixed random directions of the embedding space (the profiles keep the
+  covariance there), ``T² = d' S⁻¹ d / (1/n + 1/N)``, divided by the over-dispersion the
+  baseline's own hours show (their mean ``T²/16`` against the rest of the baseline, at least 1,
+  with eight hours of five runs or more), referred to ``F(16, N - 16)``. The report also gives the
+  plain distance between the centroids.
 - **input_length**, **output_length**: a z-test of the mean of ln(1 + characters), its variance
   inflated by the over-dispersion the baseline's own hours show.
 - rates (**refusal_rate**, **fallback_rate**, **flag_rate**, **error_rate**: up;
@@ -29,7 +29,7 @@ import numpy as np
 from scipy import stats as sps
 
 from aerodrome.evidence.stats import Interval
-from aerodrome.monitoring.profiles import Profile
+from aerodrome.monitoring.profiles import Profile, projection
 
 Status = Literal["drifted", "stable", "insufficient", "skipped"]
 CALIBRATION_HOURS = 8  # baseline hours needed to calibrate the null distribution
@@ -59,29 +59,8 @@ def _insufficient(feature: str, n: int, need: int, what: str = "runs") -> Featur
 # ---------------------------------------------------------------- input embeddings
 
 
-def _centroid_stat(s_w: np.ndarray, n_w: int, s_b: np.ndarray, n_b: int, tau: float) -> float:
-    diff = s_w / n_w - s_b / n_b
-    return float(np.dot(diff, diff)) / (tau * (1.0 / n_w + 1.0 / n_b))
-
-
-def centroid_calibration(hours: list[Profile], total: Profile, tau: float) -> tuple[float, float, int]:
-    """(c, k, hours used): the scale and degrees of freedom of T's null distribution."""
-    assert total.embedding_sum is not None
-    values = []
-    for h in hours:
-        rest = total.embedded - h.embedded
-        if h.embedding_sum is None or h.embedded < MIN_HOUR_RUNS or rest < MIN_HOUR_RUNS:
-            continue
-        values.append(
-            _centroid_stat(h.embedding_sum, h.embedded, total.embedding_sum - h.embedding_sum, rest, tau)
-        )
-    if len(values) < CALIBRATION_HOURS:
-        return 1.0, 1.0, len(values)
-    arr = np.asarray(values)
-    c = max(1.0, float(arr.mean()))
-    var = float(arr.var(ddof=1))
-    k = 2 * c * c / var if var > 0 else float(len(total.embedding_sum))
-    return c, float(min(max(k, 1.0), len(total.embedding_sum))), len(values)
+def _hotelling(diff: np.ndarray, cov: np.ndarray, n_w: int, n_b: int) -> float:
+    return float(diff @ np.linalg.solve(cov, diff)) / (1.0 / n_w + 1.0 / n_b)
 
 
 def centroid_test(baseline_hours: list[Profile], window: Profile, alpha: float, min_n: int) -> FeatureResult:
@@ -93,26 +72,45 @@ def centroid_test(baseline_hours: list[Profile], window: Profile, alpha: float, 
         )
     if base.embedding_model != window.embedding_model:
         return FeatureResult(name, "skipped", note="baseline and window were embedded by different models")
+    if base.projected_outer is None:
+        return FeatureResult(name, "skipped", note="the baseline has no projected covariance")
     if base.embedded < min_n or window.embedded < min_n:
         return _insufficient(name, min(base.embedded, window.embedded), min_n, "embedded inputs")
-    mu = base.embedding_sum / base.embedded
-    tau = base.embedding_sq / base.embedded - float(np.dot(mu, mu))
-    if tau <= 1e-12:
-        return FeatureResult(name, "skipped", note="the baseline inputs are all the same")
-    t = _centroid_stat(window.embedding_sum, window.embedded, base.embedding_sum, base.embedded, tau)
-    c, k, used = centroid_calibration(baseline_hours, base, tau)
-    p = float(sps.chi2.sf(t * k / c, k))
-    distance = float(np.linalg.norm(window.embedding_sum / window.embedded - mu))
+    n_b, n_w = base.embedded, window.embedded
+    basis = projection(len(base.embedding_sum))
+    d = basis.shape[1]
+    mu = base.embedding_sum @ basis / n_b
+    cov = base.projected_outer / n_b - np.outer(mu, mu)
+    cov += np.eye(d) * (1e-9 + 1e-6 * float(np.trace(cov)) / d)  # ridge: never singular
+    t2 = _hotelling(window.embedding_sum @ basis / n_w - mu, cov, n_w, n_b)
+    # over-dispersion: each baseline hour against the rest; its mean T²/d is 1 for iid traffic
+    per_hour = [
+        _hotelling(
+            (h.embedding_sum @ basis) / h.embedded
+            - ((base.embedding_sum - h.embedding_sum) @ basis) / (n_b - h.embedded),
+            cov,
+            h.embedded,
+            n_b - h.embedded,
+        )
+        / d
+        for h in baseline_hours
+        if h.embedding_sum is not None and h.embedded >= MIN_HOUR_RUNS and n_b - h.embedded >= MIN_HOUR_RUNS
+    ]
+    c = max(1.0, float(np.mean(per_hour))) if len(per_hour) >= CALIBRATION_HOURS else 1.0
+    dof = max(n_b - d, 1)
+    f_stat = (t2 / c) * dof / (d * max(n_b - 1, 1))
+    p = float(sps.f.sf(f_stat, d, dof))
+    distance = float(np.linalg.norm(window.embedding_sum / n_w - base.embedding_sum / n_b))
     return FeatureResult(
         name,
         "drifted" if p < alpha else "stable",
         baseline=0.0,
         window=distance,
-        statistic=t,
+        statistic=t2,
         p_value=p,
         alpha=alpha,
-        n=window.embedded,
-        note=f"centroid distance; null c={c:.2f}, k={k:.1f} from {used} baseline hours",
+        n=n_w,
+        note=f"centroid distance; Hotelling T² in {d} projected directions, over-dispersion {c:.2f} from {len(per_hour)} baseline hours",
     )
 
 

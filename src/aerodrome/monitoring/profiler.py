@@ -159,6 +159,7 @@ class Profiler:
                     log.exception("could not embed inputs for drift monitoring")
         elif wanted:
             self.skipped_embeddings += len(wanted)
+        basis = profiles.projection(len(next(iter(vectors.values())))) if vectors else None
         with self._lock:
             for o in batch:
                 hour = profiles.hour_of(o.created_at)
@@ -169,6 +170,7 @@ class Profiler:
                     refused=o.answered and is_refusal(o.output_text),
                     embedding=vectors.get(id(o)),
                     model=model,
+                    basis=basis,
                 )
             self.observed += len(batch)
             self.embedded += len(vectors)

@@ -20,6 +20,19 @@ from sqlalchemy import Engine, select
 
 from aerodrome.storage.tables import drift_profiles
 
+PROJECTED_DIMS = 16
+
+
+def projection(dims: int) -> np.ndarray:
+    """A fixed orthonormal basis of 16 random directions of the embedding space (dims x 16).
+
+    Deterministic (seed 0), so every process and every hour project alike. The sum of the outer
+    products of the projected inputs gives their covariance in those directions, which is what the
+    centroid test needs to be calibrated; the full covariance (384 x 384) would be too big to keep.
+    """
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(dims, PROJECTED_DIMS)))
+    return np.asarray(q)
+
 
 def hour_of(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
@@ -44,6 +57,7 @@ class Profile:
     embedding_model: str | None = None
     embedding_sum: np.ndarray | None = field(default=None)
     embedding_sq: float = 0.0
+    projected_outer: np.ndarray | None = field(default=None)  # sum of (P'x)(P'x)' (16 x 16)
 
     def observe(
         self,
@@ -54,7 +68,9 @@ class Profile:
         refused: bool,
         embedding: np.ndarray | None = None,
         model: str | None = None,
+        basis: np.ndarray | None = None,
     ) -> None:
+        """``basis``: :func:`projection` of the embedding's dimensions (computed by the caller once)."""
         self.runs += 1
         if answered:
             self.answered += 1
@@ -70,15 +86,20 @@ class Profile:
             self.output_len_sum += y
             self.output_len_sq += y * y
         if embedding is not None:
-            self._add_embedding(1, embedding, float(np.dot(embedding, embedding)), model)
+            p = embedding @ (basis if basis is not None else projection(len(embedding)))
+            self._add_embedding(1, embedding, float(np.dot(embedding, embedding)), model, np.outer(p, p))
 
-    def _add_embedding(self, n: int, total: np.ndarray, sq: float, model: str | None) -> None:
+    def _add_embedding(
+        self, n: int, total: np.ndarray, sq: float, model: str | None, outer: np.ndarray | None
+    ) -> None:
         if self.embedding_model is not None and model != self.embedding_model:
             return  # never mix two embedding models in one sum (the newer one waits for the next hour)
         self.embedding_model = model
         self.embedding_sum = (
             total.astype(np.float64) if self.embedding_sum is None else self.embedding_sum + total
         )
+        if outer is not None:
+            self.projected_outer = outer if self.projected_outer is None else self.projected_outer + outer
         self.embedded += n
         self.embedding_sq += sq
 
@@ -94,7 +115,11 @@ class Profile:
         self.output_len_sq += other.output_len_sq
         if other.embedding_sum is not None and other.embedded:
             self._add_embedding(
-                other.embedded, other.embedding_sum, other.embedding_sq, other.embedding_model
+                other.embedded,
+                other.embedding_sum,
+                other.embedding_sq,
+                other.embedding_model,
+                other.projected_outer,
             )
 
     # what rules and reports read
@@ -132,6 +157,9 @@ class Profile:
             "embedding_model": self.embedding_model,
             "embedding_sum": None if self.embedding_sum is None else [float(v) for v in self.embedding_sum],
             "embedding_sq": self.embedding_sq,
+            "projected_outer": None
+            if self.projected_outer is None
+            else [float(v) for v in self.projected_outer.ravel()],
         }
 
     @classmethod
@@ -151,6 +179,9 @@ class Profile:
             embedding_model=row.embedding_model,
             embedding_sum=None if emb is None else np.asarray(emb, dtype=np.float64),
             embedding_sq=row.embedding_sq,
+            projected_outer=None
+            if row.projected_outer is None
+            else np.asarray(row.projected_outer, dtype=np.float64).reshape(PROJECTED_DIMS, PROJECTED_DIMS),
         )
 
 

@@ -442,6 +442,7 @@ drift_profiles = Table(
     Column("embedding_model", String(128), nullable=True),
     Column("embedding_sum", JSON, nullable=True),  # list of floats
     Column("embedding_sq", Float, nullable=False),  # sum of squared norms
+    Column("projected_outer", JSON, nullable=True),  # 16 x 16 sum of outer products of projected inputs
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_drift_profiles_hour", drift_profiles.c.hour)

@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("embedding_model", sa.String(length=128), nullable=True),
         sa.Column("embedding_sum", sa.JSON(), nullable=True),
         sa.Column("embedding_sq", sa.Float(), nullable=False),
+        sa.Column("projected_outer", sa.JSON(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint(
             "usecase_id", "department_id", "hour", "writer", name=op.f("pk_drift_profiles")
