@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -109,6 +110,7 @@ class Runtime:
         from aerodrome.jobs.runner import JobRunner
 
         self._knowledge: KnowledgeService | None = None
+        self._knowledge_lock = threading.Lock()
         self._guardrails: Guardrails | None = None
         self.jobs = JobRunner(engine)
         from aerodrome.review.queue import ReviewQueue
@@ -203,16 +205,20 @@ class Runtime:
 
     @property
     def knowledge(self) -> KnowledgeService:
-        """The index and embedders, opened on first use (the gateway alone never needs them)."""
+        """The index and embedders, opened on first use (the gateway alone never needs them).
+
+        Worker threads ask for it too (the traffic profiler's embedder), hence the lock."""
         if self._knowledge is None:
             from aerodrome.knowledge.service import KnowledgeService
 
-            self._knowledge = KnowledgeService(
-                self.engine,
-                self.config,
-                lambda: self.catalog,
-                database_url=self.engine.url.render_as_string(hide_password=False),
-            )
+            with self._knowledge_lock:
+                if self._knowledge is None:
+                    self._knowledge = KnowledgeService(
+                        self.engine,
+                        self.config,
+                        lambda: self.catalog,
+                        database_url=self.engine.url.render_as_string(hide_password=False),
+                    )
         return self._knowledge
 
     # ------------------------------------------------------------- catalog
@@ -362,7 +368,8 @@ class Runtime:
         """What use-case specs may refer to, as the platform stands now."""
         from aerodrome.usecases.refs import platform_refs
 
-        return platform_refs(self.catalog, self.departments, self.engine)
+        hooks = [w.name for w in self.config.alerts.webhooks]
+        return platform_refs(self.catalog, self.departments, self.engine, webhooks=hooks)
 
     def load_usecases(self) -> None:
         """At start: the folder's specs into the database, then every current version compiled."""

@@ -325,6 +325,7 @@ def test_bad_alert_rules_get_clear_errors(gateway: Gateway) -> None:
         ({"metric": "error_rate", "above": 0.1, "below": 0.01}, "give exactly one of above or below"),
         ({"metric": "error_rate", "above": 0.1, "window": "an hour"}, "is not a duration"),
         ({"metric": "budget_spent_pct", "above": 0.9}, "budget alerts are platform rules"),
+        ({"metric": "error_rate", "above": 0.1, "webhooks": ["pager"]}, "unknown webhook 'pager'"),
     ]
     with gateway.client(gateway.admin_key) as c:
         for rule, message in bad:
