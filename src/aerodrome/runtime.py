@@ -95,6 +95,9 @@ class Runtime:
             if mon.profile_inputs
             else None
         )
+        if self.profiler is not None:
+            profiler = self.profiler
+            self.metrics.profiler_backlog.set_function(lambda: profiler.backlog)
         self.gateway = Gateway(
             catalog=lambda: self.catalog,
             departments=lambda: self.departments,
@@ -304,9 +307,17 @@ class Runtime:
         from aerodrome.monitoring import alerts
 
         specs = [u.spec for u in self.usecases.all()]
-        return alerts.evaluate(
+        changes = alerts.evaluate(
             self.engine, self.config.alerts, specs, self.departments, now or datetime.now(UTC)
         )
+        for event, ids in (
+            ("fired", changes.fired),
+            ("resolved", changes.resolved),
+            ("reminded", changes.reminded),
+        ):
+            if ids:
+                self.metrics.alerts_changed.labels(event).inc(len(ids))
+        return changes
 
     async def deliver_alerts(self) -> dict[str, int]:
         """Send every alert message that is due (retries included)."""
@@ -319,7 +330,7 @@ class Runtime:
         async def send(hook: WebhookConfig, payload: dict[str, object]) -> None:
             await webhook.post(http, hook, payload, base_dir=base_dir)
 
-        return await alert_delivery.deliver_due(
+        counts = await alert_delivery.deliver_due(
             self.engine,
             send=send,
             webhooks={w.name: w for w in self.config.alerts.webhooks},
@@ -327,6 +338,10 @@ class Runtime:
             now=lambda: datetime.now(UTC),
             run_sync=asyncio.to_thread,
         )
+        for status, outcome in (("sent", "sent"), ("pending", "retry"), ("failed", "failed")):
+            if counts[status]:
+                self.metrics.alert_messages.labels(outcome).inc(counts[status])
+        return counts
 
     # ------------------------------------------------------------- use cases
 

@@ -196,6 +196,13 @@ def test_a_busy_receiver_gets_the_message_after_retries(
         assert delivery["attempts"] == 3
         assert len(receiver.wait_for(1)) == 1 and receiver.requests == 3
         assert "error_rate of use case helpdesk is 100.0% (above 20.0%)" in receiver.messages[0]["text"]
+        with gw.client() as c:
+            metrics = c.get("/metrics").text
+        assert 'aerodrome_alert_messages_total{outcome="retry"} 2.0' in metrics
+        assert 'aerodrome_alert_messages_total{outcome="sent"} 1.0' in metrics
+        assert [x for x in metrics.splitlines() if "alerts_total{" in x] == [
+            'aerodrome_alerts_total{event="fired"} 1.0'
+        ]
 
 
 def test_a_receiver_that_is_down_leaves_a_recorded_failure(

@@ -86,6 +86,12 @@ class Profiler:
         self._thread = threading.Thread(target=self._loop, name="aerodrome-profiler", daemon=True)
         self._thread.start()
 
+    @property
+    def backlog(self) -> int:
+        """Runs handed over and not measured yet."""
+        with self._lock:
+            return self._backlog
+
     def observe_run(self, ctx: RunContext, status: str, output_text: str | None) -> None:
         """A finished use-case run (called by the gateway; only builds a small record and queues it)."""
         inputs = ctx.usecase_inputs
