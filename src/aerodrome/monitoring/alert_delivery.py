@@ -72,13 +72,19 @@ def backoff_s(policy: DeliveryConfig, attempts: int) -> float:
 
 
 def record_outcome(
-    engine: Engine, item: Claimed, error: str | None, policy: DeliveryConfig, now: datetime
+    engine: Engine,
+    item: Claimed,
+    error: str | None,
+    policy: DeliveryConfig,
+    now: datetime,
+    final: bool = False,
 ) -> str:
+    """``final``: no point retrying (the webhook is not configured any more)."""
     attempts = item.attempts + 1
     values: dict[str, Any] = {"attempts": attempts, "claimed_until": None}
     if error is None:
         values.update(status="sent", delivered_at=now, last_error=None)
-    elif attempts >= policy.max_attempts:
+    elif final or attempts >= policy.max_attempts:
         values.update(status="failed", last_error=error[:500])
     else:
         values.update(
@@ -110,7 +116,7 @@ async def deliver_due(
                 await send(hook, item.payload)
             except WebhookFailed as exc:
                 error = str(exc)
-        status = await run_sync(record_outcome, engine, item, error, policy, now())
+        status = await run_sync(record_outcome, engine, item, error, policy, now(), hook is None)
         counts[status] += 1
         if status == "failed":
             log.error(
