@@ -362,3 +362,45 @@ def test_replicas_evaluating_at_once_open_one_alert(
         [alert] = _alerts(gw)
         assert len(_alert(gw, alert["id"])["deliveries"]) == 1
         assert len(receiver.wait_for(1)) == 1
+
+
+def test_a_model_that_starts_refusing_is_drift(
+    upstream: UpstreamServer, receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    """Output-side drift through the real gateway: the model starts refusing; no embeddings needed."""
+    cfg = _config(upstream, f"sqlite:///{tmp_path}/f.db", receiver.url)
+    cfg["monitoring"]["embed_inputs"] = []
+    spec = {
+        **SPEC,
+        "monitoring": {
+            "drift": {
+                "window": "1h",
+                "min_runs": 30,
+                "features": ["refusal_rate", "output_length", "error_rate"],
+            }
+        },
+    }
+    with run_gateway(cfg, tmp_path) as gw:
+        with gw.client(gw.admin_key) as c:
+            assert c.post("/api/usecases", json={"spec": spec}).status_code == 201
+        now = datetime.now(UTC)
+        _seed(gw, questions("hr", 96, seed=1), now - timedelta(hours=30), timedelta(hours=12))
+        with gw.client(gw.admin_key) as c:
+            r = c.put(
+                "/api/usecases/helpdesk/drift/baseline",
+                json={
+                    "start": (now - timedelta(hours=31)).isoformat(),
+                    "end": (now - timedelta(hours=17)).isoformat(),
+                },
+            )
+            assert r.status_code == 200, r.text
+        upstream.fault(reply="I'm sorry, but I can't help with that.", times=40)
+        _live(gw, gw.make_key("hr", "user", name="employee"), questions("hr", 40, seed=2))
+        assert len(gw.runtime.evaluate_alerts().fired) == 1
+        [alert] = _alerts(gw, status="open")
+        features = {f["feature"]: f for f in alert["details"]["drift"]["features"]}
+        assert features["refusal_rate"]["status"] == "drifted" and features["refusal_rate"]["window"] == 1.0
+        assert features["error_rate"]["status"] == "stable"
+        assert features["output_length"]["status"] == "drifted"  # refusals are shorter than answers
+        [message] = receiver.wait_for(1)
+        assert "refusal_rate" in message["text"]
