@@ -164,6 +164,7 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
         return _error_response(AerodromeError("internal error; the platform team can find it in the logs"))
 
     from aerodrome.api import (
+        alerts,
         catalog,
         evals,
         evidence,
@@ -194,6 +195,7 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
     app.include_router(evals.router)
     app.include_router(redteam.router)
     app.include_router(monitoring_routes.router)
+    app.include_router(alerts.router)
     app.add_middleware(BodyLimit, limit=config.server.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     return app

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aerodrome.errors import ConfigError
 from aerodrome.guardrails.pii import CustomRecognizer
+from aerodrome.monitoring.alert_rules import AlertRule
 
 DataClass = Literal["public", "internal", "confidential", "restricted"]
 DATA_CLASS_ORDER: dict[str, int] = {"public": 0, "internal": 1, "confidential": 2, "restricted": 3}
@@ -322,6 +323,98 @@ class EvalsConfig(_Model):
     )
 
 
+class WebhookConfig(_Model):
+    """Where alerts go: a URL taking Slack-compatible JSON (Slack, Mattermost, Teams workflows, ...)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="referred to by rules' webhooks")
+    url: str | None = Field(default=None, description="the URL (when it is no secret)")
+    url_ref: str | None = Field(
+        default=None, description="the URL as a secret reference: env:NAME or file:/path (it holds a token)"
+    )
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="one delivery attempt's timeout")
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookConfig:
+        if (self.url is None) == (self.url_ref is None):
+            raise ValueError(f"webhook {self.name}: give exactly one of url or url_ref")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook {self.name}: url must start with http:// or https://")
+        return self
+
+
+class DeliveryConfig(_Model):
+    max_attempts: int = Field(
+        default=6, ge=1, le=50, description="attempts before a delivery is marked failed"
+    )
+    backoff_initial_s: float = Field(default=2.0, gt=0, description="wait before the second attempt")
+    backoff_max_s: float = Field(default=300.0, gt=0, description="longest wait between attempts")
+
+
+class BudgetBurnConfig(_Model):
+    """Built-in alerts on every department and key budget."""
+
+    enabled: bool = Field(
+        default=True, description="alert on budget burn (departments and keys with a budget)"
+    )
+    projected_above: float = Field(
+        default=1.0, gt=0, description="spend projected to the period's end, as a share of the budget"
+    )
+    spent_above: float = Field(default=0.9, gt=0, description="spend so far, as a share of the budget")
+    min_elapsed: float = Field(
+        default=0.1, gt=0, lt=1, description="share of the period that must have passed before projecting"
+    )
+
+
+class AlertsConfig(_Model):
+    """Alert rules, their evaluation and delivery (docs/monitoring.md)."""
+
+    webhooks: list[WebhookConfig] = Field(default=[], description="where alert messages are posted")
+    rules: list[AlertRule] = Field(
+        default=[],
+        description="platform-wide rules: checked on every use case (budget metrics: every budget)",
+    )
+    budget_burn: BudgetBurnConfig = Field(default=BudgetBurnConfig(), description="budget-burn alerts")
+    evaluate_every_s: float = Field(
+        default=60.0, ge=1, description="seconds between evaluations (each replica)"
+    )
+    renotify_after_s: float = Field(
+        default=4 * 3600.0, ge=0, description="an alert still open is posted again after this long; 0: never"
+    )
+    delivery: DeliveryConfig = Field(default=DeliveryConfig(), description="retries of webhook deliveries")
+    console_url: str | None = Field(default=None, description="base URL linked from alert messages")
+
+    @model_validator(mode="after")
+    def _references(self) -> AlertsConfig:
+        for what, names in (
+            ("alerts.webhooks", [w.name for w in self.webhooks]),
+            ("alerts.rules", [r.rule_id for r in self.rules]),
+        ):
+            if len(set(names)) != len(names):
+                raise ValueError(f"{what}: a name is defined twice")
+        known = {w.name for w in self.webhooks}
+        for rule in self.rules:
+            for name in rule.webhooks or []:
+                if name not in known:
+                    raise ValueError(f"alert rule {rule.rule_id}: unknown webhook {name!r}")
+        return self
+
+
+class MonitoringConfig(_Model):
+    """Features of live traffic kept for drift monitoring (docs/monitoring.md)."""
+
+    profile_inputs: bool = Field(
+        default=True, description="keep per-hour input and output features of use-case runs"
+    )
+    embed_inputs: list[ContentLogging] = Field(
+        default=["metadata", "full"],
+        description="content-logging policies under which input embeddings are summed (off: lengths only)",
+    )
+    flush_interval_s: float = Field(default=10.0, gt=0, description="how often features are written")
+    max_backlog: int = Field(
+        default=10_000, ge=100, description="runs waiting for features; past it, inputs are not embedded"
+    )
+
+
 class PlatformConfig(_Model):
     """The whole platform configuration, as read from ``aerodrome.yaml``."""
 
@@ -338,6 +431,8 @@ class PlatformConfig(_Model):
     guardrails: GuardrailsConfig = GuardrailsConfig()
     usecases: UseCasesConfig = UseCasesConfig()
     evals: EvalsConfig = EvalsConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     # Set by load_config: the directory relative paths resolve against.
     base_dir: Path = Field(default=Path("."), exclude=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from sqlalchemy import Engine, select
 from aerodrome.catalog.catalog import Catalog
 from aerodrome.catalog.secrets import resolve_secret
 from aerodrome.catalog.store import build_catalog
-from aerodrome.config import DepartmentConfig, DeploymentConfig, PlatformConfig, ProviderConfig
+from aerodrome.config import DepartmentConfig, DeploymentConfig, PlatformConfig, ProviderConfig, WebhookConfig
 from aerodrome.errors import AerodromeError
 from aerodrome.hookspecs import provider_registry
 from aerodrome.identity.authenticator import Authenticator
@@ -27,6 +28,7 @@ from aerodrome.identity.store import apply_config, load_departments
 from aerodrome.limits.budget import BudgetLedger, period_start
 from aerodrome.limits.rate import RateLimiter
 from aerodrome.monitoring.metrics import Metrics
+from aerodrome.monitoring.profiler import Profiler
 from aerodrome.monitoring.run_log import RunWriter
 from aerodrome.monitoring.runs import spent_since
 from aerodrome.providers.base import Provider, ProviderContext
@@ -40,11 +42,13 @@ if TYPE_CHECKING:
     from aerodrome.evidence.transitions import Evidence
     from aerodrome.guardrails.service import Guardrails
     from aerodrome.knowledge.service import KnowledgeService
+    from aerodrome.monitoring.alert_store import Changes as AlertChanges
     from aerodrome.usecases.validation import PlatformRefs
 
 log = logging.getLogger("aerodrome")
 ROLLUP_S = 60.0  # seconds between evidence rollup passes (each replica; the passes are safe together)
 REFRESH_S = 5.0
+ALERT_TICK_S = 1.0  # seconds between checks for due alert messages
 
 
 def open_database(config: PlatformConfig, database_url: str | None = None) -> Engine:
@@ -86,6 +90,21 @@ class Runtime:
         )
         self.metrics.run_records_written.set_function(lambda: self.writer.written)
         self.router = Router(config.routing, lambda: self.providers)
+        mon = config.monitoring
+        self.profiler: Profiler | None = (
+            Profiler(
+                engine,
+                embedder=lambda: self.knowledge.local_embedding(),
+                flush_interval_s=mon.flush_interval_s,
+                max_backlog=mon.max_backlog,
+                embed_policies=mon.embed_inputs,
+            )
+            if mon.profile_inputs
+            else None
+        )
+        if self.profiler is not None:
+            profiler = self.profiler
+            self.metrics.profiler_backlog.set_function(lambda: profiler.backlog)
         self.gateway = Gateway(
             catalog=lambda: self.catalog,
             departments=lambda: self.departments,
@@ -96,10 +115,12 @@ class Runtime:
             ledger=self.ledger,
             writer=self.writer,
             metrics=self.metrics,
+            profiler=self.profiler,
         )
         from aerodrome.jobs.runner import JobRunner
 
         self._knowledge: KnowledgeService | None = None
+        self._knowledge_lock = threading.Lock()
         self._guardrails: Guardrails | None = None
         self._evals: Evaluations | None = None
         self.jobs = JobRunner(engine)
@@ -110,6 +131,8 @@ class Runtime:
         self._rolled_up = time.monotonic()
         self._init_usecases()
         self._refresher: asyncio.Task[None] | None = None
+        self._alerter: asyncio.Task[None] | None = None
+        self._evaluated = time.monotonic()  # the first evaluation comes one interval after start
         self._warmers: list[asyncio.Task[None]] = []
         self.ready = False
 
@@ -136,6 +159,7 @@ class Runtime:
         await asyncio.to_thread(rt._seed_budgets)
         await asyncio.to_thread(rt.load_usecases)
         rt._refresher = asyncio.create_task(rt._refresh_loop())
+        rt._alerter = asyncio.create_task(rt._alert_loop())
         rt._warmers = [asyncio.create_task(rt._warm(dep)) for dep in rt._local_embedding_deployments()]
         rt._warmers.append(asyncio.create_task(rt._warm_usecases()))
         rt.ready = True
@@ -165,15 +189,18 @@ class Runtime:
         self.ready = False
         for task in self._warmers:
             task.cancel()
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for loop in (self._refresher, self._alerter):
+            if loop is not None:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
         for provider in self.providers.values():
             await provider.aclose()
         if self._http is not None:
             await self._http.close()
         await asyncio.to_thread(self.writer.close)  # flush every pending run record
+        if self.profiler is not None:
+            await asyncio.to_thread(self.profiler.close)  # and the traffic profiles measured so far
         await asyncio.to_thread(self.jobs.close)
         if self._knowledge is not None:
             self._knowledge.close()
@@ -212,16 +239,20 @@ class Runtime:
 
     @property
     def knowledge(self) -> KnowledgeService:
-        """The index and embedders, opened on first use (the gateway alone never needs them)."""
+        """The index and embedders, opened on first use (the gateway alone never needs them).
+
+        Worker threads ask for it too (the traffic profiler's embedder), hence the lock."""
         if self._knowledge is None:
             from aerodrome.knowledge.service import KnowledgeService
 
-            self._knowledge = KnowledgeService(
-                self.engine,
-                self.config,
-                lambda: self.catalog,
-                database_url=self.engine.url.render_as_string(hide_password=False),
-            )
+            with self._knowledge_lock:
+                if self._knowledge is None:
+                    self._knowledge = KnowledgeService(
+                        self.engine,
+                        self.config,
+                        lambda: self.catalog,
+                        database_url=self.engine.url.render_as_string(hide_password=False),
+                    )
         return self._knowledge
 
     # ------------------------------------------------------------- catalog
@@ -285,6 +316,64 @@ class Runtime:
 
         rollups.update(self.engine)
 
+    # ------------------------------------------------------------- alerts
+
+    async def _alert_loop(self) -> None:
+        """Evaluate alert rules every ``alerts.evaluate_every_s``; send due messages every second."""
+        while True:
+            await asyncio.sleep(ALERT_TICK_S)
+            if time.monotonic() - self._evaluated >= self.config.alerts.evaluate_every_s:
+                self._evaluated = time.monotonic()
+                try:
+                    await asyncio.to_thread(self.evaluate_alerts)
+                except Exception:  # boundary: try again at the next evaluation
+                    log.exception("alert evaluation failed; it will run again")
+            try:
+                await self.deliver_alerts()
+            except Exception:  # boundary: queued messages stay pending and are retried
+                log.exception("alert delivery failed; queued messages will be retried")
+
+    def evaluate_alerts(self, now: datetime | None = None) -> AlertChanges:
+        """One evaluation of every alert rule (blocking; the loop runs it in a thread)."""
+        from aerodrome.monitoring import alerts
+
+        specs = [u.spec for u in self.usecases.all()]
+        changes = alerts.evaluate(
+            self.engine, self.config.alerts, specs, self.departments, now or datetime.now(UTC)
+        )
+        for event, ids in (
+            ("fired", changes.fired),
+            ("resolved", changes.resolved),
+            ("reminded", changes.reminded),
+        ):
+            if ids:
+                self.metrics.alerts_changed.labels(event).inc(len(ids))
+        return changes
+
+    async def deliver_alerts(self) -> dict[str, int]:
+        """Send every alert message that is due (retries included)."""
+        from aerodrome.monitoring import alert_delivery, webhook
+
+        assert self._http is not None
+        http = self._http
+        base_dir = self.config.base_dir
+
+        async def send(hook: WebhookConfig, payload: dict[str, object]) -> None:
+            await webhook.post(http, hook, payload, base_dir=base_dir)
+
+        counts = await alert_delivery.deliver_due(
+            self.engine,
+            send=send,
+            webhooks={w.name: w for w in self.config.alerts.webhooks},
+            policy=self.config.alerts.delivery,
+            now=lambda: datetime.now(UTC),
+            run_sync=asyncio.to_thread,
+        )
+        for status, outcome in (("sent", "sent"), ("pending", "retry"), ("failed", "failed")):
+            if counts[status]:
+                self.metrics.alert_messages.labels(outcome).inc(counts[status])
+        return counts
+
     # ------------------------------------------------------------- use cases
 
     def _init_usecases(self) -> None:
@@ -320,7 +409,8 @@ class Runtime:
         """What use-case specs may refer to, as the platform stands now."""
         from aerodrome.usecases.refs import platform_refs
 
-        return platform_refs(self.catalog, self.departments, self.engine)
+        hooks = [w.name for w in self.config.alerts.webhooks]
+        return platform_refs(self.catalog, self.departments, self.engine, webhooks=hooks)
 
     def load_usecases(self) -> None:
         """At start: the folder's specs into the database, then every current version compiled."""

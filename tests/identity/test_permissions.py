@@ -82,6 +82,9 @@ def _request_for(action: str, role: str) -> tuple[str, str, dict[str, Any] | Non
             {"sets": "pii", "limit": 1, "dry_run": True},
         ),
         "redteam.read": ("GET", "/api/usecases/walk-live/redteam", None),
+        "alerts.read": ("GET", "/api/alerts", None),
+        # acknowledging no alert changes nothing
+        "alerts.acknowledge": ("POST", "/api/alerts/acknowledge", {"ids": []}),
     }[action]
 
 
@@ -113,6 +116,8 @@ def test_every_action_has_an_endpoint_in_the_walk() -> None:
         "evals.run",
         "redteam.run",
         "redteam.read",
+        "alerts.read",
+        "alerts.acknowledge",
     }, "a new action needs an endpoint in _request_for"
     for role, action in perm.PERMISSIONS:
         assert role in ROLES and action in perm.ACTIONS

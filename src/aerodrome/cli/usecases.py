@@ -37,7 +37,8 @@ def _folder(cfg: PlatformConfig) -> Path | None:
 def _refs(engine: Engine, cfg: PlatformConfig) -> PlatformRefs:
     apply_config(engine, cfg)
     apply_collections(engine, cfg)
-    return platform_refs(build_catalog(cfg, engine), load_departments(engine), engine)
+    hooks = [w.name for w in cfg.alerts.webhooks]
+    return platform_refs(build_catalog(cfg, engine), load_departments(engine), engine, webhooks=hooks)
 
 
 def _registry(engine: Engine, cfg: PlatformConfig) -> UseCaseRegistry:

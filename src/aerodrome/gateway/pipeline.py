@@ -21,6 +21,7 @@ from aerodrome.identity.principal import Principal
 from aerodrome.limits.budget import BudgetLedger, BudgetScope
 from aerodrome.limits.rate import RateLimiter
 from aerodrome.monitoring.metrics import Metrics
+from aerodrome.monitoring.profiler import Profiler
 from aerodrome.monitoring.run_log import RunWriter
 from aerodrome.routing.router import OpenStream, Router
 
@@ -88,6 +89,7 @@ class Gateway:
         ledger: BudgetLedger,
         writer: RunWriter,
         metrics: Metrics,
+        profiler: Profiler | None = None,
     ) -> None:
         self._catalog = catalog
         self._departments = departments
@@ -98,6 +100,7 @@ class Gateway:
         self.ledger = ledger
         self.writer = writer
         self.metrics = metrics
+        self.profiler = profiler  # features of use-case runs for drift monitoring (off the hot path)
 
     # ----------------------------------------------------------------- admission
 
@@ -292,6 +295,11 @@ class Gateway:
         }
         self._content(ctx, record, response, output_text)
         self.writer.submit(record)
+        if self.profiler is not None and ctx.usecase_id is not None:
+            answer = (
+                output_text if output_text is not None else (completion_text(response) if response else None)
+            )
+            self.profiler.observe_run(ctx, status, answer)
         if self._server.access_log:
             log.info(
                 "gateway call",

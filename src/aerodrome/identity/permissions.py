@@ -42,6 +42,8 @@ ACTIONS: tuple[str, ...] = (
     "evals.run",
     "redteam.run",
     "redteam.read",
+    "alerts.read",
+    "alerts.acknowledge",
 )
 
 PERMISSIONS: dict[tuple[str, str], Scope] = {
@@ -70,6 +72,8 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("department_admin", "evals.run"): "department",
     ("department_admin", "redteam.run"): "department",
     ("department_admin", "redteam.read"): "department",
+    ("department_admin", "alerts.read"): "department",
+    ("department_admin", "alerts.acknowledge"): "department",
     # builders make use cases for their department
     ("builder", "departments.read"): "department",
     ("builder", "keys.read"): "own",
@@ -88,6 +92,8 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("builder", "evals.run"): "department",
     ("builder", "redteam.run"): "department",
     ("builder", "redteam.read"): "department",
+    ("builder", "alerts.read"): "department",
+    ("builder", "alerts.acknowledge"): "department",
     # reviewers and approvers see their department's work
     ("reviewer", "catalog.read"): "all",
     ("reviewer", "runs.read"): "department",
@@ -108,6 +114,7 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("approver", "proposals.read"): "all",
     ("approver", "evals.read"): "all",
     ("approver", "redteam.read"): "all",
+    ("approver", "alerts.read"): "all",
     # auditors read everything, change nothing
     ("auditor", "departments.read"): "all",
     ("auditor", "users.read"): "all",
@@ -123,6 +130,7 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("auditor", "proposals.read"): "all",
     ("auditor", "evals.read"): "all",
     ("auditor", "redteam.read"): "all",
+    ("auditor", "alerts.read"): "all",
     # employees: the catalog they may use, their own keys and runs
     ("user", "catalog.read"): "all",
     ("user", "keys.read"): "own",

@@ -57,6 +57,18 @@ class Metrics:
             "Run records written by this process",
             registry=r,
         )
+        self.alert_messages = Counter(
+            "aerodrome_alert_messages",
+            "Alert message delivery attempts by outcome (sent, retry, failed) in this process",
+            ["outcome"],
+            registry=r,
+        )
+        self.alerts_changed = Counter(
+            "aerodrome_alerts", "Alerts opened, resolved, reminded by this process", ["event"], registry=r
+        )
+        self.profiler_backlog = Gauge(
+            "aerodrome_profiler_backlog", "Use-case runs waiting for the traffic profiler", registry=r
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:

@@ -469,3 +469,92 @@ eval_results = Table(
     Column("cost_usd", Float, nullable=False, default=0.0),
     Column("latency_ms", Float, nullable=False, default=0.0),
 )
+# ---------------------------------------------------------------- monitoring: drift and alerts
+# Features of use-case runs for drift monitoring (monitoring/profiler.py): one row per use case,
+# department, UTC hour and writer (one per process, so replicas never update the same row). Only
+# aggregates: counts, sums of log lengths, and the sum of the inputs' embeddings (never the text).
+drift_profiles = Table(
+    "drift_profiles",
+    metadata,
+    Column("usecase_id", String(128), primary_key=True),
+    Column("department_id", String(63), primary_key=True),  # "" when the run had none
+    Column("hour", DateTime(timezone=True), primary_key=True),  # start of the UTC hour of created_at
+    Column("writer", String(32), primary_key=True),
+    Column("runs", Integer, nullable=False),
+    Column("answered", Integer, nullable=False),  # runs with an answer (refusals are counted among them)
+    Column("refusals", Integer, nullable=False),
+    Column("input_n", Integer, nullable=False),
+    Column("input_len_sum", Float, nullable=False),  # sum of ln(1 + characters)
+    Column("input_len_sq", Float, nullable=False),
+    Column("output_n", Integer, nullable=False),
+    Column("output_len_sum", Float, nullable=False),
+    Column("output_len_sq", Float, nullable=False),
+    Column("embedded", Integer, nullable=False),  # inputs whose embedding is in embedding_sum
+    Column("embedding_model", String(128), nullable=True),
+    Column("embedding_sum", JSON, nullable=True),  # list of floats
+    Column("embedding_sq", Float, nullable=False),  # sum of squared norms
+    Column("projected_outer", JSON, nullable=True),  # 16 x 16 sum of outer products of projected inputs
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_drift_profiles_hour", drift_profiles.c.hour)
+
+# A baseline recorded explicitly for a use case (else its pilot window is the baseline).
+drift_baselines = Table(
+    "drift_baselines",
+    metadata,
+    Column("usecase_id", String(128), primary_key=True),
+    Column("start", DateTime(timezone=True), nullable=False),
+    Column("end", DateTime(timezone=True), nullable=False),
+    Column("recorded_by", String(320), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+# Alerts: one row per firing; ``open_key`` (rule and scope) is set while open and unique, so at most
+# one alert per rule and scope is open whatever the number of replicas evaluating.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("open_key", String(400), nullable=True, unique=True),
+    Column("rule", String(128), nullable=False),
+    Column("origin", String(16), nullable=False),  # usecase | platform | drift | budget
+    Column("metric", String(64), nullable=False),
+    Column("scope_kind", String(16), nullable=False),  # usecase | department | key
+    Column("scope_id", String(128), nullable=False),
+    Column("usecase_id", String(128), nullable=True),
+    Column("departments", String(1000), nullable=False),  # ",hr,finance,": who may see it (LIKE '%,hr,%')
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # open | resolved
+    Column("value", Float, nullable=True),
+    Column("threshold", Float, nullable=False),
+    Column("side", String(8), nullable=False),  # above | below
+    Column("window_s", Integer, nullable=False),
+    Column("samples", Integer, nullable=False),
+    Column("summary", String(1000), nullable=False),
+    Column("details", JSON, nullable=True),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=True),
+    Column("acknowledged_by", String(320), nullable=True),
+    Column("last_notified_at", DateTime(timezone=True), nullable=True),
+)
+Index("ix_alerts_opened_at", alerts.c.opened_at)
+
+# One message of an alert (fired, reminder, resolved) to one webhook, with its delivery state.
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("alert_id", String(32), ForeignKey("alerts.id"), nullable=False, index=True),
+    Column("event", String(16), nullable=False),  # fired | reminder | resolved
+    Column("webhook", String(63), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_until", DateTime(timezone=True), nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+)
+Index("ix_alert_deliveries_status", alert_deliveries.c.status, alert_deliveries.c.next_attempt_at)

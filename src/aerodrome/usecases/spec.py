@@ -19,6 +19,7 @@ from aerodrome.evidence.criteria import Criterion
 from aerodrome.guardrails.injection import InjectionConfig
 from aerodrome.guardrails.output import valid_json_schema
 from aerodrome.guardrails.pii import PiiConfig
+from aerodrome.monitoring.alert_rules import AlertRule, duration_s
 
 InputType = Literal["string", "integer", "number", "boolean", "enum", "array"]
 RiskTier = Literal["low", "medium", "high"]
@@ -164,6 +165,58 @@ class ReviewSpec(_Spec):
     sample_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="share of other runs held at random")
 
 
+DriftFeature = Literal[
+    "input_centroid",
+    "input_length",
+    "output_length",
+    "refusal_rate",
+    "fallback_rate",
+    "flag_rate",
+    "error_rate",
+    "useful_rate",
+    "p95_latency_s",
+]
+DRIFT_FEATURES: tuple[str, ...] = DriftFeature.__args__  # type: ignore[attr-defined]
+
+
+class DriftSpec(_Spec):
+    enabled: bool = Field(default=True, description="test live traffic against the baseline (needs one)")
+    window: str = Field(default="24h", description="trailing window of live traffic tested (15m, 1h, 1d)")
+    min_runs: int = Field(default=100, ge=10, description="fewer runs in the window: no verdict")
+    false_alarm_rate: float = Field(
+        default=0.01,
+        gt=0,
+        lt=0.5,
+        description="chance that one window of unshifted traffic raises a drift alert (split over the features)",
+    )
+    features: list[DriftFeature] = Field(
+        default=list(DRIFT_FEATURES),  # type: ignore[arg-type]
+        min_length=1,
+        description="what is compared with the baseline",
+    )
+    min_rate_change: float = Field(
+        default=0.02, ge=0, le=1, description="rates: smaller changes are not drift, however significant"
+    )
+    min_relative_change: float = Field(
+        default=0.2,
+        ge=0,
+        description="lengths and p95 latency: smaller relative changes are not drift, however significant",
+    )
+    severity: Literal["info", "warning", "critical"] = Field(default="warning")
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        duration_s(value)
+        return value
+
+
+class MonitoringSpec(_Spec):
+    drift: DriftSpec = Field(
+        default=DriftSpec(), description="drift of inputs, outputs and rates against the baseline"
+    )
+
+
 class OwnersSpec(_Spec):
     technical: str = Field(default="", description="who keeps it running (email)")
     workflow: str = Field(default="", description="who owns the business workflow (email)")
@@ -203,9 +256,12 @@ class UseCaseSpec(_Spec):
         default=[], description="metrics and thresholds (docs/evidence.md), locked when the pilot starts"
     )
     projected_volume: dict[str, Any] = Field(default={}, description="e.g. {tasks_per_day: 5000}")
-    alerts: list[dict[str, Any]] = Field(
+    alerts: list[AlertRule] = Field(
         default=[],
-        description="alert rules, e.g. {metric: error_rate, above: 0.05} (checked before production)",
+        description="alert rules, e.g. {metric: error_rate, above: 0.05, window: 1h} (docs/monitoring.md)",
+    )
+    monitoring: MonitoringSpec = Field(
+        default=MonitoringSpec(), description="drift monitoring against the baseline (docs/monitoring.md)"
     )
 
     @field_validator("inputs")
@@ -229,6 +285,14 @@ class UseCaseSpec(_Spec):
             raise ValueError("guardrails.output.require_citations needs retrieval")
         if self.fallback.on_low_retrieval is not None and self.retrieval is None:
             raise ValueError("fallback.on_low_retrieval needs retrieval")
+        names = [rule.rule_id for rule in self.alerts]
+        if len(names) != len(set(names)):
+            raise ValueError("two alert rules have the same name; give one a distinct name")
+        for rule in self.alerts:
+            if rule.source == "budget":
+                raise ValueError(
+                    f"alert on {rule.metric}: budget alerts are platform rules (alerts.rules in the config)"
+                )
         return self
 
     def main_input(self) -> str | None:

@@ -39,6 +39,7 @@ class PlatformRefs:
     departments: frozenset[str] | None = None
     chat_aliases: frozenset[str] | None = None
     collections: frozenset[str] | None = None
+    webhooks: frozenset[str] | None = None  # alerts.webhooks names
 
 
 @dataclass(slots=True)
@@ -172,6 +173,18 @@ def _reference_problems(
                 _line(lines, ("model",)),
             )
         )
+    if refs.webhooks is not None:
+        for i, rule in enumerate(spec.alerts):
+            for name in rule.webhooks or []:
+                if name not in refs.webhooks:
+                    found.append(
+                        SpecProblem(
+                            f"alerts.{i}.webhooks",
+                            f"unknown webhook {name!r}; configured (alerts.webhooks): {sorted(refs.webhooks)}",
+                            source,
+                            _line(lines, ("alerts", i, "webhooks")),
+                        )
+                    )
     known_checks = set(guardrail_registry().names())
     for name in spec.guardrails.custom:
         if name not in known_checks or name in ("pii", "prompt_injection", "output"):
