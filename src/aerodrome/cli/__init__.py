@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aerodrome.cli import audit, db, demo, evidence, keys, knowledge, models, serve, usecases
+from aerodrome.cli import audit, db, demo, evidence, keys, knowledge, models, serve, usecases, users
 
 app = typer.Typer(
     name="aerodrome",
@@ -18,6 +18,7 @@ app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
+app.add_typer(users.app, name="users")
 app.add_typer(models.app, name="models")
 app.add_typer(knowledge.app, name="collections")
 app.add_typer(audit.app, name="audit")

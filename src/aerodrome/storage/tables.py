@@ -417,3 +417,27 @@ run_rollup_state = Table(
     Column("watermark", DateTime(timezone=True), nullable=True),  # None: nothing rolled up yet
     Column("updated_at", DateTime(timezone=True), nullable=True),
 )
+
+# ---------------------------------------------------------------- console (issue 7)
+
+# A user's local password (argon2 hash); users who sign in through OIDC have none.
+user_credentials = Table(
+    "user_credentials",
+    metadata,
+    Column("user_id", String(36), ForeignKey("users.id"), primary_key=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Console sessions: the cookie carries the token, the table its SHA-256 (never the token itself).
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 hex of the session token
+    Column("user_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),  # the CSRF token of this session's forms
+    Column("method", String(16), nullable=False),  # password | oidc
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_console_sessions_user_id", console_sessions.c.user_id)

@@ -1,0 +1,235 @@
+"""Dashboard figures from the run records: adoption, quality, efficiency, cost, latency and errors.
+
+Each figure is one SQL aggregate over the runs (or feedback, tasks) of a time window, within the
+caller's ``runs.read`` scope: every department (all), the caller's department, or the caller's
+own runs. Domain functions, no HTTP.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, case, func, select
+
+from aerodrome.evidence.metrics import POSITIVE_SCORE
+from aerodrome.identity.permissions import Scope
+from aerodrome.identity.principal import Principal
+from aerodrome.storage.tables import feedback, runs, tasks
+
+WINDOWS = (1, 7, 30, 90)
+ERROR_STATUSES = ("error", "rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardFilter:
+    days: int = 30
+    department: str | None = None
+    usecase_id: str | None = None
+
+
+def _scoped(principal: Principal, scope: Scope, flt: DashboardFilter, since: datetime) -> list[Any]:
+    conds: list[Any] = [runs.c.created_at >= since]
+    if scope == "department":
+        conds.append(runs.c.department_id == principal.department_id)
+    elif scope == "own":
+        conds.append(runs.c.principal == principal.name)
+    if flt.department:
+        conds.append(runs.c.department_id == flt.department)
+    if flt.usecase_id:
+        conds.append(runs.c.use_case_id == flt.usecase_id)
+    return conds
+
+
+def _day(value: Any) -> str:
+    return value if isinstance(value, str) else value.isoformat()[:10]
+
+
+def figures(
+    engine: Engine, principal: Principal, scope: Scope, flt: DashboardFilter, *, now: datetime | None = None
+) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    since = now - timedelta(days=flt.days)
+    conds = _scoped(principal, scope, flt, since)
+    day = func.date(runs.c.created_at)
+    errors = func.sum(case((runs.c.status.in_(ERROR_STATUSES), 1), else_=0))
+    with engine.connect() as conn:
+        daily = conn.execute(
+            select(
+                day.label("day"),
+                runs.c.department_id,
+                func.count().label("runs"),
+                func.count(func.distinct(runs.c.principal)).label("users"),
+                errors.label("errors"),
+                func.avg(runs.c.latency_ms).label("latency"),
+            )
+            .where(*conds)
+            .group_by(day, runs.c.department_id)
+            .order_by(day)
+        ).all()
+        totals = conn.execute(
+            select(
+                func.count(),
+                func.count(func.distinct(runs.c.principal)),
+                errors,
+                func.coalesce(func.sum(runs.c.cost_usd), 0.0),
+                func.avg(runs.c.latency_ms),
+                func.sum(case((runs.c.cache_hit.is_(True), 1), else_=0)),
+            ).where(*conds)
+        ).one()
+        n = int(totals[0])
+        p95 = None
+        if n:
+            p95 = conn.execute(
+                select(runs.c.latency_ms)
+                .where(*conds, runs.c.status.not_in(ERROR_STATUSES))
+                .order_by(runs.c.latency_ms)
+                .offset(max(0, int(n * 0.95) - 1))
+                .limit(1)
+            ).scalar()
+        cost_by = {
+            name: [
+                {"name": key or "—", "cost_usd": float(cost or 0), "runs": int(count)}
+                for key, cost, count in conn.execute(
+                    select(column, func.sum(runs.c.cost_usd), func.count())
+                    .where(*conds)
+                    .group_by(column)
+                    .order_by(func.sum(runs.c.cost_usd).desc())
+                    .limit(20)
+                )
+            ]
+            for name, column in (
+                ("department", runs.c.department_id),
+                ("usecase", runs.c.use_case_id),
+                ("model", runs.c.alias),
+            )
+        }
+        quality = _quality(conn, principal, scope, flt, since)
+        efficiency = _efficiency(conn, principal, scope, flt, since)
+    by_day: dict[str, dict[str, Any]] = {}
+    departments: set[str] = set()
+    series: dict[str, dict[str, int]] = {}
+    for row in daily:
+        d = _day(row.day)
+        dept = row.department_id or "—"
+        departments.add(dept)
+        series.setdefault(dept, {})[d] = int(row.users)
+        agg = by_day.setdefault(d, {"day": d, "runs": 0, "errors": 0, "latency_sum": 0.0})
+        agg["runs"] += int(row.runs)
+        agg["errors"] += int(row.errors or 0)
+        agg["latency_sum"] += float(row.latency or 0) * int(row.runs)
+    days = sorted(by_day)
+    return {
+        "window_days": flt.days,
+        "since": since,
+        "days": days,
+        "adoption": {
+            "departments": sorted(departments),
+            "active_users": {dept: [series[dept].get(d, 0) for d in days] for dept in sorted(departments)},
+        },
+        "operations": {
+            "runs": [by_day[d]["runs"] for d in days],
+            "errors": [by_day[d]["errors"] for d in days],
+            "latency_ms": [round(by_day[d]["latency_sum"] / max(1, by_day[d]["runs"]), 1) for d in days],
+        },
+        "totals": {
+            "runs": n,
+            "users": int(totals[1]),
+            "errors": int(totals[2] or 0),
+            "error_rate": (int(totals[2] or 0) / n) if n else None,
+            "cost_usd": float(totals[3] or 0),
+            "latency_avg_ms": float(totals[4]) if totals[4] is not None else None,
+            "latency_p95_ms": float(p95) if p95 is not None else None,
+            "cache_hits": int(totals[5] or 0),
+        },
+        "cost": cost_by,
+        "quality": quality,
+        "efficiency": efficiency,
+    }
+
+
+def _quality(conn: Any, principal: Principal, scope: Scope, flt: DashboardFilter, since: datetime) -> dict[str, Any]:
+    conds: list[Any] = [feedback.c.created_at >= since]
+    if scope == "department":
+        conds.append(feedback.c.department_id == principal.department_id)
+    elif scope == "own":
+        conds.append(feedback.c.author == principal.name)
+    if flt.department:
+        conds.append(feedback.c.department_id == flt.department)
+    if flt.usecase_id:
+        conds.append(feedback.c.usecase_id == flt.usecase_id)
+    rated, useful = conn.execute(
+        select(
+            func.count(feedback.c.score),
+            func.sum(case((feedback.c.score >= POSITIVE_SCORE, 1), else_=0)),
+        ).where(*conds)
+    ).one()
+    flags: dict[str, int] = {}
+    corrections = 0
+    for flag_list, correction in conn.execute(select(feedback.c.flags, feedback.c.correction).where(*conds)):
+        for flag in flag_list or ():
+            flags[flag] = flags.get(flag, 0) + 1
+        corrections += correction is not None
+    return {
+        "rated": int(rated or 0),
+        "useful": int(useful or 0),
+        "useful_rate": (int(useful or 0) / int(rated)) if rated else None,
+        "flags": dict(sorted(flags.items(), key=lambda kv: -kv[1])),
+        "corrections": corrections,
+    }
+
+
+def _efficiency(
+    conn: Any, principal: Principal, scope: Scope, flt: DashboardFilter, since: datetime
+) -> dict[str, Any]:
+    conds: list[Any] = [tasks.c.finished_at >= since]
+    if scope == "department":
+        conds.append(tasks.c.department_id == principal.department_id)
+    elif scope == "own":
+        conds.append(tasks.c.user_ref == principal.name)
+    if flt.department:
+        conds.append(tasks.c.department_id == flt.department)
+    if flt.usecase_id:
+        conds.append(tasks.c.usecase_id == flt.usecase_id)
+    durations: dict[str, list[float]] = {}
+    for group, duration in conn.execute(select(tasks.c.group, tasks.c.duration_s).where(*conds).limit(200_000)):
+        durations.setdefault(group, []).append(float(duration))
+    medians = {g: statistics.median(v) for g, v in durations.items() if v}
+    reference = medians.get("baseline", medians.get("control"))
+    treated = medians.get("treatment")
+    saved = None
+    if reference and treated is not None:
+        saved = 1 - treated / reference
+    return {
+        "tasks": {g: len(v) for g, v in durations.items()},
+        "median_s": medians,
+        "time_saved_pct": saved,
+        "hours_saved": ((reference - treated) * len(durations.get("treatment", [])) / 3600)
+        if reference and treated is not None
+        else None,
+    }
+
+
+def usage_by_deployment(
+    engine: Engine, principal: Principal, scope: Scope, *, days: int = 30, now: datetime | None = None
+) -> dict[str, dict[str, float]]:
+    """Runs, tokens and cost per deployment over the last ``days``, within the runs.read scope."""
+    since = (now or datetime.now(UTC)) - timedelta(days=days)
+    conds = _scoped(principal, scope, DashboardFilter(days=days), since)
+    query = (
+        select(
+            runs.c.deployment,
+            func.count(),
+            func.coalesce(func.sum(runs.c.prompt_tokens + runs.c.completion_tokens), 0),
+            func.coalesce(func.sum(runs.c.cost_usd), 0.0),
+        )
+        .where(*conds, runs.c.deployment.is_not(None))
+        .group_by(runs.c.deployment)
+    )
+    with engine.connect() as conn:
+        return {
+            name: {"runs": int(n), "tokens": int(tok), "cost_usd": float(cost)}
+            for name, n, tok, cost in conn.execute(query)
+        }
