@@ -160,4 +160,6 @@ async def feedback(run_id: str, request: Request, sess: Session = Depends(sessio
     saved = await run_in_threadpool(feedback_store.submit, runtime(request).engine, _lookup(request), sess.principal, fb)
     if not request.headers.get("hx-request"):
         return RedirectResponse(f"/console/runs/{run_id}?thanks=1", status_code=303)
-    return render(request, "feedback_saved.html", {"saved": saved, "run_id": run_id})
+    return render(
+        request, "feedback_saved.html", {"saved": saved, "run_id": run_id, "corrected": fb.correction is not None}
+    )
