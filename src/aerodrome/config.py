@@ -349,7 +349,9 @@ class ConsoleConfig(_Model):
     """The web console at /console: sessions and single sign-on."""
 
     enabled: bool = Field(default=True, description="serve the web console at /console")
-    session_hours: float = Field(default=12, gt=0, le=24 * 30, description="a console session lasts this long")
+    session_hours: float = Field(
+        default=12, gt=0, le=24 * 30, description="a console session lasts this long"
+    )
     secure_cookies: bool | None = Field(
         default=None,
         description="mark cookies Secure; default: when the request came over HTTPS (or X-Forwarded-Proto https)",

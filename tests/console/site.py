@@ -4,8 +4,8 @@ and a small knowledge base; a browser (Debian's Chromium through Playwright)."""
 from __future__ import annotations
 
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -115,7 +115,8 @@ def login_http(gw: Gateway, email: str, password: str = PASSWORD) -> httpx.Clien
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert token is not None
     r = client.post(
-        "/console/login", data={"email": email, "password": password, "csrf_token": token.group(1), "next": ""}
+        "/console/login",
+        data={"email": email, "password": password, "csrf_token": token.group(1), "next": ""},
     )
     assert r.status_code == 303, r.text
     return client

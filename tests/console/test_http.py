@@ -54,7 +54,9 @@ def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(site: Gateway)
 def test_the_login_form_needs_its_csrf_token(site: Gateway) -> None:
     with site.client(follow_redirects=False) as c:
         c.get("/console/login")
-        r = c.post("/console/login", data={"email": "emma@example.com", "password": "correct horse battery staple"})
+        r = c.post(
+            "/console/login", data={"email": "emma@example.com", "password": "correct horse battery staple"}
+        )
         assert r.status_code == 403 and "csrf_failed" in r.text
 
 
@@ -123,7 +125,11 @@ def test_a_decision_needs_an_approver_and_its_rationale(site: Gateway) -> None:
     assert r.status_code == 400 and "rationale" in r.text
     r = alex.post(
         "/console/usecases/hr-policy/transition",
-        data={"csrf_token": csrf_of(page.text), "decision": "stop", "rationale": "HR answers this by email already"},
+        data={
+            "csrf_token": csrf_of(page.text),
+            "decision": "stop",
+            "rationale": "HR answers this by email already",
+        },
     )
     assert r.status_code == 303
     page = alex.get(r.headers["location"])
@@ -135,7 +141,9 @@ def test_a_decision_needs_an_approver_and_its_rationale(site: Gateway) -> None:
 def test_invalid_inputs_are_shown_on_the_page(site: Gateway) -> None:
     client = login_http(site, "emma@example.com")
     page = client.get("/console/assistant/hr-policy")
-    r = client.post("/console/assistant/hr-policy", data={"csrf_token": csrf_of(page.text), "in_question": ""})
+    r = client.post(
+        "/console/assistant/hr-policy", data={"csrf_token": csrf_of(page.text), "in_question": ""}
+    )
     assert r.status_code == 200  # the page streams; the error is in it
     assert "question" in r.text and "(HTTP 422)" in r.text
     r = client.get("/console/assistant/not-a-use-case")
@@ -169,4 +177,28 @@ def test_sso_claims_map_to_a_department_and_roles() -> None:
 
 def test_the_oidc_client_secret_must_be_a_reference() -> None:
     with pytest.raises(ValueError, match="secret reference"):
-        OIDCConfig(discovery_url="https://x/.well-known/openid-configuration", client_id="c", client_secret="s3cret")
+        OIDCConfig(
+            discovery_url="https://x/.well-known/openid-configuration", client_id="c", client_secret="s3cret"
+        )
+
+
+def test_every_console_page_asks_the_permission_table_as_the_api_does(site: Gateway) -> None:
+    """Each role, each page of the navigation: shown and served exactly when the table allows it."""
+    from aerodrome.console.web import NAV
+    from aerodrome.identity import permissions as perm
+    from aerodrome.identity.principal import Principal
+    from tests.console.site import USERS
+
+    people = [{"email": "admin@example.com", "department": "platform", "roles": ["platform_admin"]}, *USERS]
+    for person in people:
+        principal = Principal(
+            name=person["email"], department_id=person["department"], roles=frozenset(person["roles"])
+        )
+        client = login_http(site, person["email"])
+        home = client.get("/console/assistant")
+        for label, path, action in NAV:
+            allowed = perm.scope_for(principal, action) is not None
+            status = client.get(path).status_code
+            assert status == (200 if allowed else 403), (person["email"], path, status)
+            assert (f'href="{path}"' in home.text) == allowed, (person["email"], label)
+        client.close()

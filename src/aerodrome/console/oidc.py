@@ -95,11 +95,15 @@ def _pending(request: Request) -> dict[str, str]:
         raise Forbidden("this sign-in was not started here or took too long; sign in again", code="sso_state")
     given = request.query_params.get("state", "")
     if not given or not hmac.compare_digest(given, pending["state"]):
-        raise Forbidden("the sign-in answer does not match its request (state); sign in again", code="sso_state")
+        raise Forbidden(
+            "the sign-in answer does not match its request (state); sign in again", code="sso_state"
+        )
     return pending
 
 
-def _claims(id_token: str, jwks: dict[str, Any], meta: dict[str, Any], oidc: OIDCConfig, nonce: str) -> dict[str, Any]:
+def _claims(
+    id_token: str, jwks: dict[str, Any], meta: dict[str, Any], oidc: OIDCConfig, nonce: str
+) -> dict[str, Any]:
     try:
         token = jwt.decode(id_token, KeySet.import_key_set(jwks))  # type: ignore[arg-type]
         jwt.JWTClaimsRegistry(
@@ -109,7 +113,9 @@ def _claims(id_token: str, jwks: dict[str, Any], meta: dict[str, Any], oidc: OID
             exp={"essential": True},
         ).validate(token.claims)
     except (JoseError, ValueError, KeyError) as exc:
-        raise Forbidden(f"the identity provider's ID token is not valid: {exc}", code="sso_bad_token") from None
+        raise Forbidden(
+            f"the identity provider's ID token is not valid: {exc}", code="sso_bad_token"
+        ) from None
     return dict(token.claims)
 
 
@@ -137,7 +143,9 @@ async def finish(request: Request) -> tuple[dict[str, Any], str]:
             log.warning("OIDC token exchange failed", extra={"error": str(exc)})
             raise UpstreamError(f"the identity provider did not give a token: {exc}") from None
         if "id_token" not in token:
-            raise Forbidden("the identity provider sent no ID token (is 'openid' a scope?)", code="sso_bad_token")
+            raise Forbidden(
+                "the identity provider sent no ID token (is 'openid' a scope?)", code="sso_bad_token"
+            )
         claims = _claims(token["id_token"], jwks, meta, oidc, pending["nonce"])
         if meta.get("userinfo_endpoint") and (oidc.groups_claim not in claims or "email" not in claims):
             try:

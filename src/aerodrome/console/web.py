@@ -135,7 +135,9 @@ async def form(request: Request, sess: Session) -> dict[str, str]:
     fields = await read_form(request)
     token = fields.get("csrf_token") or request.headers.get("x-csrf-token", "")
     if not token or not hmac.compare_digest(token, sess.csrf):
-        raise Forbidden("the form's CSRF token is missing or wrong; reload the page and try again", code="csrf_failed")
+        raise Forbidden(
+            "the form's CSRF token is missing or wrong; reload the page and try again", code="csrf_failed"
+        )
     return fields
 
 

@@ -306,7 +306,9 @@ async def run_usecase_as(request: Request, principal: Principal, usecase_id: str
         _refused(gw, ctx, exc)
         if isinstance(exc, AerodromeError):
             raise
-        raise AerodromeError("internal error; the platform team can find it in the logs by the run id") from exc
+        raise AerodromeError(
+            "internal error; the platform team can find it in the logs by the run id"
+        ) from exc
     gw.finish(
         ctx, status=outcome.status, http_status=200, usage=outcome.usage, output_text=_output_text(outcome)
     )

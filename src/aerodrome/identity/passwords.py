@@ -48,7 +48,9 @@ def set_password(engine: Engine, email: str, password: str, *, actor: str) -> No
                 .values(password_hash=digest, updated_at=now)
             )
         else:
-            conn.execute(user_credentials.insert().values(user_id=row.id, password_hash=digest, updated_at=now))
+            conn.execute(
+                user_credentials.insert().values(user_id=row.id, password_hash=digest, updated_at=now)
+            )
         trail.record(
             conn, actor=actor, action="user.password_set", object_type="user", object_id=row.id, details={}
         )
@@ -74,6 +76,7 @@ def check_login(engine: Engine, email: str, password: str) -> dict[str, Any]:
     with engine.connect() as conn:
         row = conn.execute(q).mappings().first()
     digest = row["password_hash"] if row is not None and row["password_hash"] else _DUMMY_HASH
+    ok: bool
     try:
         ok = _HASHER.verify(digest, password)
     except (VerificationError, InvalidHashError):

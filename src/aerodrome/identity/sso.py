@@ -28,7 +28,9 @@ def user_config(oidc: OIDCConfig, claims: dict[str, Any], known_departments: set
     """The user the claims describe, or 403 saying what is missing."""
     email = claims.get("email")
     if not isinstance(email, str) or "@" not in email:
-        raise Forbidden("the identity provider sent no email claim; ask for the 'email' scope", code="sso_no_email")
+        raise Forbidden(
+            "the identity provider sent no email claim; ask for the 'email' scope", code="sso_no_email"
+        )
     if claims.get("email_verified") is False:
         raise Forbidden("the identity provider says this email is not verified", code="sso_email_unverified")
     groups = _groups(claims, oidc.groups_claim)
@@ -64,4 +66,3 @@ def sign_in(engine: Engine, oidc: OIDCConfig, claims: dict[str, Any]) -> dict[st
     if row["disabled"]:
         raise Forbidden(f"the user {user.email} is disabled", code="user_disabled")
     return row
-

@@ -150,7 +150,9 @@ def figures(
     }
 
 
-def _quality(conn: Any, principal: Principal, scope: Scope, flt: DashboardFilter, since: datetime) -> dict[str, Any]:
+def _quality(
+    conn: Any, principal: Principal, scope: Scope, flt: DashboardFilter, since: datetime
+) -> dict[str, Any]:
     conds: list[Any] = [feedback.c.created_at >= since]
     if scope == "department":
         conds.append(feedback.c.department_id == principal.department_id)
@@ -194,7 +196,9 @@ def _efficiency(
     if flt.usecase_id:
         conds.append(tasks.c.usecase_id == flt.usecase_id)
     durations: dict[str, list[float]] = {}
-    for group, duration in conn.execute(select(tasks.c.group, tasks.c.duration_s).where(*conds).limit(200_000)):
+    for group, duration in conn.execute(
+        select(tasks.c.group, tasks.c.duration_s).where(*conds).limit(200_000)
+    ):
         durations.setdefault(group, []).append(float(duration))
     medians = {g: statistics.median(v) for g, v in durations.items() if v}
     reference = medians.get("baseline", medians.get("control"))

@@ -40,7 +40,9 @@ async def knowledge(request: Request, sess: Session = Depends(session)) -> HTMLR
 
 
 @router.get("/knowledge/{name}")
-async def collection(name: str, request: Request, q: str = "", sess: Session = Depends(session)) -> HTMLResponse:
+async def collection(
+    name: str, request: Request, q: str = "", sess: Session = Depends(session)
+) -> HTMLResponse:
     p = sess.principal
     scope = perm.require(p, "collections.read")
     rt = runtime(request)
@@ -84,7 +86,9 @@ async def models(request: Request, sess: Session = Depends(session)) -> HTMLResp
     )
     aliases = [cat.public_alias(a) for a in cat.aliases.values()]
     return render(
-        request, "models.html", {"deployments": deployments, "aliases": aliases, "usage": usage, "scope": runs_scope}
+        request,
+        "models.html",
+        {"deployments": deployments, "aliases": aliases, "usage": usage, "scope": runs_scope},
     )
 
 
@@ -101,7 +105,9 @@ async def audit(
     events = await run_in_threadpool(trail.list_events, rt.engine, flt)
     verified = await run_in_threadpool(trail.verify, rt.engine)
     return render(
-        request, "audit.html", {"events": events, "verified": verified, "action": action, "actor": actor, "page": page}
+        request,
+        "audit.html",
+        {"events": events, "verified": verified, "action": action, "actor": actor, "page": page},
     )
 
 

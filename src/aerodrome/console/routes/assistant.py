@@ -57,7 +57,9 @@ async def usecase_form(usecase_id: str, request: Request, sess: Session = Depend
     return render(request, "assistant_form.html", {"live": live, "values": {}})
 
 
-def _inputs(spec_inputs: dict[str, InputSpec], fields: dict[str, str], lists: dict[str, list[str]]) -> dict[str, Any]:
+def _inputs(
+    spec_inputs: dict[str, InputSpec], fields: dict[str, str], lists: dict[str, list[str]]
+) -> dict[str, Any]:
     """Form fields → the use case's inputs, typed by its schema (the runner validates them, 422)."""
     out: dict[str, Any] = {}
     for name, spec in spec_inputs.items():
@@ -114,7 +116,9 @@ async def run(usecase_id: str, request: Request, sess: Session = Depends(session
         yield _half(env, {**context, "run": data}, 1)
 
     return StreamingResponse(
-        page(), media_type="text/html; charset=utf-8", headers={"cache-control": "no-store", "x-accel-buffering": "no"}
+        page(),
+        media_type="text/html; charset=utf-8",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
     )
 
 
@@ -157,9 +161,13 @@ async def feedback(run_id: str, request: Request, sess: Session = Depends(sessio
         correction=fields.get("correction") or None,
         comment=fields.get("comment") or None,
     )
-    saved = await run_in_threadpool(feedback_store.submit, runtime(request).engine, _lookup(request), sess.principal, fb)
+    saved = await run_in_threadpool(
+        feedback_store.submit, runtime(request).engine, _lookup(request), sess.principal, fb
+    )
     if not request.headers.get("hx-request"):
         return RedirectResponse(f"/console/runs/{run_id}?thanks=1", status_code=303)
     return render(
-        request, "feedback_saved.html", {"saved": saved, "run_id": run_id, "corrected": fb.correction is not None}
+        request,
+        "feedback_saved.html",
+        {"saved": saved, "run_id": run_id, "corrected": fb.correction is not None},
     )

@@ -33,7 +33,9 @@ def _next(value: str | None) -> str:
     return "/console/assistant"
 
 
-def _login_page(request: Request, *, error: str | None = None, status: int = 200, email: str = "") -> Response:
+def _login_page(
+    request: Request, *, error: str | None = None, status: int = 200, email: str = ""
+) -> Response:
     token = new_login_csrf()
     rt = runtime(request)
     response = render(
@@ -71,7 +73,9 @@ async def login(request: Request) -> Response:
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     given = fields.get("csrf_token", "")
     if not cookie or not given or not hmac.compare_digest(cookie, given):
-        raise Forbidden("the login form expired or was not sent from this site; try again", code="csrf_failed")
+        raise Forbidden(
+            "the login form expired or was not sent from this site; try again", code="csrf_failed"
+        )
     rt = runtime(request)
     email = fields.get("email", "").strip()
     try:

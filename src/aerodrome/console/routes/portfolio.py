@@ -95,7 +95,9 @@ async def propose(request: Request, sess: Session = Depends(session)) -> Respons
 
 
 def _spec_text(engine: Any, usecase_id: str, number: int) -> str:
-    return yaml.safe_dump(store.version(engine, usecase_id, number)["spec"], sort_keys=False, allow_unicode=True)
+    return yaml.safe_dump(
+        store.version(engine, usecase_id, number)["spec"], sort_keys=False, allow_unicode=True
+    )
 
 
 def _diff(engine: Any, usecase_id: str, number: int) -> str:
@@ -103,7 +105,10 @@ def _diff(engine: Any, usecase_id: str, number: int) -> str:
     new = _spec_text(engine, usecase_id, number)
     return "".join(
         difflib.unified_diff(
-            old.splitlines(keepends=True), new.splitlines(keepends=True), f"version {number - 1}", f"version {number}"
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            f"version {number - 1}",
+            f"version {number}",
         )
     )
 
@@ -121,9 +126,13 @@ async def usecase_page(
     gate = None
     if nxt is not None and row["stage"] != "decision":
         gate = await run_in_threadpool(
-            lambda: transitions.advance(rt.engine, usecase_id, nxt, actor=p.name, evidence=rt.gate_evidence, dry_run=True)
+            lambda: transitions.advance(
+                rt.engine, usecase_id, nxt, actor=p.name, evidence=rt.gate_evidence, dry_run=True
+            )
         )
-    versions = await run_in_threadpool(store.versions, rt.engine, usecase_id) if row["current_version"] else []
+    versions = (
+        await run_in_threadpool(store.versions, rt.engine, usecase_id) if row["current_version"] else []
+    )
     shown = diff if diff is not None else row["current_version"]
     diff_text = await run_in_threadpool(_diff, rt.engine, usecase_id, shown) if shown else ""
     report: dict[str, Any] | None = None
@@ -182,14 +191,16 @@ async def transition(usecase_id: str, request: Request, sess: Session = Depends(
     row = await run_in_threadpool(store.get, rt.engine, usecase_id)
     decision = fields.get("decision") or None
     rationale = fields.get("rationale", "").strip()
+    to: str | None
     if decision is not None:
         if decision not in DECISION_TARGET:
             raise BadRequest("decision must be go, redesign or stop", param="decision")
         to = DECISION_TARGET[decision]
     else:
         to = NEXT.get(row["stage"]) if row["stage"] != "decision" else None
-        if to is None:
-            raise BadRequest(f"from {row['stage']} a decision is needed", param="decision")
+    if to is None:
+        raise BadRequest(f"from {row['stage']} a decision is needed", param="decision")
+    target: str = to
     deciding = decision is not None or row["stage"] == "decision" or to == "retired"
     _scoped(p, "usecases.decide" if deciding else "usecases.advance", row, rt)
     if deciding and len(rationale) < 10:
@@ -198,11 +209,11 @@ async def transition(usecase_id: str, request: Request, sess: Session = Depends(
         lambda: transitions.advance(
             rt.engine,
             usecase_id,
-            to,
+            target,
             actor=p.name,
             rationale=rationale,
             decision=decision,
             evidence=rt.gate_evidence,
         )
     )
-    return RedirectResponse(f"/console/usecases/{usecase_id}?moved={to}", status_code=303)
+    return RedirectResponse(f"/console/usecases/{usecase_id}?moved={target}", status_code=303)

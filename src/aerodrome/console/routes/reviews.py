@@ -25,7 +25,9 @@ def age(seconds: float) -> str:
 
 
 @router.get("")
-async def queue(request: Request, status: str | None = None, sess: Session = Depends(session)) -> HTMLResponse:
+async def queue(
+    request: Request, status: str | None = None, sess: Session = Depends(session)
+) -> HTMLResponse:
     scope = perm.require(sess.principal, "reviews.read")
     rt = runtime(request)
     flt = ReviewFilter(statuses=parse_statuses([status] if status else None), limit=200)
