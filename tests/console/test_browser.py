@@ -172,7 +172,7 @@ def test_every_page_renders_on_a_desktop_and_a_phone(site: Gateway, browser: Any
             page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
             response = page.goto(site.url + path)
             assert response.status == 200, (path, response.status)
-            page.wait_for_load_state("load")
+            page.wait_for_load_state("networkidle")
             shot(page, f"{name}-{label}")
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             # the evidence report is the report module's own standalone HTML, wide tables included

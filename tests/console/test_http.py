@@ -138,6 +138,19 @@ def test_a_decision_needs_an_approver_and_its_rationale(site: Gateway) -> None:
     alex.close()
 
 
+def test_the_use_case_evidence_loads_after_its_page(site: Gateway) -> None:
+    client = login_http(site, "alex@example.com")
+    page = client.get("/console/usecases/hr-policy")
+    assert 'hx-get="/console/usecases/hr-policy/evidence"' in page.text
+    assert "useful_rate ≥ 0.8" in page.text  # the spec's criteria at once, their verdicts after
+    fragment = client.get("/console/usecases/hr-policy/evidence", headers={"hx-request": "true"})
+    assert fragment.status_code == 200 and "<html" not in fragment.text
+    assert "Recommendation" in fragment.text and "Next gate" in fragment.text
+    full = client.get("/console/usecases/hr-policy/evidence")
+    assert "<html" in full.text and "Recommendation" in full.text
+    client.close()
+
+
 def test_invalid_inputs_are_shown_on_the_page(site: Gateway) -> None:
     client = login_http(site, "emma@example.com")
     page = client.get("/console/assistant/hr-policy")

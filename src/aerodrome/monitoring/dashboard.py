@@ -50,36 +50,38 @@ def _day(value: Any) -> str:
 def figures(
     engine: Engine, principal: Principal, scope: Scope, flt: DashboardFilter, *, now: datetime | None = None
 ) -> dict[str, Any]:
+    """Every figure of the dashboards. The run queries read the ``ix_runs_console_figures``
+    covering index only: one pass for the per-day, department, use case and model sums, one for the
+    active users per day, one for the window's distinct users and one for the p95 latency."""
     now = now or datetime.now(UTC)
     since = now - timedelta(days=flt.days)
     conds = _scoped(principal, scope, flt, since)
     day = func.date(runs.c.created_at)
-    errors = func.sum(case((runs.c.status.in_(ERROR_STATUSES), 1), else_=0))
+    is_error = case((runs.c.status.in_(ERROR_STATUSES), 1), else_=0)
     with engine.connect() as conn:
-        daily = conn.execute(
+        cells = conn.execute(
             select(
                 day.label("day"),
                 runs.c.department_id,
+                runs.c.use_case_id,
+                runs.c.alias,
                 func.count().label("runs"),
-                func.count(func.distinct(runs.c.principal)).label("users"),
-                errors.label("errors"),
-                func.avg(runs.c.latency_ms).label("latency"),
+                func.sum(is_error).label("errors"),
+                func.coalesce(func.sum(runs.c.cost_usd), 0.0).label("cost"),
+                func.coalesce(func.sum(runs.c.latency_ms), 0.0).label("latency"),
             )
             .where(*conds)
-            .group_by(day, runs.c.department_id)
-            .order_by(day)
+            .group_by(day, runs.c.department_id, runs.c.use_case_id, runs.c.alias)
         ).all()
-        totals = conn.execute(
-            select(
-                func.count(),
-                func.count(func.distinct(runs.c.principal)),
-                errors,
-                func.coalesce(func.sum(runs.c.cost_usd), 0.0),
-                func.avg(runs.c.latency_ms),
-                func.sum(case((runs.c.cache_hit.is_(True), 1), else_=0)),
-            ).where(*conds)
-        ).one()
-        n = int(totals[0])
+        active = conn.execute(
+            select(day.label("day"), runs.c.department_id, func.count(func.distinct(runs.c.principal)))
+            .where(*conds)
+            .group_by(day, runs.c.department_id)
+        ).all()
+        users = int(
+            conn.execute(select(func.count(func.distinct(runs.c.principal))).where(*conds)).scalar() or 0
+        )
+        n = sum(int(c.runs) for c in cells)
         p95 = None
         if n:
             p95 = conn.execute(
@@ -89,62 +91,55 @@ def figures(
                 .offset(max(0, int(n * 0.95) - 1))
                 .limit(1)
             ).scalar()
-        cost_by = {
-            name: [
-                {"name": key or "—", "cost_usd": float(cost or 0), "runs": int(count)}
-                for key, cost, count in conn.execute(
-                    select(column, func.sum(runs.c.cost_usd), func.count())
-                    .where(*conds)
-                    .group_by(column)
-                    .order_by(func.sum(runs.c.cost_usd).desc())
-                    .limit(20)
-                )
-            ]
-            for name, column in (
-                ("department", runs.c.department_id),
-                ("usecase", runs.c.use_case_id),
-                ("model", runs.c.alias),
-            )
-        }
         quality = _quality(conn, principal, scope, flt, since)
         efficiency = _efficiency(conn, principal, scope, flt, since)
-    by_day: dict[str, dict[str, Any]] = {}
-    departments: set[str] = set()
+    by_day: dict[str, dict[str, float]] = {}
+    cost_by: dict[str, dict[str, dict[str, float]]] = {"department": {}, "usecase": {}, "model": {}}
+    for c in cells:
+        d = by_day.setdefault(_day(c.day), {"runs": 0, "errors": 0, "latency": 0.0})
+        d["runs"] += int(c.runs)
+        d["errors"] += int(c.errors or 0)
+        d["latency"] += float(c.latency)
+        for name, key in (("department", c.department_id), ("usecase", c.use_case_id), ("model", c.alias)):
+            slot = cost_by[name].setdefault(key or "—", {"cost_usd": 0.0, "runs": 0})
+            slot["cost_usd"] += float(c.cost)
+            slot["runs"] += int(c.runs)
     series: dict[str, dict[str, int]] = {}
-    for row in daily:
-        d = _day(row.day)
-        dept = row.department_id or "—"
-        departments.add(dept)
-        series.setdefault(dept, {})[d] = int(row.users)
-        agg = by_day.setdefault(d, {"day": d, "runs": 0, "errors": 0, "latency_sum": 0.0})
-        agg["runs"] += int(row.runs)
-        agg["errors"] += int(row.errors or 0)
-        agg["latency_sum"] += float(row.latency or 0) * int(row.runs)
+    for d_, dept, count in active:
+        series.setdefault(dept or "—", {})[_day(d_)] = int(count)
     days = sorted(by_day)
+    departments = sorted(series)
+    errors = sum(int(v["errors"]) for v in by_day.values())
+    total_latency = sum(v["latency"] for v in by_day.values())
     return {
         "window_days": flt.days,
         "since": since,
         "days": days,
         "adoption": {
-            "departments": sorted(departments),
-            "active_users": {dept: [series[dept].get(d, 0) for d in days] for dept in sorted(departments)},
+            "departments": departments,
+            "active_users": {dept: [series[dept].get(d, 0) for d in days] for dept in departments},
         },
         "operations": {
-            "runs": [by_day[d]["runs"] for d in days],
-            "errors": [by_day[d]["errors"] for d in days],
-            "latency_ms": [round(by_day[d]["latency_sum"] / max(1, by_day[d]["runs"]), 1) for d in days],
+            "runs": [int(by_day[d]["runs"]) for d in days],
+            "errors": [int(by_day[d]["errors"]) for d in days],
+            "latency_ms": [round(by_day[d]["latency"] / max(1, by_day[d]["runs"]), 1) for d in days],
         },
         "totals": {
             "runs": n,
-            "users": int(totals[1]),
-            "errors": int(totals[2] or 0),
-            "error_rate": (int(totals[2] or 0) / n) if n else None,
-            "cost_usd": float(totals[3] or 0),
-            "latency_avg_ms": float(totals[4]) if totals[4] is not None else None,
+            "users": users,
+            "errors": errors,
+            "error_rate": errors / n if n else None,
+            "cost_usd": sum(v["cost_usd"] for v in cost_by["department"].values()),
+            "latency_avg_ms": total_latency / n if n else None,
             "latency_p95_ms": float(p95) if p95 is not None else None,
-            "cache_hits": int(totals[5] or 0),
         },
-        "cost": cost_by,
+        "cost": {
+            name: [
+                {"name": key, "cost_usd": v["cost_usd"], "runs": int(v["runs"])}
+                for key, v in sorted(groups.items(), key=lambda kv: -kv[1]["cost_usd"])[:20]
+            ]
+            for name, groups in cost_by.items()
+        },
         "quality": quality,
         "efficiency": efficiency,
     }

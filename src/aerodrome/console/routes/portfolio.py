@@ -113,15 +113,57 @@ def _diff(engine: Any, usecase_id: str, number: int) -> str:
     )
 
 
+def _title_and_criteria(rt: Any, usecase_id: str) -> tuple[str, list[str]]:
+    try:
+        spec = rt.usecases.get(usecase_id).spec
+    except store.UseCaseNotFound:
+        return usecase_id, []
+    return spec.title, [
+        f"{c.label()} {'≥' if c.at_least is not None else '≤'} {c.threshold:g}"
+        + (f" (at least {c.min_samples} samples)" if c.min_samples else "")
+        for c in spec.success_criteria
+    ]
+
+
 @router.get("/{usecase_id}")
 async def usecase_page(
     usecase_id: str, request: Request, diff: int | None = None, sess: Session = Depends(session)
 ) -> HTMLResponse:
+    """The page itself is quick; its gate checklist, verdicts and report come from /evidence."""
     rt = runtime(request)
     p = sess.principal
     row = await run_in_threadpool(store.get, rt.engine, usecase_id)
     _scoped(p, "usecases.read", row, rt)
     past = await run_in_threadpool(transitions.history, rt.engine, usecase_id)
+    versions = await run_in_threadpool(store.versions, rt.engine, usecase_id) if row["current_version"] else []
+    shown = diff if diff is not None else row["current_version"]
+    diff_text = await run_in_threadpool(_diff, rt.engine, usecase_id, shown) if shown else ""
+    title, criteria = _title_and_criteria(rt, usecase_id)
+    return render(
+        request,
+        "usecase.html",
+        {
+            "row": row,
+            "title": title,
+            "criteria": criteria,
+            "history": past,
+            "versions": versions,
+            "shown": shown,
+            "diff": diff_text,
+            "may_decide": perm.scope_for(p, "usecases.decide") is not None,
+            "decisions": DECISION_TARGET,
+        },
+    )
+
+
+@router.get("/{usecase_id}/evidence")
+async def evidence(usecase_id: str, request: Request, sess: Session = Depends(session)) -> HTMLResponse:
+    """The next gate's checklist, the criteria's verdicts, live metrics and the report's summary
+    (the evidence engine's work: seconds on large run tables, so loaded after the page)."""
+    rt = runtime(request)
+    p = sess.principal
+    row = await run_in_threadpool(store.get, rt.engine, usecase_id)
+    _scoped(p, "usecases.read", row, rt)
     nxt = NEXT.get(row["stage"])
     gate = None
     if nxt is not None and row["stage"] != "decision":
@@ -130,11 +172,6 @@ async def usecase_page(
                 rt.engine, usecase_id, nxt, actor=p.name, evidence=rt.gate_evidence, dry_run=True
             )
         )
-    versions = (
-        await run_in_threadpool(store.versions, rt.engine, usecase_id) if row["current_version"] else []
-    )
-    shown = diff if diff is not None else row["current_version"]
-    diff_text = await run_in_threadpool(_diff, rt.engine, usecase_id, shown) if shown else ""
     report: dict[str, Any] | None = None
     report_error = None
     if row["current_version"]:
@@ -142,24 +179,17 @@ async def usecase_page(
             report = await run_in_threadpool(pilot_report.build, rt.engine, usecase_id)
         except AerodromeError as exc:
             report_error = exc.message
-    return render(
-        request,
-        "usecase.html",
-        {
-            "row": row,
-            "history": past,
-            "next": nxt,
-            "gate": gate,
-            "versions": versions,
-            "shown": shown,
-            "diff": diff_text,
-            "report": report,
-            "report_error": report_error,
-            "may_decide": perm.scope_for(p, "usecases.decide") is not None,
-            "may_advance": perm.scope_for(p, "usecases.advance") is not None,
-            "decisions": DECISION_TARGET,
-        },
-    )
+    context = {
+        "row": row,
+        "next": nxt,
+        "gate": gate,
+        "report": report,
+        "report_error": report_error,
+        "may_advance": perm.scope_for(p, "usecases.advance") is not None,
+    }
+    if request.headers.get("hx-request"):
+        return render(request, "_usecase_evidence.html", context)
+    return render(request, "usecase_evidence.html", context)
 
 
 _STYLE = re.compile(r"<style>(.*?)</style>", re.S)

@@ -1,4 +1,4 @@
-"""console: local passwords and console sessions
+"""console: local passwords, console sessions, the dashboards' covering index on runs
 
 Revision ID: 0011
 Revises: 0007
@@ -14,6 +14,20 @@ revision = "0011"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
+
+FIGURE_COLUMNS = [
+    "created_at",
+    "department_id",
+    "use_case_id",
+    "alias",
+    "deployment",
+    "principal",
+    "status",
+    "cost_usd",
+    "latency_ms",
+    "prompt_tokens",
+    "completion_tokens",
+]
 
 
 def upgrade() -> None:
@@ -38,9 +52,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("console_sessions", schema=None) as batch_op:
         batch_op.create_index("ix_console_sessions_user_id", ["user_id"], unique=False)
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.create_index("ix_runs_console_figures", FIGURE_COLUMNS, unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_index("ix_runs_console_figures")
     with op.batch_alter_table("console_sessions", schema=None) as batch_op:
         batch_op.drop_index("ix_console_sessions_user_id")
     op.drop_table("console_sessions")
