@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import evidence as data_set  # noqa: E402  (bench/evidence.py: the data set)
 from machine import describe  # noqa: E402
 
+import evidence as data_set  # noqa: E402  (bench/evidence.py: the data set)
 from aerodrome.app import create_app  # noqa: E402
 from aerodrome.config import load_config  # noqa: E402
 from aerodrome.evidence import rollups  # noqa: E402
@@ -86,7 +86,9 @@ def sign_in(base: str, email: str) -> httpx.Client:
     client = httpx.Client(base_url=base, timeout=60)
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/console/login").text)
     assert token is not None
-    r = client.post("/console/login", data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)})
+    r = client.post(
+        "/console/login", data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)}
+    )
     assert r.status_code == 303, r.text
     return client
 
@@ -133,7 +135,9 @@ def main() -> int:
         engine.dispose()
 
         app = create_app(Settings(config=path), cfg)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        )
         thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
         thread.start()
         while not server.started:

@@ -64,42 +64,36 @@ def figures(
     is_error = case((runs.c.status.in_(ERROR_STATUSES), 1), else_=0)
     with engine.connect() as conn:
         cells = conn.execute(
-            (
-                select(
-                    day.label("day"),
-                    runs.c.department_id,
-                    runs.c.use_case_id,
-                    runs.c.alias,
-                    func.count().label("runs"),
-                    func.sum(is_error).label("errors"),
-                    func.coalesce(func.sum(runs.c.cost_usd), 0.0).label("cost"),
-                    func.coalesce(func.sum(runs.c.latency_ms), 0.0).label("latency"),
-                )
-                .where(*conds)
-                .group_by(day, runs.c.department_id, runs.c.use_case_id, runs.c.alias)
+            select(
+                day.label("day"),
+                runs.c.department_id,
+                runs.c.use_case_id,
+                runs.c.alias,
+                func.count().label("runs"),
+                func.sum(is_error).label("errors"),
+                func.coalesce(func.sum(runs.c.cost_usd), 0.0).label("cost"),
+                func.coalesce(func.sum(runs.c.latency_ms), 0.0).label("latency"),
             )
+            .where(*conds)
+            .group_by(day, runs.c.department_id, runs.c.use_case_id, runs.c.alias)
         ).all()
         active = conn.execute(
-            (
-                select(day.label("day"), runs.c.department_id, func.count(func.distinct(runs.c.principal)))
-                .where(*conds)
-                .group_by(day, runs.c.department_id)
-            )
+            select(day.label("day"), runs.c.department_id, func.count(func.distinct(runs.c.principal)))
+            .where(*conds)
+            .group_by(day, runs.c.department_id)
         ).all()
         users = int(
-            conn.execute((select(func.count(func.distinct(runs.c.principal))).where(*conds))).scalar() or 0
+            conn.execute(select(func.count(func.distinct(runs.c.principal))).where(*conds)).scalar() or 0
         )
         n = sum(int(c.runs) for c in cells)
         p95 = None
         if n:
             p95 = conn.execute(
-                (
-                    select(runs.c.latency_ms)
-                    .where(*conds, runs.c.status.not_in(ERROR_STATUSES))
-                    .order_by(runs.c.latency_ms)
-                    .offset(max(0, int(n * 0.95) - 1))
-                    .limit(1)
-                )
+                select(runs.c.latency_ms)
+                .where(*conds, runs.c.status.not_in(ERROR_STATUSES))
+                .order_by(runs.c.latency_ms)
+                .offset(max(0, int(n * 0.95) - 1))
+                .limit(1)
             ).scalar()
         quality = _quality(conn, principal, scope, flt, since)
         efficiency = _efficiency(conn, principal, scope, flt, since)

@@ -135,7 +135,9 @@ async def usecase_page(
     row = await run_in_threadpool(store.get, rt.engine, usecase_id)
     _scoped(p, "usecases.read", row, rt)
     past = await run_in_threadpool(transitions.history, rt.engine, usecase_id)
-    versions = await run_in_threadpool(store.versions, rt.engine, usecase_id) if row["current_version"] else []
+    versions = (
+        await run_in_threadpool(store.versions, rt.engine, usecase_id) if row["current_version"] else []
+    )
     shown = diff if diff is not None else row["current_version"]
     diff_text = await run_in_threadpool(_diff, rt.engine, usecase_id, shown) if shown else ""
     title, criteria = _title_and_criteria(rt, usecase_id)
