@@ -141,8 +141,8 @@ def test_a_form_posted_without_its_csrf_token_is_refused(site: Gateway, browser:
 
 PAGES = [
     ("login", "/console/login", None),
-    ("assistant", "/console/assistant", "admin@example.com"),
-    ("assistant-form", "/console/assistant/letters", "admin@example.com"),
+    ("assistant", "/console/assistant", "emma@example.com"),
+    ("assistant-form", "/console/assistant/letters", "emma@example.com"),
     ("portfolio", "/console/usecases", "admin@example.com"),
     ("usecase", "/console/usecases/hr-policy", "alex@example.com"),
     ("report", "/console/usecases/hr-policy/report", "alex@example.com"),

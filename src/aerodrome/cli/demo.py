@@ -23,7 +23,13 @@ from aerodrome.settings import Settings
 out = Console()
 
 
-DEMO_LOGINS = ("admin@example.com", "employee@example.com", "hr.lead@example.com", "auditor@example.com")
+DEMO_LOGINS = (
+    "admin@example.com",
+    "employee@example.com",
+    "hr.lead@example.com",
+    "auditor@example.com",
+    "reviewer@example.com",
+)
 
 
 def console_logins(engine: Engine, directory: Path) -> dict[str, str]:
@@ -134,7 +140,7 @@ def demo(
         f"  admin key:  {directory / 'admin.key'} (mode 600)\n"
         f"  console:    {base}/console  sign in as admin@example.com, password in "
         f"{directory / 'admin.password'} (mode 600): {_read(directory / 'admin.password')}\n"
-        f"              other demo users (employee, hr.lead, auditor): passwords in {directory / 'logins'}\n"
+        f"              other demo users (employee, hr.lead, auditor, reviewer): passwords in {directory / 'logins'}\n"
         f"  gateway:    {base}/v1  (OpenAI-compatible; models: chat-small, embed-small)\n"
         f"  API spec:   {base}/openapi.json\n"
         f"  try:        curl {base}/v1/chat/completions -H 'Authorization: Bearer '$(cat {directory / 'admin.key'}) "

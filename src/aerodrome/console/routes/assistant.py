@@ -28,14 +28,11 @@ CHUNK = 48  # characters per streamed piece of the answer
 
 
 def usable(request: Request, sess: Session) -> list[LiveUseCase]:
-    """The use cases the user may see and run: live in their department (or every one, scope all)."""
-    scope = perm.require(sess.principal, "usecases.read")
+    """The use cases the user may run: live in their department (the runner refuses the others,
+    whatever the reading scope)."""
+    perm.require(sess.principal, "usecases.read")
     live = runtime(request).usecases.all()
-    return [
-        u
-        for u in live
-        if u.load_error is None and (scope == "all" or sess.principal.department_id in u.spec.departments)
-    ]
+    return [u for u in live if u.load_error is None and sess.principal.department_id in u.spec.departments]
 
 
 def _usecase(request: Request, sess: Session, usecase_id: str) -> LiveUseCase:
