@@ -7,6 +7,7 @@ own runs. Domain functions, no HTTP.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -86,13 +87,14 @@ def figures(
             conn.execute(select(func.count(func.distinct(runs.c.principal))).where(*conds)).scalar() or 0
         )
         n = sum(int(c.runs) for c in cells)
+        answered = n - sum(int(c.errors or 0) for c in cells)
         p95 = None
-        if n:
+        if answered:  # nearest rank over the runs that got an answer
             p95 = conn.execute(
                 select(runs.c.latency_ms)
                 .where(*conds, runs.c.status.not_in(ERROR_STATUSES))
                 .order_by(runs.c.latency_ms)
-                .offset(max(0, int(n * 0.95) - 1))
+                .offset(math.ceil(0.95 * answered) - 1)
                 .limit(1)
             ).scalar()
         quality = _quality(conn, principal, scope, flt, since)
