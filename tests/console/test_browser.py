@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from aerodrome.feedback.store import FLAGS
 from tests.console.site import DESKTOP, PASSWORD, PHONE, SCREENSHOTS
 from tests.harness import Gateway
@@ -156,6 +158,7 @@ PAGES = [
 ]
 
 
+@pytest.mark.timeout(300)
 def test_every_page_renders_on_a_desktop_and_a_phone(site: Gateway, browser: Any) -> None:
     """A screenshot of each page at both sizes (tests/console/screenshots/); no page scrolls sideways."""
     for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):

@@ -15,6 +15,8 @@ from tests.console.site import SCREENSHOTS, console_site
 from tests.harness import Gateway, free_port
 from tests.upstream.fixtures import UpstreamServer
 
+pytestmark = pytest.mark.timeout(600)  # the first run on a fresh machine installs oidc-provider (npm ci)
+
 
 @pytest.fixture
 def sso(upstream: UpstreamServer, tmp_path: Path) -> Iterator[tuple[Gateway, str]]:
