@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from aerodrome.api.knowledge import _visible
 from aerodrome.audit import trail
@@ -176,6 +176,4 @@ async def revoke_key(key_id: str, request: Request, sess: Session = Depends(sess
         lambda: identity.revoke_key(rt.engine, key_id, actor=p.name, principal=p, scope=scope)
     )
     rt.authenticator.forget(record["prefix"])
-    from fastapi.responses import RedirectResponse
-
     return RedirectResponse("/console/keys?revoked=" + record["prefix"], status_code=303)

@@ -12,6 +12,7 @@ from aerodrome.console import oidc
 from aerodrome.console.web import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
+    form,
     new_login_csrf,
     read_form,
     render,
@@ -90,8 +91,6 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, sess: Session = Depends(session)) -> Response:
-    from aerodrome.console.web import form
-
     await form(request, sess)
     await asyncio.to_thread(close_session, runtime(request).engine, sess)
     response = RedirectResponse("/console/login", status_code=303)
