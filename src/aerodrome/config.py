@@ -293,6 +293,48 @@ class UseCasesConfig(_Model):
     )
 
 
+# -- scaled mode: the shared Redis (limits, budgets, key revocations) ------------------------------
+
+
+class RedisConfig(_Model):
+    """The Redis every replica shares in scaled mode (docs/scaling.md); absent: everything in process."""
+
+    url: str = Field(description="redis://host:port/db (rediss:// for TLS), without a password: use password")
+    password: str | None = Field(
+        default=None, description="secret reference: env:NAME or file:/path (never the secret itself)"
+    )
+    key_prefix: str = Field(
+        default="aerodrome",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="every key is {prefix}:...; the braces keep one admission's keys in one cluster slot",
+    )
+    timeout_s: float = Field(
+        default=0.25, gt=0, le=10, description="connect and command timeout; past it Redis counts as down"
+    )
+    retry_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="after a failure, requests skip Redis (applying the down policy) this long, then try again",
+    )
+    rate_limits_when_down: Literal["local", "open", "closed"] = Field(
+        default="local",
+        description="while Redis is down: local (each replica counts alone), open (no rate limit) or closed (503); budgets always refuse (503)",
+    )
+    reservation_ttl_s: float = Field(
+        default=900.0,
+        ge=10,
+        description="a budget reservation never settled (its replica died) is released after this long",
+    )
+
+    @field_validator("password")
+    @classmethod
+    def _secret_ref(cls, value: str | None) -> str | None:
+        if value is None or value.startswith(("env:", "file:")):
+            return value
+        raise ValueError("password must be a secret reference such as 'env:REDIS_PASSWORD'")
+
+
 class PlatformConfig(_Model):
     """The whole platform configuration, as read from ``aerodrome.yaml``."""
 
@@ -308,6 +350,9 @@ class PlatformConfig(_Model):
     collections: list[CollectionConfig] = []
     guardrails: GuardrailsConfig = GuardrailsConfig()
     usecases: UseCasesConfig = UseCasesConfig()
+    redis: RedisConfig | None = Field(
+        default=None, description="scaled mode: limits, budgets and key revocations shared through Redis"
+    )
     # Set by load_config: the directory relative paths resolve against.
     base_dir: Path = Field(default=Path("."), exclude=True)
 

@@ -19,13 +19,13 @@ from sqlalchemy import Engine, select
 from aerodrome.catalog.catalog import Catalog
 from aerodrome.catalog.secrets import resolve_secret
 from aerodrome.catalog.store import build_catalog
-from aerodrome.config import DepartmentConfig, DeploymentConfig, PlatformConfig, ProviderConfig
+from aerodrome.config import Budget, DepartmentConfig, DeploymentConfig, PlatformConfig, ProviderConfig
 from aerodrome.errors import AerodromeError
 from aerodrome.hookspecs import provider_registry
 from aerodrome.identity.authenticator import Authenticator
 from aerodrome.identity.store import apply_config, load_departments
-from aerodrome.limits.budget import BudgetLedger, period_start
-from aerodrome.limits.rate import RateLimiter
+from aerodrome.limits.backend import LimitsBackend, LocalLimits
+from aerodrome.limits.budget import period_start
 from aerodrome.monitoring.metrics import Metrics
 from aerodrome.monitoring.run_log import RunWriter
 from aerodrome.monitoring.runs import spent_since
@@ -33,6 +33,7 @@ from aerodrome.providers.base import Provider, ProviderContext
 from aerodrome.routing.router import Router
 from aerodrome.storage.engine import is_sqlite, make_engine
 from aerodrome.storage.migrate import ensure_current
+from aerodrome.storage.redis_link import RedisLink
 from aerodrome.storage.tables import api_keys
 
 if TYPE_CHECKING:
@@ -70,8 +71,15 @@ class Runtime:
         self._provider_configs: dict[str, ProviderConfig] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self.authenticator = Authenticator(engine, ttl_s=config.server.key_cache_ttl_s)
-        self.limiter = RateLimiter()
-        self.ledger = BudgetLedger()
+        # Scaled mode: limits, budgets and revocations shared by every replica through Redis.
+        self.redis: RedisLink | None = None
+        self.limits: LimitsBackend = LocalLimits()
+        if config.redis is not None:
+            from aerodrome.limits.redis_backend import RedisLimits
+
+            self.redis = RedisLink(config.redis, base_dir=config.base_dir)
+            self.limits = RedisLimits(self.redis, spent_of=self.spent_of)
+        self._revocations: asyncio.Task[None] | None = None
         self.writer = RunWriter(
             engine,
             flush_interval_s=config.server.run_flush_interval_s,
@@ -85,8 +93,7 @@ class Runtime:
             policies=lambda: self.policies,
             server=config.server,
             router=self.router,
-            limiter=self.limiter,
-            ledger=self.ledger,
+            limits=self.limits,
             writer=self.writer,
             metrics=self.metrics,
         )
@@ -121,7 +128,16 @@ class Runtime:
             ),
         )
         rt._build_providers()
-        await asyncio.to_thread(rt._seed_budgets)
+        await rt.limits.start()
+        if not rt.limits.seeds_itself:
+            await asyncio.to_thread(rt._seed_budgets)
+        if rt.redis is not None:
+            from aerodrome.identity import revocations
+
+            await rt.redis.ping()  # logs an outage now rather than at the first request
+            rt._revocations = asyncio.create_task(
+                revocations.listen(rt.redis, rt.authenticator.forget, rt.authenticator.forget_all)
+            )
         await asyncio.to_thread(rt.load_usecases)
         rt._refresher = asyncio.create_task(rt._refresh_loop())
         rt._warmers = [asyncio.create_task(rt._warm(dep)) for dep in rt._local_embedding_deployments()]
@@ -157,11 +173,18 @@ class Runtime:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        if self._revocations is not None:
+            self._revocations.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._revocations
         for provider in self.providers.values():
             await provider.aclose()
         if self._http is not None:
             await self._http.close()
         await asyncio.to_thread(self.writer.close)  # flush every pending run record
+        await self.limits.close()  # send pending budget settlements (Redis)
+        if self.redis is not None:
+            await self.redis.close()
         await asyncio.to_thread(self.jobs.close)
         if self._knowledge is not None:
             self._knowledge.close()
@@ -311,12 +334,18 @@ class Runtime:
 
     # ------------------------------------------------------------- budgets
 
+    def spent_of(self, kind: str, ident: str, budget: Budget) -> float:
+        """What the run records say one budget scope spent this period (seeds a budget account)."""
+        column = {"department": "department_id", "key": "key_id", "alias": "alias"}[kind]
+        since = period_start(budget.period, datetime.now(UTC))
+        return spent_since(self.engine, column, since, ident).get(ident, 0.0)
+
     def seed_department_budget(self, dept: DepartmentConfig) -> None:
         """Start a department's budget account from what its runs spent this period."""
-        if dept.budget:
-            now = datetime.now(UTC)
-            spent = spent_since(self.engine, "department_id", period_start(dept.budget.period, now))
-            self.ledger.load_spent("department", dept.id, dept.budget, spent.get(dept.id, 0.0))
+        if dept.budget and not self.limits.seeds_itself:
+            self.limits.load_spent(
+                "department", dept.id, dept.budget, self.spent_of("department", dept.id, dept.budget)
+            )
 
     def _seed_budgets(self) -> None:
         now = datetime.now(UTC)
@@ -325,9 +354,7 @@ class Runtime:
         for alias in self.catalog.aliases.values():
             if alias.budget:
                 spent = spent_since(self.engine, "alias", period_start(alias.budget.period, now))
-                self.ledger.load_spent("alias", alias.name, alias.budget, spent.get(alias.name, 0.0))
-        from aerodrome.config import Budget
-
+                self.limits.load_spent("alias", alias.name, alias.budget, spent.get(alias.name, 0.0))
         with self.engine.connect() as conn:
             keyed = conn.execute(
                 select(
@@ -341,4 +368,4 @@ class Runtime:
                 by_period[budget.period] = spent_since(
                     self.engine, "key_id", period_start(budget.period, now)
                 )
-            self.ledger.load_spent("key", key_id, budget, by_period[budget.period].get(key_id, 0.0))
+            self.limits.load_spent("key", key_id, budget, by_period[budget.period].get(key_id, 0.0))

@@ -18,8 +18,8 @@ from aerodrome.errors import AerodromeError, BadRequest
 from aerodrome.gateway.request import estimate_prompt_tokens, estimate_text_tokens, requested_max_tokens
 from aerodrome.gateway.run_context import RunContext
 from aerodrome.identity.principal import Principal
-from aerodrome.limits.budget import BudgetLedger, BudgetScope
-from aerodrome.limits.rate import RateLimiter
+from aerodrome.limits.backend import LimitsBackend, RateCheck
+from aerodrome.limits.budget import BudgetScope
 from aerodrome.monitoring.metrics import Metrics
 from aerodrome.monitoring.run_log import RunWriter
 from aerodrome.routing.router import OpenStream, Router
@@ -84,8 +84,7 @@ class Gateway:
         policies: Callable[[], dict[str, str]],
         server: ServerConfig,
         router: Router,
-        limiter: RateLimiter,
-        ledger: BudgetLedger,
+        limits: LimitsBackend,
         writer: RunWriter,
         metrics: Metrics,
     ) -> None:
@@ -94,8 +93,7 @@ class Gateway:
         self._policies = policies
         self._server = server
         self.router = router
-        self.limiter = limiter
-        self.ledger = ledger
+        self.limits = limits
         self.writer = writer
         self.metrics = metrics
 
@@ -105,7 +103,7 @@ class Gateway:
         """What the principal's department lets run records keep: off, metadata or full."""
         return self._policies().get(principal.department_id, "metadata")
 
-    def admit(
+    async def admit(
         self,
         ctx: RunContext,
         principal: Principal,
@@ -140,20 +138,28 @@ class Gateway:
         tpm_default = self._server.default_key_limits.tpm
         key_id = principal.key_id or principal.name
         dept_limits = dept.limits if dept else None
-        self.limiter.check(
-            [
-                ("key", key_id, principal.rpm or rpm_default, 1),
-                ("department", principal.department_id, dept_limits.rpm if dept_limits else None, 1),
-            ],
-            "requests",
-        )
-        self.limiter.check(
-            [
-                ("key", key_id, principal.tpm or tpm_default, prompt),
-                ("department", principal.department_id, dept_limits.tpm if dept_limits else None, prompt),
-            ],
-            "tokens",
-        )
+        rates = [
+            RateCheck(scope, ident, what, limit, amount)
+            for scope, ident, what, limit, amount in (
+                ("key", key_id, "requests", principal.rpm or rpm_default, 1),
+                (
+                    "department",
+                    principal.department_id,
+                    "requests",
+                    dept_limits.rpm if dept_limits else None,
+                    1,
+                ),
+                ("key", key_id, "tokens", principal.tpm or tpm_default, prompt),
+                (
+                    "department",
+                    principal.department_id,
+                    "tokens",
+                    dept_limits.tpm if dept_limits else None,
+                    prompt,
+                ),
+            )
+            if limit is not None
+        ]
         scopes = []
         if dept is not None and dept.budget is not None:
             scopes.append(BudgetScope("department", dept.id, dept.budget))
@@ -161,12 +167,13 @@ class Gateway:
             scopes.append(BudgetScope("key", principal.key_id, principal.budget))
         if resolved.alias.budget is not None:
             scopes.append(BudgetScope("alias", resolved.name, resolved.alias.budget))
+        amount = 0.0
         if scopes:
             in_price, out_price = resolved.max_prices()
             max_out = requested_max_tokens(body) or resolved.max_output_tokens()
-            ctx.reservation = self.ledger.reserve(
-                scopes, worst_case_usd(in_price, out_price, prompt, max_out)
-            )
+            amount = worst_case_usd(in_price, out_price, prompt, max_out)
+        if rates or scopes:  # one call (one round trip on Redis) for every limit and budget
+            ctx.reservation = await self.limits.admit(rates, scopes, amount)
 
     # ----------------------------------------------------------------- calls
 
@@ -217,28 +224,22 @@ class Gateway:
             estimated = called
         prompt_tokens, completion_tokens = usage
         cost = cost_usd(dep, prompt_tokens, completion_tokens) if ctx.attempts.count else 0.0
-        if ctx.reservation is not None:
-            self.ledger.settle(ctx.reservation, cost)
         principal = ctx.principal
+        usage_checks: list[RateCheck] = []
         if principal is not None and completion_tokens:
             dept = self._departments().get(principal.department_id)
-            self.limiter.add(
-                [
-                    (
-                        "key",
-                        principal.key_id or principal.name,
-                        principal.tpm or self._server.default_key_limits.tpm,
-                        completion_tokens,
-                    ),
-                    (
-                        "department",
-                        principal.department_id,
-                        dept.limits.tpm if dept else None,
-                        completion_tokens,
-                    ),
-                ],
-                "tokens",
-            )
+            key_tpm = principal.tpm or self._server.default_key_limits.tpm
+            dept_tpm = dept.limits.tpm if dept else None
+            if key_tpm is not None:
+                usage_checks.append(
+                    RateCheck("key", principal.key_id or principal.name, "tokens", key_tpm, completion_tokens)
+                )
+            if dept_tpm is not None:
+                usage_checks.append(
+                    RateCheck("department", principal.department_id, "tokens", dept_tpm, completion_tokens)
+                )
+        if ctx.reservation is not None or usage_checks:
+            self.limits.settle(ctx.reservation, cost, usage_checks)
         alias = ctx.resolved.name if ctx.resolved else (ctx.model or "")[:128]  # the column's size
         department = principal.department_id if principal else ""
         code = error.code if error is not None else None

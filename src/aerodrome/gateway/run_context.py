@@ -10,7 +10,7 @@ from typing import Any
 
 from aerodrome.catalog.catalog import ResolvedAlias
 from aerodrome.identity.principal import Principal
-from aerodrome.limits.budget import Reservation
+from aerodrome.limits.backend import Admission
 from aerodrome.routing.router import Attempts
 
 
@@ -32,7 +32,7 @@ class RunContext:
     stream: bool = False
     include_usage: bool = False
     prompt_estimate: int = 0
-    reservation: Reservation | None = None
+    reservation: Admission | None = None
     attempts: Attempts = field(default_factory=Attempts)
     ttft_s: float | None = None
     finished: bool = False

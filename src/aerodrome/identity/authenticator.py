@@ -2,7 +2,8 @@
 
 The hot path is a dictionary look-up and one SHA-256. Entries (found or not) live
 ``ttl_s`` seconds (≤ 5), so a key revoked on any replica stops working everywhere
-within that time; on the replica that revoked it, at once (:meth:`forget`).
+within that time; on the replica that revoked it, at once (:meth:`forget`), and in scaled
+mode on every replica at once (identity/revocations.py announces it through Redis).
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class Authenticator:
 
     def forget(self, prefix: str) -> None:
         self._cache.pop(prefix, None)
+
+    def forget_all(self) -> None:
+        self._cache.clear()
 
     async def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
