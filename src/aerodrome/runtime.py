@@ -332,6 +332,14 @@ class Runtime:
             self.usecases.sync_folder()
         self.usecases.reload()
 
+    async def key_revoked(self, prefix: str) -> None:
+        """Refuse a revoked key here at once, and on every replica at once in scaled mode."""
+        self.authenticator.forget(prefix)
+        if self.redis is not None:
+            from aerodrome.identity import revocations
+
+            await revocations.announce(self.redis, prefix)
+
     # ------------------------------------------------------------- budgets
 
     def spent_of(self, kind: str, ident: str, budget: Budget) -> float:

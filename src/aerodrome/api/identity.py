@@ -120,7 +120,7 @@ async def revoke_key(
     record = await run_in_threadpool(
         store.revoke_key, rt.engine, key_ref, actor=p.name, principal=p, scope=scope
     )
-    rt.authenticator.forget(record["prefix"])
+    await rt.key_revoked(record["prefix"])
     return record
 
 
