@@ -86,11 +86,13 @@ def shared_redis_available() -> bool:
 
 def delete_prefix(url: str, prefix: str) -> None:
     """Remove every key a test wrote under ``{prefix}``."""
-    with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
-        with redis.Redis.from_url(url, socket_timeout=2) as r:
-            names = list(r.scan_iter(match="{" + prefix + "}:*", count=1000))
-            if names:
-                r.delete(*names)
+    with (
+        contextlib.suppress(redis.ConnectionError, redis.TimeoutError),
+        redis.Redis.from_url(url, socket_timeout=2) as r,
+    ):
+        names = list(r.scan_iter(match="{" + prefix + "}:*", count=1000))
+        if names:
+            r.delete(*names)
 
 
 def test_prefix() -> str:
