@@ -122,8 +122,8 @@ for j = 1, nb do
   local usd = tonumber(ARGV[b])
   local soft = tonumber(ARGV[b + 2])
   local reserved = acc[4] + amount
+  -- No expiry on the set: its members carry their own, purged above (an empty set disappears).
   redis.call('ZADD', acc[2], now_ms + ttl, member)
-  redis.call('PEXPIRE', acc[2], ttl)
   local used = (acc[3] + reserved) / usd
   local newly = 0
   if used >= soft and acc[5] == 0 then
