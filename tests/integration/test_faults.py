@@ -131,6 +131,9 @@ def test_redis_restarted_budgets_refuse_then_recover_without_a_restart(
                 assert "Redis" in err["message"]
                 with cluster.client(i, finance["key"]) as c:  # rate limits: local (the default)
                     assert c.post(URL, json=SMALL).status_code == 200
+            with cluster.client(0) as c:  # still ready (serving by the policy), and says why
+                ready = c.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["redis"] == "unreachable"
             redis_server.start()  # empty: a restart without persistence loses every key
 
             def served() -> bool:
