@@ -37,12 +37,14 @@ import uuid
 from pathlib import Path
 
 import psycopg
+from machine import describe
+
 from gateway import (  # bench/gateway.py: process, wrk and memory helpers
     BODY,
     HOST,
     RESULTS,
-    free_port,
     forget_redis_keys,
+    free_port,
     log,
     memory,
     mock_python,
@@ -53,7 +55,6 @@ from gateway import (  # bench/gateway.py: process, wrk and memory helpers
     wait_first_success,
     wrk_script,
 )
-from machine import describe
 
 BENCH = Path(__file__).resolve().parent
 CLI = [sys.executable, "-c", "from aerodrome.cli import main; main()"]
