@@ -150,6 +150,12 @@ class DeploymentConfig(_Model):
     kind: Literal["chat", "embeddings"] = Field(default="chat", description="chat or embeddings")
 
 
+class AliasCacheConfig(_Model):
+    """The exact response cache of an alias (docs/scaling.md#response-cache)."""
+
+    ttl_s: float = Field(gt=0, le=30 * 86400, description="how long an answer is served again")
+
+
 class AliasConfig(_Model):
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$", description="the model name clients send"
@@ -166,6 +172,10 @@ class AliasConfig(_Model):
     safe_alias: str | None = Field(
         default=None,
         description="where a request goes when its data class is above every deployment's ceiling here",
+    )
+    cache: AliasCacheConfig | None = Field(
+        default=None,
+        description="exact response cache for non-streaming chat (per department and data class); empty: off",
     )
 
 
@@ -335,6 +345,13 @@ class RedisConfig(_Model):
         raise ValueError("password must be a secret reference such as 'env:REDIS_PASSWORD'")
 
 
+class ResponseCacheConfig(_Model):
+    """Where cached answers live: in process, or in Redis when the redis section is set."""
+
+    max_entries: int = Field(default=10_000, ge=1, description="in-process cache: most entries kept (LRU)")
+    max_entry_bytes: int = Field(default=256 * 1024, ge=1024, description="larger answers are not cached")
+
+
 class PlatformConfig(_Model):
     """The whole platform configuration, as read from ``aerodrome.yaml``."""
 
@@ -350,6 +367,9 @@ class PlatformConfig(_Model):
     collections: list[CollectionConfig] = []
     guardrails: GuardrailsConfig = GuardrailsConfig()
     usecases: UseCasesConfig = UseCasesConfig()
+    cache: ResponseCacheConfig = Field(
+        default=ResponseCacheConfig(), description="the response cache (turned on per alias with cache.ttl_s)"
+    )
     redis: RedisConfig | None = Field(
         default=None, description="scaled mode: limits, budgets and key revocations shared through Redis"
     )

@@ -80,6 +80,15 @@ class Runtime:
             self.redis = RedisLink(config.redis, base_dir=config.base_dir)
             self.limits = RedisLimits(self.redis, spent_of=self.spent_of)
         self._revocations: asyncio.Task[None] | None = None
+        from aerodrome.cache.response import LocalResponseCache, RedisResponseCache, ResponseCache
+
+        self.response_cache: ResponseCache = (
+            RedisResponseCache(self.redis, max_entry_bytes=config.cache.max_entry_bytes)
+            if self.redis is not None
+            else LocalResponseCache(
+                max_entries=config.cache.max_entries, max_entry_bytes=config.cache.max_entry_bytes
+            )
+        )
         self.writer = RunWriter(
             engine,
             flush_interval_s=config.server.run_flush_interval_s,
@@ -96,6 +105,7 @@ class Runtime:
             limits=self.limits,
             writer=self.writer,
             metrics=self.metrics,
+            cache=self.response_cache,
         )
         from aerodrome.jobs.runner import JobRunner
 

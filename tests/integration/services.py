@@ -85,12 +85,13 @@ def shared_redis_available() -> bool:
 
 
 def delete_prefix(url: str, prefix: str) -> None:
-    """Remove every key a test wrote under ``{prefix}``."""
+    """Remove every key a test wrote under ``{prefix}`` (and the response cache's ``prefix:cache:``)."""
     with (
         contextlib.suppress(redis.ConnectionError, redis.TimeoutError),
         redis.Redis.from_url(url, socket_timeout=2) as r,
     ):
         names = list(r.scan_iter(match="{" + prefix + "}:*", count=1000))
+        names += list(r.scan_iter(match=prefix + ":cache:*", count=1000))
         if names:
             r.delete(*names)
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aerodrome.cache.response import ResponseCache, cache_key
 from aerodrome.catalog.catalog import Catalog
 from aerodrome.catalog.pricing import cost_usd, worst_case_usd
 from aerodrome.config import DATA_CLASS_ORDER, DepartmentConfig, ServerConfig
@@ -87,7 +88,9 @@ class Gateway:
         limits: LimitsBackend,
         writer: RunWriter,
         metrics: Metrics,
+        cache: ResponseCache | None = None,
     ) -> None:
+        self.cache = cache
         self._catalog = catalog
         self._departments = departments
         self._policies = policies
@@ -178,8 +181,19 @@ class Gateway:
     # ----------------------------------------------------------------- calls
 
     async def chat(self, ctx: RunContext, body: dict[str, Any]) -> dict[str, Any]:
+        """The answer from the alias's response cache (if on and found), else from the model."""
         assert ctx.resolved is not None
-        return await self.router.chat(ctx.resolved, body, ctx.attempts)
+        conf = ctx.resolved.alias.cache
+        if conf is not None and self.cache is not None and ctx.principal is not None:
+            ctx.cache_key = cache_key(ctx.principal.department_id, ctx.data_class, ctx.resolved.name, body)
+            hit = await self.cache.get(ctx.cache_key)
+            if hit is not None:
+                ctx.cache_hit = True
+                return hit
+        result = await self.router.chat(ctx.resolved, body, ctx.attempts)
+        if ctx.cache_key is not None and conf is not None and self.cache is not None:
+            await self.cache.put(ctx.cache_key, result, conf.ttl_s)
+        return result
 
     async def embeddings(self, ctx: RunContext, body: dict[str, Any]) -> dict[str, Any]:
         assert ctx.resolved is not None
@@ -284,7 +298,7 @@ class Gateway:
             "latency_ms": round(latency * 1000, 3),
             "ttft_ms": round(ctx.ttft_s * 1000, 3) if ctx.ttft_s is not None else None,
             "attempts": ctx.attempts.count,
-            "cache_hit": False,
+            "cache_hit": ctx.cache_hit,
             "input": None,
             "output": None,
             "meta": self._meta(ctx, error),

@@ -45,6 +45,8 @@ class RunContext:
     spec_version: int | None = None
     usecase_meta: dict[str, Any] = field(default_factory=dict)  # guardrail results, citations, review
     usecase_inputs: dict[str, Any] | None = None  # the inputs as sent to the model (after redaction)
+    cache_key: str | None = None  # set when the alias caches answers
+    cache_hit: bool = False
 
     def headers(self) -> dict[str, str]:
         headers = {"x-aerodrome-run-id": self.run_id, "x-request-id": self.request_id}
@@ -52,6 +54,8 @@ class RunContext:
             headers["x-aerodrome-deployment"] = self.attempts.deployment.name
         if self.resolved is not None and self.resolved.warnings:
             headers["x-aerodrome-warning"] = "; ".join(self.resolved.warnings)
+        if self.cache_key is not None:
+            headers["x-aerodrome-cache"] = "hit" if self.cache_hit else "miss"
         if self.reservation is not None and self.reservation.warnings:
             headers["x-aerodrome-budget-warning"] = "; ".join(self.reservation.warnings)
         return headers

@@ -251,7 +251,11 @@ class RedisLimits:
             while self._pending:
                 if not self._link.available:
                     await asyncio.sleep(self._config.retry_s)
-                await self._send_batch()
+                try:
+                    await self._send_batch()
+                except Exception:  # boundary: the drainer must outlive any one bad batch
+                    log.exception("budget settlements could not be sent; retrying")
+                    await asyncio.sleep(self._config.retry_s)
 
     async def _send_batch(self) -> bool:
         batch = [self._pending.popleft() for _ in range(min(SETTLE_BATCH, len(self._pending)))]
@@ -277,6 +281,17 @@ class RedisLimits:
         return None  # accounts seed themselves from the run records, once for every replica
 
     async def snapshot(self) -> list[dict[str, object]]:
+        try:
+            return await self._snapshot()
+        except UNAVAILABLE as exc:
+            self._link.failed(exc, "budget snapshot")
+            raise ServiceUnavailable(
+                "budgets cannot be read: the shared limits store (Redis) is unreachable; retry shortly",
+                code="budget_store_unavailable",
+                headers={"Retry-After": "2"},
+            ) from exc
+
+    async def _snapshot(self) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
         prefix = self._link.key("budget", "")
         async for name in self._link.client.scan_iter(match=prefix.replace("[", "\\[") + "*", count=500):

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from aerodrome.catalog.secrets import resolve_secret
@@ -24,8 +23,9 @@ from aerodrome.config import RedisConfig
 
 log = logging.getLogger("aerodrome.redis")
 
-# What an unreachable or restarting Redis raises (BusyLoadingError is a ConnectionError).
-UNAVAILABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+# What an unreachable, restarting, failing-over (READONLY) or full (OOM) Redis raises: every
+# Redis error counts as "Redis is not usable now", so the down policy applies and is logged.
+UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, OSError)
 
 
 class RedisLink:
