@@ -140,29 +140,15 @@ class Gateway:
         rpm_default = self._server.default_key_limits.rpm
         tpm_default = self._server.default_key_limits.tpm
         key_id = principal.key_id or principal.name
-        dept_limits = dept.limits if dept else None
-        rates = [
-            RateCheck(scope, ident, what, limit, amount)
-            for scope, ident, what, limit, amount in (
-                ("key", key_id, "requests", principal.rpm or rpm_default, 1),
-                (
-                    "department",
-                    principal.department_id,
-                    "requests",
-                    dept_limits.rpm if dept_limits else None,
-                    1,
-                ),
-                ("key", key_id, "tokens", principal.tpm or tpm_default, prompt),
-                (
-                    "department",
-                    principal.department_id,
-                    "tokens",
-                    dept_limits.tpm if dept_limits else None,
-                    prompt,
-                ),
-            )
-            if limit is not None
-        ]
+        dept_rpm = dept.limits.rpm if dept else None
+        dept_tpm = dept.limits.tpm if dept else None
+        candidates = (
+            ("key", key_id, "requests", principal.rpm or rpm_default, 1),
+            ("department", principal.department_id, "requests", dept_rpm, 1),
+            ("key", key_id, "tokens", principal.tpm or tpm_default, prompt),
+            ("department", principal.department_id, "tokens", dept_tpm, prompt),
+        )
+        rates = [RateCheck(s, i, w, lim, n) for s, i, w, lim, n in candidates if lim is not None]
         scopes = []
         if dept is not None and dept.budget is not None:
             scopes.append(BudgetScope("department", dept.id, dept.budget))
