@@ -116,6 +116,58 @@ def paced_script(tmp: Path, headers: dict, delay_ms: float) -> Path:
     return path
 
 
+def admission_latency(redis_url: str, n: int, prefix: str) -> dict:
+    """One admission (2 request windows, 2 token windows, 1 budget) in process and on Redis:
+    wall time per call (p50, p99) and this process's CPU time per call, sequential calls."""
+    import asyncio
+    import statistics
+
+    from aerodrome.config import Budget, RedisConfig
+    from aerodrome.limits.backend import LocalLimits, RateCheck
+    from aerodrome.limits.budget import BudgetScope
+    from aerodrome.limits.redis_backend import RedisLimits
+    from aerodrome.storage.redis_link import RedisLink
+
+    rates = [
+        RateCheck("key", "k", "requests", 10**9, 1),
+        RateCheck("department", "d", "requests", 10**9, 1),
+        RateCheck("key", "k", "tokens", 10**12, 20),
+        RateCheck("department", "d", "tokens", 10**12, 20),
+    ]
+    budgets = [BudgetScope("department", "d", Budget(usd=10**6, period="month"))]
+
+    async def measure(backend: object) -> dict:
+        walls = []
+        cpu0 = time.process_time()
+        for _ in range(n):
+            t = time.perf_counter()
+            adm = await backend.admit(rates, budgets, 0.0001)  # type: ignore[attr-defined]
+            walls.append(time.perf_counter() - t)
+            backend.settle(adm, 0.00005, [])  # type: ignore[attr-defined]
+        cpu = time.process_time() - cpu0
+        walls.sort()
+        return {
+            "calls": n,
+            "p50_us": round(statistics.median(walls) * 1e6, 1),
+            "p99_us": round(walls[int(n * 0.99)] * 1e6, 1),
+            "cpu_us_per_call": round(cpu / n * 1e6, 1),
+        }
+
+    async def run() -> dict:
+        local = await measure(LocalLimits())
+        link = RedisLink(RedisConfig(url=redis_url, key_prefix=prefix))
+        shared = RedisLimits(link, spent_of=lambda *a: 0.0)
+        await shared.start()
+        try:
+            redis = await measure(shared)
+        finally:
+            await shared.close()
+            await link.close()
+        return {"in_process": local, "redis": redis}
+
+    return asyncio.run(run())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="Scaled mode: throughput with 1 and 2 replicas, and a soak.")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per throughput point (default 10)")
@@ -126,6 +178,7 @@ def main() -> int:
     ap.add_argument("--sample-s", type=float, default=10.0, help="seconds between RSS samples in the soak")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the shared Redis")
     ap.add_argument("--pg", default="postgresql://root@127.0.0.1:5432/test", help="a PostgreSQL admin URL")
+    ap.add_argument("--admission", type=int, default=5000, help="admissions timed per backend (0: skip)")
     ap.add_argument(
         "--out", type=Path, default=None, help="results JSON (default bench/results/scale-<date>.json)"
     )
@@ -140,6 +193,15 @@ def main() -> int:
     }
     env = dict(os.environ, BENCH_UPSTREAM_KEY="sk-mock", AERODROME_LOG_LEVEL="warning")
     try:
+        if args.admission:
+            adm = admission_latency(args.redis, args.admission, prefix)
+            results["admission"] = adm
+            log(
+                f"admission (4 windows + 1 budget): in process p50 {adm['in_process']['p50_us']} us, "
+                f"p99 {adm['in_process']['p99_us']} us, CPU {adm['in_process']['cpu_us_per_call']} us; "
+                f"Redis p50 {adm['redis']['p50_us']} us, p99 {adm['redis']['p99_us']} us, "
+                f"CPU {adm['redis']['cpu_us_per_call']} us (one round trip)"
+            )
         with fresh_database(args.pg) as db_url:
             mock_port = free_port()
             spawn(

@@ -32,6 +32,7 @@ from tests.upstream.fixtures import UpstreamServer
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(300),  # starting gateway processes takes seconds each on a busy machine
     pytest.mark.skipif(not shared_redis_available(), reason="Redis is not running at 127.0.0.1:6379"),
 ]
 URL = "/v1/chat/completions"

@@ -40,6 +40,7 @@ log = logging.getLogger("aerodrome.budget")
 NANO = 1_000_000_000  # budgets are counted in integer nano-dollars in Redis
 _ADJECTIVE = {"day": "daily", "month": "monthly", "total": "total"}
 SETTLE_BATCH = 256
+SETTLE_LINGER_S = 0.005  # one round trip carries the settlements of every call that ended meanwhile
 MAX_PENDING = 100_000
 SpentOf = Callable[[str, str, Budget], float]
 
@@ -247,6 +248,7 @@ class RedisLimits:
     async def _drain(self) -> None:
         while True:
             await self._wake.wait()
+            await asyncio.sleep(SETTLE_LINGER_S)  # gather the settlements of concurrent calls
             self._wake.clear()
             while self._pending:
                 if not self._link.available:
