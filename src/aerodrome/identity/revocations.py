@@ -68,6 +68,9 @@ async def listen(link: RedisLink, forget: Callable[[str], None], forget_all: Cal
                 if message is not None and message.get("type") == "message":
                     forget(str(message["data"]))
         except UNAVAILABLE as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # redis-py may turn a cancellation into this
+                raise asyncio.CancelledError from exc
             log.info("revocation channel disconnected; reconnecting", extra={"error": str(exc)[:200]})
             await asyncio.sleep(link.config.retry_s)
         finally:

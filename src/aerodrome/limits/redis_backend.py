@@ -71,6 +71,7 @@ class RedisLimits:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drainer: asyncio.Task[None] | None = None
+        self._closing = False
         self.soft_events = 0
         self.dropped_settlements = 0
 
@@ -246,13 +247,17 @@ class RedisLimits:
         self._wake.set()
 
     async def _drain(self) -> None:
-        while True:
+        # Stopped by a flag, not by cancellation: redis-py may turn a cancellation into a
+        # connection error, which this loop would survive.
+        while not self._closing:
             await self._wake.wait()
-            await asyncio.sleep(SETTLE_LINGER_S)  # gather the settlements of concurrent calls
+            if not self._closing:
+                await asyncio.sleep(SETTLE_LINGER_S)  # gather the settlements of concurrent calls
             self._wake.clear()
-            while self._pending:
+            while self._pending and not self._closing:
                 if not self._link.available:
                     await asyncio.sleep(self._config.retry_s)
+                    continue
                 try:
                     await self._send_batch()
                 except Exception:  # boundary: the drainer must outlive any one bad batch
@@ -320,10 +325,14 @@ class RedisLimits:
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Send what is pending (for at most ``timeout_s``), then stop."""
+        self._closing = True
+        self._wake.set()
         if self._drainer is not None:
-            self._drainer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drainer
+            _, running = await asyncio.wait({self._drainer}, timeout=timeout_s)
+            for task in running:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self._pending and asyncio.get_running_loop().time() < deadline:
             if not await self._send_batch():
