@@ -14,7 +14,7 @@ import pytest
 
 from tests.gateway.helpers import chat_body, gateway_with
 from tests.harness import Gateway, base_config, postgres_available, postgres_database, run_gateway
-from tests.integration.services import SHARED_REDIS, delete_prefix, shared_redis_available, test_prefix
+from tests.integration.services import SHARED_REDIS, delete_prefix, shared_redis_available, unique_prefix
 from tests.upstream.fixtures import UpstreamServer
 
 URL = "/v1/chat/completions"
@@ -87,7 +87,7 @@ def test_off_unless_the_alias_turns_it_on_and_never_for_streams(
 def test_on_redis_an_answer_cached_by_one_replica_is_served_by_the_other(
     upstream: UpstreamServer, tmp_path: Path
 ) -> None:
-    prefix = test_prefix()
+    prefix = unique_prefix()
     try:
         with postgres_database() as db:
             cfg = base_config(upstream.url, db_url=db, aliases=_aliases(upstream))

@@ -96,11 +96,8 @@ def delete_prefix(url: str, prefix: str) -> None:
             r.delete(*names)
 
 
-def test_prefix() -> str:
+def unique_prefix() -> str:
     return f"aerotest-{uuid.uuid4().hex[:10]}"
-
-
-test_prefix.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 class PrivatePostgres:

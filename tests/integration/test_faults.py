@@ -26,7 +26,7 @@ from tests.integration.services import (
     private_postgres_available,
     private_redis,
     shared_redis_available,
-    test_prefix,
+    unique_prefix,
 )
 from tests.upstream.fixtures import UpstreamServer
 
@@ -50,7 +50,7 @@ def _with_budgets(cfg: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    name = test_prefix()
+    name = unique_prefix()
     yield name
     delete_prefix(SHARED_REDIS, name)
 

@@ -18,7 +18,7 @@ import pytest
 from tests.gateway.helpers import assert_error, chat_body
 from tests.harness import base_config, postgres_available, postgres_database
 from tests.integration.replicas import Cluster, cli, scaled_cluster
-from tests.integration.services import SHARED_REDIS, delete_prefix, shared_redis_available, test_prefix
+from tests.integration.services import SHARED_REDIS, delete_prefix, shared_redis_available, unique_prefix
 from tests.upstream.fixtures import UpstreamServer
 
 pytestmark = [
@@ -45,7 +45,7 @@ def scaled_config(upstream: UpstreamServer, db_url: str, prefix: str, **override
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, UpstreamServer]]:
     """One pair of replicas for the tests of this module (starting processes is the slow part)."""
-    prefix = test_prefix()
+    prefix = unique_prefix()
     try:
         with (
             UpstreamServer() as upstream,

@@ -26,7 +26,7 @@ from tests.integration.services import (
     delete_prefix,
     private_redis,
     shared_redis_available,
-    test_prefix,
+    unique_prefix,
 )
 
 pytestmark = pytest.mark.skipif(not shared_redis_available(), reason="Redis is not running at 127.0.0.1:6379")
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(not shared_redis_available(), reason="Redis is n
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    name = test_prefix()
+    name = unique_prefix()
     yield name
     delete_prefix(SHARED_REDIS, name)
 
