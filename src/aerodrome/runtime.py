@@ -33,13 +33,13 @@ from aerodrome.providers.base import Provider, ProviderContext
 from aerodrome.routing.router import Router
 from aerodrome.storage.engine import is_sqlite, make_engine
 from aerodrome.storage.migrate import ensure_current
-from aerodrome.storage.redis_link import RedisLink
 from aerodrome.storage.tables import api_keys
 
 if TYPE_CHECKING:
     from aerodrome.evidence.transitions import Evidence
     from aerodrome.guardrails.service import Guardrails
     from aerodrome.knowledge.service import KnowledgeService
+    from aerodrome.storage.redis_link import RedisLink
     from aerodrome.usecases.validation import PlatformRefs
 
 log = logging.getLogger("aerodrome")
@@ -74,21 +74,22 @@ class Runtime:
         # Scaled mode: limits, budgets and revocations shared by every replica through Redis.
         self.redis: RedisLink | None = None
         self.limits: LimitsBackend = LocalLimits()
-        if config.redis is not None:
+        if config.redis is not None:  # redis-py is imported only then (it costs memory)
             from aerodrome.limits.redis_backend import RedisLimits
+            from aerodrome.storage.redis_link import RedisLink
 
             self.redis = RedisLink(config.redis, base_dir=config.base_dir)
             self.limits = RedisLimits(self.redis, spent_of=self.spent_of)
         self._revocations: asyncio.Task[None] | None = None
-        from aerodrome.cache.response import LocalResponseCache, RedisResponseCache, ResponseCache
+        from aerodrome.cache.response import LocalResponseCache, ResponseCache
 
-        self.response_cache: ResponseCache = (
-            RedisResponseCache(self.redis, max_entry_bytes=config.cache.max_entry_bytes)
-            if self.redis is not None
-            else LocalResponseCache(
-                max_entries=config.cache.max_entries, max_entry_bytes=config.cache.max_entry_bytes
-            )
+        self.response_cache: ResponseCache = LocalResponseCache(
+            max_entries=config.cache.max_entries, max_entry_bytes=config.cache.max_entry_bytes
         )
+        if self.redis is not None:
+            from aerodrome.cache.redis_response import RedisResponseCache
+
+            self.response_cache = RedisResponseCache(self.redis, max_entry_bytes=config.cache.max_entry_bytes)
         self.writer = RunWriter(
             engine,
             flush_interval_s=config.server.run_flush_interval_s,
