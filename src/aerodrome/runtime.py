@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from aerodrome.usecases.validation import PlatformRefs
 
 log = logging.getLogger("aerodrome")
-ROLLUP_S = 60.0  # seconds between evidence rollup passes (each replica; the passes are safe together)
 REFRESH_S = 5.0
 
 
@@ -90,16 +89,16 @@ class Runtime:
             writer=self.writer,
             metrics=self.metrics,
         )
-        from aerodrome.jobs.runner import JobRunner
+        from aerodrome.jobs.service import JobService
 
         self._knowledge: KnowledgeService | None = None
         self._guardrails: Guardrails | None = None
-        self.jobs = JobRunner(engine)
+        # background jobs: enqueued here; run here too unless `aerodrome worker` processes run them
+        self.jobs = JobService(engine, config, lambda: self.knowledge, run_jobs=config.jobs.run_in_server)
         from aerodrome.review.queue import ReviewQueue
 
         self.reviews = ReviewQueue(engine)  # outputs held for human review, and the decisions
         self._http: aiohttp.ClientSession | None = None
-        self._rolled_up = time.monotonic()
         self._init_usecases()
         self._refresher: asyncio.Task[None] | None = None
         self._warmers: list[asyncio.Task[None]] = []
@@ -114,7 +113,6 @@ class Runtime:
         await asyncio.to_thread(apply_config, engine, config)
         await asyncio.to_thread(apply_collections, engine, config)
         rt = cls(config, engine)
-        await asyncio.to_thread(rt.jobs.fail_interrupted)
         rt._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
                 limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30
@@ -126,6 +124,7 @@ class Runtime:
         rt._refresher = asyncio.create_task(rt._refresh_loop())
         rt._warmers = [asyncio.create_task(rt._warm(dep)) for dep in rt._local_embedding_deployments()]
         rt._warmers.append(asyncio.create_task(rt._warm_usecases()))
+        rt.jobs.start()
         rt.ready = True
         return rt
 
@@ -241,18 +240,6 @@ class Runtime:
                 await asyncio.to_thread(self.refresh_usecases)
             except Exception:  # boundary: keep serving the use cases loaded last
                 log.exception("use-case refresh failed; serving the versions loaded last")
-            if time.monotonic() - self._rolled_up >= ROLLUP_S:
-                self._rolled_up = time.monotonic()
-                try:
-                    await asyncio.to_thread(self._roll_up)
-                except Exception:  # boundary: reports still read the raw tail; try again next time
-                    log.exception("the evidence rollup failed; it will run again")
-
-    def _roll_up(self) -> None:
-        """Keep the evidence rollups current so reports stay fast on large run tables."""
-        from aerodrome.evidence import rollups
-
-        rollups.update(self.engine)
 
     # ------------------------------------------------------------- use cases
 

@@ -72,6 +72,7 @@ def _request_for(action: str, role: str) -> tuple[str, str, dict[str, Any] | Non
             "/api/proposals",
             {"title": f"walk {role}", "problem": "p", "value": 3, "complexity": 3},
         ),
+        "jobs.read": ("GET", "/api/jobs", None),
     }[action]
 
 
@@ -99,6 +100,7 @@ def test_every_action_has_an_endpoint_in_the_walk() -> None:
         "usecases.decide",
         "proposals.read",
         "proposals.write",
+        "jobs.read",
     }, "a new action needs an endpoint in _request_for"
     for role, action in perm.PERMISSIONS:
         assert role in ROLES and action in perm.ACTIONS

@@ -38,6 +38,7 @@ ACTIONS: tuple[str, ...] = (
     "usecases.decide",
     "proposals.read",
     "proposals.write",
+    "jobs.read",
 )
 
 PERMISSIONS: dict[tuple[str, str], Scope] = {
@@ -106,6 +107,7 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("auditor", "reviews.read"): "all",
     ("auditor", "feedback.read"): "all",
     ("auditor", "proposals.read"): "all",
+    ("auditor", "jobs.read"): "all",
     # employees: the catalog they may use, their own keys and runs
     ("user", "catalog.read"): "all",
     ("user", "keys.read"): "own",
