@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aerodrome.cli import audit, db, demo, evidence, keys, knowledge, models, serve, usecases
+from aerodrome.cli import audit, db, demo, evidence, keys, knowledge, models, serve, usecases, worker
 
 app = typer.Typer(
     name="aerodrome",
@@ -15,6 +15,8 @@ app = typer.Typer(
 )
 app.command("init")(serve.init)
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
+app.command("purge")(worker.purge)
 app.command("demo")(demo.demo)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
