@@ -67,18 +67,7 @@ def purge(engine: Engine, config: RetentionConfig, *, now: datetime | None = Non
     now = now or datetime.now(UTC)
     counts = PurgeCounts()
     rolled_up = watermark(engine)
-    for label, scope, policy in _scopes(config):
-        if policy.content_days is not None:
-            cutoff = now - timedelta(days=policy.content_days)
-            cond = and_(
-                scope, runs.c.created_at < cutoff, or_(_has_content(runs.c.input), _has_content(runs.c.output))
-            )
-
-            def clear(n: int, cond: ColumnElement[bool] = cond) -> Any:
-                ids = select(runs.c.id).where(cond).limit(n)
-                return update(runs).where(runs.c.id.in_(ids)).values(input=null(), output=null())
-
-            counts.add(label, "content_cleared", _batched(engine, clear, config.batch_size))
+    for label, scope, policy in _scopes(config):  # delete first: no point clearing what goes
         if policy.metadata_days is not None:
             cutoff = now - timedelta(days=policy.metadata_days)
             conds = [scope, runs.c.created_at < cutoff]
@@ -92,6 +81,17 @@ def purge(engine: Engine, config: RetentionConfig, *, now: datetime | None = Non
                 return delete(runs).where(runs.c.id.in_(select(runs.c.id).where(cond).limit(n)))
 
             counts.add(label, "runs_deleted", _batched(engine, remove, config.batch_size))
+        if policy.content_days is not None:
+            cutoff = now - timedelta(days=policy.content_days)
+            cond = and_(
+                scope, runs.c.created_at < cutoff, or_(_has_content(runs.c.input), _has_content(runs.c.output))
+            )
+
+            def clear(n: int, cond: ColumnElement[bool] = cond) -> Any:
+                ids = select(runs.c.id).where(cond).limit(n)
+                return update(runs).where(runs.c.id.in_(ids)).values(input=null(), output=null())
+
+            counts.add(label, "content_cleared", _batched(engine, clear, config.batch_size))
     details = {
         "content_cleared": counts.content_cleared,
         "runs_deleted": counts.runs_deleted,
