@@ -28,6 +28,7 @@ from aerodrome.limits.budget import BudgetLedger, period_start
 from aerodrome.limits.rate import RateLimiter
 from aerodrome.monitoring.metrics import Metrics
 from aerodrome.monitoring.run_log import RunWriter
+from aerodrome.monitoring.tracing import make_tracer
 from aerodrome.monitoring.runs import spent_since
 from aerodrome.providers.base import Provider, ProviderContext
 from aerodrome.routing.router import Router
@@ -78,6 +79,7 @@ class Runtime:
         )
         self.metrics.run_records_written.set_function(lambda: self.writer.written)
         self.router = Router(config.routing, lambda: self.providers)
+        self.tracer = make_tracer(config.telemetry)  # None: no OpenTelemetry work at all
         self.gateway = Gateway(
             catalog=lambda: self.catalog,
             departments=lambda: self.departments,
@@ -88,6 +90,7 @@ class Runtime:
             ledger=self.ledger,
             writer=self.writer,
             metrics=self.metrics,
+            tracer=self.tracer,
         )
         from aerodrome.jobs.service import JobService
 
@@ -161,6 +164,8 @@ class Runtime:
         if self._http is not None:
             await self._http.close()
         await asyncio.to_thread(self.writer.close)  # flush every pending run record
+        if self.tracer is not None:
+            await asyncio.to_thread(self.tracer.close)  # and every pending span
         await asyncio.to_thread(self.jobs.close)
         if self._knowledge is not None:
             self._knowledge.close()

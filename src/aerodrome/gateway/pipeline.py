@@ -22,6 +22,7 @@ from aerodrome.limits.budget import BudgetLedger, BudgetScope
 from aerodrome.limits.rate import RateLimiter
 from aerodrome.monitoring.metrics import Metrics
 from aerodrome.monitoring.run_log import RunWriter
+from aerodrome.monitoring.tracing import RunTracer
 from aerodrome.routing.router import OpenStream, Router
 
 log = logging.getLogger("aerodrome.gateway")
@@ -88,6 +89,7 @@ class Gateway:
         ledger: BudgetLedger,
         writer: RunWriter,
         metrics: Metrics,
+        tracer: RunTracer | None = None,
     ) -> None:
         self._catalog = catalog
         self._departments = departments
@@ -98,6 +100,7 @@ class Gateway:
         self.ledger = ledger
         self.writer = writer
         self.metrics = metrics
+        self.tracer = tracer  # None unless telemetry.otlp_endpoint is set
 
     # ----------------------------------------------------------------- admission
 
@@ -290,6 +293,14 @@ class Gateway:
         }
         self._content(ctx, record, response, output_text)
         self.writer.submit(record)
+        if self.tracer is not None:
+            self.tracer.record(
+                record,
+                requested_model=ctx.model,
+                response_model=response.get("model") if isinstance(response, dict) else None,
+                deployment=dep,
+                provider=self._catalog().providers.get(dep.provider) if dep else None,
+            )
         if self._server.access_log:
             log.info(
                 "gateway call",
