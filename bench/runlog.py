@@ -27,12 +27,12 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-import psycopg  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+import psycopg
+from sqlalchemy import text
 
-from aerodrome.monitoring.run_log import RunWriter  # noqa: E402
-from aerodrome.storage import migrate  # noqa: E402
-from aerodrome.storage.engine import make_engine  # noqa: E402
+from aerodrome.monitoring.run_log import RunWriter
+from aerodrome.storage import migrate
+from aerodrome.storage.engine import make_engine
 
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/test"
 
@@ -125,7 +125,12 @@ def main() -> None:
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump(
-                {"machine": platform.platform(), "cpus": os.cpu_count(), "args": vars(args), "results": results},
+                {
+                    "machine": platform.platform(),
+                    "cpus": os.cpu_count(),
+                    "args": vars(args),
+                    "results": results,
+                },
                 f,
                 indent=2,
             )

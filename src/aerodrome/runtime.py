@@ -28,8 +28,8 @@ from aerodrome.limits.budget import BudgetLedger, period_start
 from aerodrome.limits.rate import RateLimiter
 from aerodrome.monitoring.metrics import Metrics
 from aerodrome.monitoring.run_log import RunWriter
-from aerodrome.monitoring.tracing import make_tracer
 from aerodrome.monitoring.runs import spent_since
+from aerodrome.monitoring.tracing import make_tracer
 from aerodrome.providers.base import Provider, ProviderContext
 from aerodrome.routing.router import Router
 from aerodrome.storage.engine import is_sqlite, make_engine

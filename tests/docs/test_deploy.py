@@ -33,7 +33,11 @@ def _k8s_containers() -> list[dict[str, Any]]:
 
 
 def _commands() -> list[list[str]]:
-    compose = [s["command"] for s in _compose()["services"].values() if "command" in s and s.get("image") != "pgvector/pgvector:pg16"]
+    compose = [
+        s["command"]
+        for s in _compose()["services"].values()
+        if "command" in s and s.get("image") != "pgvector/pgvector:pg16"
+    ]
     return compose + [c["command"] for c in _k8s_containers()]
 
 

@@ -17,7 +17,7 @@ from aerodrome.jobs.context import Job, JobContext
 from aerodrome.jobs.registry import JobKind
 from aerodrome.monitoring.run_log import RunWriter
 from aerodrome.storage.engine import make_engine
-from tests.harness import Gateway, base_config, postgres_available, postgres_database, run_gateway
+from tests.harness import base_config, postgres_available, postgres_database, run_gateway
 from tests.upstream.fixtures import UpstreamServer
 
 AERODROME = str(Path(sys.executable).with_name("aerodrome"))
@@ -36,7 +36,9 @@ def _wait_for(c: Any, job_id: str, statuses: tuple[str, ...]) -> dict[str, Any]:
 def test_a_failing_job_is_retried_then_shown_failed_with_its_error(
     upstream: UpstreamServer, tmp_path: Path
 ) -> None:
-    cfg = base_config(upstream.url, db_url=f"sqlite:///{tmp_path}/j.db", jobs={"backoff_s": 0, "poll_s": 0.05})
+    cfg = base_config(
+        upstream.url, db_url=f"sqlite:///{tmp_path}/j.db", jobs={"backoff_s": 0, "poll_s": 0.05}
+    )
     with run_gateway(cfg, tmp_path) as gw:
         attempts: list[int] = []
 

@@ -68,7 +68,9 @@ def test_a_failed_attempt_is_retried_after_its_backoff_and_then_succeeds(engine:
         conn.execute(update(jobs).values(available_at=datetime.now(UTC) - timedelta(seconds=1)))
     assert w.run_once()
     job = get_job(engine, job_id)
-    assert job["status"] == "succeeded" and job["attempts"] == 2 and job["result"] == {"done": 2, "attempt": 2}
+    assert (
+        job["status"] == "succeeded" and job["attempts"] == 2 and job["result"] == {"done": 2, "attempt": 2}
+    )
     assert flaky.calls == [1, 2]
 
 

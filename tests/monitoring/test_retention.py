@@ -30,7 +30,9 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
-def _run(dept: str | None, age_days: float, *, content: bool = True, usecase: str | None = None) -> dict[str, Any]:
+def _run(
+    dept: str | None, age_days: float, *, content: bool = True, usecase: str | None = None
+) -> dict[str, Any]:
     return {
         "id": uuid.uuid4().hex,
         "request_id": "r",

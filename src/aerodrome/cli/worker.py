@@ -50,7 +50,9 @@ def worker(
             signal.signal(signal.SIGTERM, on_signal)
             signal.signal(signal.SIGINT, on_signal)
             worker.start()
-            out.print(f"worker {worker.name} running {', '.join(jobs.service.kinds.names())}", highlight=False)
+            out.print(
+                f"worker {worker.name} running {', '.join(jobs.service.kinds.names())}", highlight=False
+            )
             stop.wait()
         finally:
             jobs.close()

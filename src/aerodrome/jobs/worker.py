@@ -174,7 +174,12 @@ class Worker:
             retry = self.config.backoff_s * 2 ** (claimed.attempt - 1)
         log.warning(
             "job attempt failed",
-            extra={"job_id": claimed.id, "kind": claimed.kind, "attempt": claimed.attempt, "error": error[:300]},
+            extra={
+                "job_id": claimed.id,
+                "kind": claimed.kind,
+                "attempt": claimed.attempt,
+                "error": error[:300],
+            },
         )
         self.queue.fail(claimed, self.name, error, retry_in_s=retry)
 

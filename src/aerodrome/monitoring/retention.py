@@ -84,7 +84,9 @@ def purge(engine: Engine, config: RetentionConfig, *, now: datetime | None = Non
         if policy.content_days is not None:
             cutoff = now - timedelta(days=policy.content_days)
             cond = and_(
-                scope, runs.c.created_at < cutoff, or_(_has_content(runs.c.input), _has_content(runs.c.output))
+                scope,
+                runs.c.created_at < cutoff,
+                or_(_has_content(runs.c.input), _has_content(runs.c.output)),
             )
 
             def clear(n: int, cond: ColumnElement[bool] = cond) -> Any:
@@ -99,5 +101,7 @@ def purge(engine: Engine, config: RetentionConfig, *, now: datetime | None = Non
         "policy": config.model_dump(mode="json", exclude={"interval_s", "batch_size"}),
     }
     with engine.begin() as conn:
-        trail.record(conn, actor=ACTOR, action="retention.purge", object_type="runs", object_id="runs", details=details)
+        trail.record(
+            conn, actor=ACTOR, action="retention.purge", object_type="runs", object_id="runs", details=details
+        )
     return details

@@ -87,7 +87,10 @@ class RunTracer:
                     attrs["server.port"] = url.port or (443 if url.scheme == "https" else 80)
         start_ns = int(record["created_at"].timestamp() * 1e9)
         span = self._tracer.start_span(
-            f"{operation} {requested_model or ''}".strip(), kind=self._kind, start_time=start_ns, attributes=attrs
+            f"{operation} {requested_model or ''}".strip(),
+            kind=self._kind,
+            start_time=start_ns,
+            attributes=attrs,
         )
         if record["error_code"] is not None and record["status"] != "ok":
             status_cls, error = self._error
