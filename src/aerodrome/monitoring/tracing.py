@@ -1,14 +1,18 @@
 """OpenTelemetry traces of gateway calls, exported to an OTLP/HTTP endpoint off the hot path.
 
 One CLIENT span per run, made from the finished run record (its start time and latency), with
-the GenAI semantic-convention attributes and Aerodrome's own. A BatchSpanProcessor exports
-from its own thread; nothing is built when ``telemetry.otlp_endpoint`` is not set. The SDK
-comes with the ``otel`` extra (``pip install 'aerodrome[otel]'``).
+the GenAI semantic-convention attributes and Aerodrome's own. The request path only queues the
+record (a bounded queue: past ``QUEUE_MAX`` waiting spans, new ones are dropped and counted);
+a tracer thread builds the spans and a BatchSpanProcessor exports them from its own thread.
+Nothing is built when ``telemetry.otlp_endpoint`` is not set. The SDK comes with the ``otel``
+extra (``pip install 'aerodrome[otel]'``).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +22,8 @@ from aerodrome.errors import ConfigError
 log = logging.getLogger("aerodrome.tracing")
 OPERATION = {"chat": "chat", "usecase": "chat", "embeddings": "embeddings"}
 PROVIDER_NAME = {"openai": "openai", "anthropic": "anthropic", "local": "aerodrome.local"}
+QUEUE_MAX = 10_000
+_STOP = object()
 
 
 class RunTracer:
@@ -42,6 +48,10 @@ class RunTracer:
         self._tracer = self._provider.get_tracer("aerodrome")
         self._kind = SpanKind.CLIENT
         self._error = (Status, StatusCode.ERROR)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_MAX)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._loop, name="aerodrome-tracer", daemon=True)
+        self._thread.start()
 
     def record(
         self,
@@ -52,7 +62,27 @@ class RunTracer:
         deployment: DeploymentConfig | None,
         provider: ProviderConfig | None,
     ) -> None:
-        """One span for a finished run (called once per run, after its record is queued)."""
+        """Queue the span of a finished run (called once per run, after its record is queued)."""
+        try:
+            self._queue.put_nowait((record, requested_model, response_model, deployment, provider))
+        except queue.Full:
+            self.dropped += 1
+
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not _STOP:
+            try:
+                self._span(*item)
+            except Exception:  # boundary: one odd record must not stop the tracing of the others
+                log.exception("could not build a span", extra={"run_id": item[0].get("id")})
+
+    def _span(
+        self,
+        record: dict[str, Any],
+        requested_model: str | None,
+        response_model: str | None,
+        deployment: DeploymentConfig | None,
+        provider: ProviderConfig | None,
+    ) -> None:
         operation = OPERATION.get(record["endpoint"], record["endpoint"])
         attrs: dict[str, Any] = {
             "gen_ai.operation.name": operation,
@@ -98,7 +128,9 @@ class RunTracer:
         span.end(end_time=start_ns + int(record["latency_ms"] * 1e6))
 
     def close(self) -> None:
-        """Export what is pending and stop the exporter thread."""
+        """Export what is pending and stop the tracer and exporter threads."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout=10)
         try:
             self._provider.shutdown()
         except Exception:  # boundary: a collector that is down must not block shutdown
