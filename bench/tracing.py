@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from aiohttp import web  # noqa: E402
+from aiohttp import web
 
-from aerodrome.config import DeploymentConfig, ProviderConfig, TelemetryConfig  # noqa: E402
-from aerodrome.monitoring.tracing import RunTracer  # noqa: E402
+from aerodrome.config import DeploymentConfig, ProviderConfig, TelemetryConfig
+from aerodrome.monitoring.tracing import RunTracer
 
 
 def sink() -> tuple[str, list[int]]:
@@ -90,7 +90,9 @@ def main() -> None:
     for chunk in range(0, args.calls, 500):  # 500 calls, then let the exporter catch up, like a server
         start = time.perf_counter()
         for r in records[chunk : chunk + 500]:
-            tracer.record(r, requested_model="chat-small", response_model="gpt-mock", deployment=dep, provider=prov)
+            tracer.record(
+                r, requested_model="chat-small", response_model="gpt-mock", deployment=dep, provider=prov
+            )
         per_call.append((time.perf_counter() - start) / 500 * 1e6)
         time.sleep(0.05)
     tracer.close()

@@ -134,3 +134,37 @@ def test_servers_enqueue_and_an_aerodrome_worker_runs_ingestion_rollups_and_rete
                 assert c.get(f"/api/runs/{old['id']}").json()["input"] is None
                 audit = c.get("/api/audit", params={"action": "retention.purge"}).json()["data"]
                 assert audit and audit[0]["details"]["content_cleared"] == 1
+
+
+def test_a_failed_job_can_be_retried_by_an_administrator_and_the_retry_is_audited(
+    upstream: UpstreamServer, tmp_path: Path
+) -> None:
+    cfg = base_config(
+        upstream.url, db_url=f"sqlite:///{tmp_path}/j.db", jobs={"backoff_s": 0, "poll_s": 0.05}
+    )
+    with run_gateway(cfg, tmp_path) as gw:
+        healthy = {"now": False}
+
+        def flaky(ctx: JobContext, job: Job) -> dict[str, Any]:
+            if not healthy["now"]:
+                raise RuntimeError("the index server is down")
+            return {"done": 1}
+
+        gw.runtime.jobs.kinds.register("flaky", JobKind("flaky", flaky, max_attempts=1))
+        job_id = gw.runtime.jobs.enqueue("flaky", "x", created_by="alice")
+        with gw.client(gw.admin_key) as c:
+            assert _wait_for(c, job_id, ("failed",))["error"] == "RuntimeError: the index server is down"
+            healthy["now"] = True
+            with gw.client(gw.make_key("hr", "auditor")) as auditor:
+                denied = auditor.post(f"/api/jobs/{job_id}/retry")
+                assert denied.status_code == 403
+            r = c.post(f"/api/jobs/{job_id}/retry")
+            assert r.status_code == 200 and r.json()["status"] in ("queued", "running", "succeeded")
+            job = _wait_for(c, job_id, ("succeeded",))
+            assert job["attempts"] == 1 and job["result"] == {"done": 1}
+            again = c.post(f"/api/jobs/{job_id}/retry")
+            assert again.status_code == 409 and again.json()["error"]["code"] == "job_not_failed"
+            assert c.post("/api/jobs/nope/retry").json()["error"]["code"] == "job_not_found"
+            audit = c.get("/api/audit", params={"action": "job.retry"}).json()["data"]
+            assert [e["object_id"] for e in audit] == [job_id]
+            assert audit[0]["details"]["error"] == "RuntimeError: the index server is down"

@@ -47,3 +47,12 @@ async def job(
             perm.require(p, "jobs.read")
         await get_visible(found["target"], p, rt)  # a collection's sync: its readers may follow it
     return found
+
+
+@router.post("/jobs/{job_id}/retry", summary="Queue a failed job again, with all its attempts")
+async def retry(
+    job_id: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    perm.require(p, "jobs.write")
+    await run_in_threadpool(rt.jobs.retry, job_id, actor=p.name)
+    return await run_in_threadpool(get_job, rt.engine, job_id)

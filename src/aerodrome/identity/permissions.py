@@ -39,6 +39,7 @@ ACTIONS: tuple[str, ...] = (
     "proposals.read",
     "proposals.write",
     "jobs.read",
+    "jobs.write",
 )
 
 PERMISSIONS: dict[tuple[str, str], Scope] = {

@@ -92,6 +92,48 @@ class JobQueue:
             )
         return job_id
 
+    def retry(self, job_id: str, *, actor: str) -> None:
+        """Queue a failed job again with all its attempts (audited)."""
+        from aerodrome.audit import trail
+
+        with self.engine.begin() as conn:
+            job = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+            if job is None:
+                raise NotFound(f"no job {job_id!r}", code="job_not_found")
+            if job["status"] != "failed":
+                raise Conflict(
+                    f"job {job_id} is {job['status']}; only failed jobs can be retried", code="job_not_failed"
+                )
+            active = conn.execute(
+                select(jobs.c.id).where(
+                    jobs.c.kind == job["kind"], jobs.c.target == job["target"], jobs.c.status.in_(ACTIVE)
+                )
+            ).first()
+            if active is not None:
+                raise Conflict(
+                    f"a {job['kind']} job for {job['target']!r} is already queued or running ({active.id})",
+                    code="job_running",
+                )
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status == "failed")
+                .values(
+                    status="queued",
+                    attempts=0,
+                    available_at=now(),
+                    finished_at=None,
+                    message=f"queued again by {actor}",
+                )
+            )
+            trail.record(
+                conn,
+                actor=actor,
+                action="job.retry",
+                object_type="job",
+                object_id=job_id,
+                details={"kind": job["kind"], "target": job["target"], "error": job["error"]},
+            )
+
     def take_schedule(self, name: str, interval_s: float) -> bool:
         """True for exactly one caller per interval and schedule, whichever process asks first."""
         at = now()

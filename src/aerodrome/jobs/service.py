@@ -57,6 +57,11 @@ class JobService:
             self.worker.wake()
         return job_id
 
+    def retry(self, job_id: str, *, actor: str) -> None:
+        self.queue.retry(job_id, actor=actor)
+        if self.worker is not None:
+            self.worker.wake()
+
     def close(self) -> None:
         if self.worker is not None:
             self.worker.stop()
