@@ -168,3 +168,41 @@ def test_a_failed_job_can_be_retried_by_an_administrator_and_the_retry_is_audite
             audit = c.get("/api/audit", params={"action": "job.retry"}).json()["data"]
             assert [e["object_id"] for e in audit] == [job_id]
             assert audit[0]["details"]["error"] == "RuntimeError: the index server is down"
+
+
+def test_aerodrome_worker_runs_until_sigterm_and_then_exits_cleanly(tmp_path: Path) -> None:
+    import signal
+
+    import yaml
+
+    from aerodrome.jobs.queue import JobQueue, get_job
+    from aerodrome.storage import migrate
+
+    db = f"sqlite:///{tmp_path}/w.db"
+    config = tmp_path / "aerodrome.yaml"
+    config.write_text(yaml.safe_dump({"database": {"url": db}, "jobs": {"poll_s": 0.1}}))
+    engine = make_engine(db)
+    migrate.upgrade(engine)
+    job_id = JobQueue(engine).enqueue("rollup", "manual", created_by="alice", max_attempts=1)
+    proc = subprocess.Popen(
+        [AERODROME, "worker", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "AERODROME_LOG_JSON": "false"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while get_job(engine, job_id)["status"] != "succeeded":
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the worker did not run the job"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        engine.dispose()
+    assert proc.returncode == 0, err
+    assert "running ingest, retention, rollup" in out
