@@ -44,7 +44,11 @@ class RunTracer:
             endpoint += "/v1/traces"
         self._provider = TracerProvider(resource=Resource.create({"service.name": config.service_name}))
         exporter = OTLPSpanExporter(endpoint=endpoint, headers=dict(config.headers) or None)
-        self._provider.add_span_processor(BatchSpanProcessor(exporter))
+        self._provider.add_span_processor(
+            BatchSpanProcessor(
+                exporter, max_queue_size=QUEUE_MAX, max_export_batch_size=1024, schedule_delay_millis=1000
+            )
+        )
         self._tracer = self._provider.get_tracer("aerodrome")
         self._kind = SpanKind.CLIENT
         self._error = (Status, StatusCode.ERROR)
