@@ -242,9 +242,19 @@ class Runtime:
             except Exception:  # boundary: keep serving on the last good catalog, try again next time
                 log.exception("catalog refresh failed; serving the last good catalog")
             try:
+                await asyncio.to_thread(self._read_job_counts)
+            except Exception:  # boundary: the job gauges keep their last reading
+                log.exception("could not read the job counts")
+            try:
                 await asyncio.to_thread(self.refresh_usecases)
             except Exception:  # boundary: keep serving the use cases loaded last
                 log.exception("use-case refresh failed; serving the versions loaded last")
+
+    def _read_job_counts(self) -> None:
+        from aerodrome.jobs.queue import counts
+        from aerodrome.monitoring.metrics import set_job_counts
+
+        set_job_counts(self.metrics, *counts(self.engine))
 
     # ------------------------------------------------------------- use cases
 

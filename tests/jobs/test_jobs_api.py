@@ -206,3 +206,21 @@ def test_aerodrome_worker_runs_until_sigterm_and_then_exits_cleanly(tmp_path: Pa
         engine.dispose()
     assert proc.returncode == 0, err
     assert "running ingest, retention, rollup" in out
+
+
+def test_metrics_show_waiting_jobs_when_no_worker_takes_them(
+    upstream: UpstreamServer, tmp_path: Path
+) -> None:
+    cfg = base_config(upstream.url, db_url=f"sqlite:///{tmp_path}/m.db", jobs={"run_in_server": False})
+    with run_gateway(cfg, tmp_path) as gw:
+        gw.runtime.jobs.enqueue("ingest", "hr-policies", created_by="alice")
+        deadline = time.monotonic() + 30
+        with gw.client() as c:
+            while True:  # the gauges are read with the catalog refresh, every few seconds
+                text = c.get("/metrics").text
+                if 'aerodrome_jobs{kind="ingest",status="queued"} 1.0' in text:
+                    break
+                assert time.monotonic() < deadline, "the job gauge never showed the queued job"
+                time.sleep(0.2)
+        line = next(x for x in text.splitlines() if x.startswith("aerodrome_jobs_oldest_queued_seconds "))
+        assert float(line.split()[1]) > 0

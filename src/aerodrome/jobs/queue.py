@@ -328,6 +328,26 @@ class JobQueue:
 # ------------------------------------------------------------------ reading
 
 
+def counts(engine: Engine) -> tuple[dict[tuple[str, str], int], float]:
+    """Jobs queued, running and failed by (kind, status), and the age in seconds of the oldest queued one."""
+    from sqlalchemy import func
+
+    at = now()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(jobs.c.kind, jobs.c.status, func.count())
+            .where(jobs.c.status.in_(("queued", "running", "failed")))
+            .group_by(jobs.c.kind, jobs.c.status)
+        ).all()
+        oldest = conn.execute(
+            select(func.min(jobs.c.available_at)).where(jobs.c.status == "queued", jobs.c.available_at <= at)
+        ).scalar()
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    age = (at - oldest).total_seconds() if oldest is not None else 0.0
+    return {(k, s): int(n) for k, s, n in rows}, max(0.0, age)
+
+
 def public(row: dict[str, Any]) -> dict[str, Any]:
     """A job as the API shows it."""
     return {
