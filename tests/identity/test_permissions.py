@@ -130,7 +130,7 @@ def test_walk_the_whole_permission_table(gateway: Gateway) -> None:
     keys = {role: gateway.make_key("hr", role, name=f"walker-{role}") for role in ROLES}
     checked = 0
     for role in ROLES:
-        with gateway.client(keys[role]) as c:
+        with gateway.client(keys[role], timeout=60) as c:  # the first proposal loads MiniLM
             for action in perm.ACTIONS:
                 method, path, body = _request_for(action, role)
                 r = c.request(method, path, json=body)
