@@ -40,7 +40,7 @@ async def _measure(config_path: Path, concurrency: int, repeat: int) -> dict[str
     cfg = load_config(config_path)
     cfg.evals.concurrency = concurrency
     engine = open_database(cfg)
-    rt = await Runtime.start(cfg, engine)
+    rt = await Runtime.start(cfg, engine, run_jobs=False)
     try:
         await asyncio.to_thread(rt.usecases.warm)
         for usecase in DEMO_USECASES:  # warm-up pass: models loaded, caches filled

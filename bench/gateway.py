@@ -487,6 +487,7 @@ def start_aerodrome(tmp: Path, mock_port: int, args: argparse.Namespace) -> Star
         aliases:
           - {{name: chat-bench, deployments: [mock-model]}}
         """)
+        + (f"telemetry: {{otlp_endpoint: {args.otlp!r}}}\n" if getattr(args, "otlp", None) else "")
     )
     env = dict(os.environ, BENCH_UPSTREAM_KEY="sk-mock")
     keys_create = [
@@ -910,6 +911,11 @@ def main() -> int:
         choices=[g.name for g in GATEWAYS],
         action="append",
         help="run only this gateway (repeatable)",
+    )
+    ap.add_argument(
+        "--otlp",
+        default=None,
+        help="Aerodrome only: export a span per call to this OTLP/HTTP endpoint (telemetry.otlp_endpoint)",
     )
     ap.add_argument(
         "--out", type=Path, default=None, help="results JSON path (default bench/results/gateway-<date>.json)"

@@ -52,7 +52,7 @@ async def measure(workspace: Path, sets: str, limit: int, seed: int) -> dict[str
     config_path, _ = prepare(workspace)
     cfg = load_config(config_path)
     engine = open_database(cfg)
-    rt = await Runtime.start(cfg, engine, recover_jobs=False)
+    rt = await Runtime.start(cfg, engine, run_jobs=False)
     out: dict[str, Any] = {}
     try:
         for collection in cfg.collections:

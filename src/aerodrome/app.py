@@ -171,6 +171,7 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
         feedback,
         guardrails,
         identity,
+        jobs,
         knowledge,
         redteam,
         reviews,
@@ -186,6 +187,7 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
     app.include_router(catalog.router)
     app.include_router(runs.router)
     app.include_router(knowledge.router)
+    app.include_router(jobs.router)
     app.include_router(guardrails.router)
     app.include_router(reviews.router)
     app.include_router(feedback.router)

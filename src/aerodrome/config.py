@@ -415,6 +415,77 @@ class MonitoringConfig(_Model):
     )
 
 
+class JobsConfig(_Model):
+    """Background jobs (docs/operations.md, "Background jobs")."""
+
+    run_in_server: bool = Field(
+        default=True,
+        description="servers run jobs in process (embedded); false when `aerodrome worker` processes run them",
+    )
+    threads: int = Field(default=1, ge=1, le=32, description="jobs one process runs at a time")
+    poll_s: float = Field(default=1.0, gt=0, le=60, description="how often an idle worker looks for work")
+    lease_s: float = Field(
+        default=60.0,
+        ge=5,
+        description="a running job's lease, renewed every third of it; a job whose worker died runs again after it",
+    )
+    max_attempts: int = Field(default=3, ge=1, le=20, description="attempts before a job fails for good")
+    backoff_s: float = Field(
+        default=10.0, ge=0, description="wait before the second attempt; doubles with each further attempt"
+    )
+    rollup_interval_s: float = Field(
+        default=60.0, ge=0, description="seconds between evidence rollup jobs; 0: never"
+    )
+    keep_days: int = Field(default=30, ge=1, description="finished jobs are deleted by the purge after this")
+
+
+class RetentionPolicy(_Model):
+    content_days: int | None = Field(
+        default=None, ge=0, description="days run input and output are kept; empty: forever"
+    )
+    metadata_days: int | None = Field(
+        default=None, ge=1, description="days run records are kept at all; empty: forever"
+    )
+
+
+class RetentionConfig(RetentionPolicy):
+    """How long run records keep their content and exist at all; audit events are never purged."""
+
+    interval_s: float = Field(default=3600.0, gt=0, description="seconds between purge jobs")
+    batch_size: int = Field(
+        default=5000, ge=1, le=100_000, description="rows per delete or update (short transactions)"
+    )
+    departments: dict[str, RetentionPolicy] = Field(
+        default={}, description="per department id: the fields set here replace the platform's"
+    )
+
+    def policy_for(self, department_id: str | None) -> RetentionPolicy:
+        own = self.departments.get(department_id or "")
+        if own is None:
+            return RetentionPolicy(content_days=self.content_days, metadata_days=self.metadata_days)
+        fields = own.model_fields_set
+        return RetentionPolicy(
+            content_days=own.content_days if "content_days" in fields else self.content_days,
+            metadata_days=own.metadata_days if "metadata_days" in fields else self.metadata_days,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        policies = [self, *self.departments.values()]
+        return any(p.content_days is not None or p.metadata_days is not None for p in policies)
+
+
+class TelemetryConfig(_Model):
+    """OpenTelemetry traces of gateway calls (install the ``otel`` extra)."""
+
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP base URL, e.g. http://collector:4318 (spans go to /v1/traces); empty: no tracing",
+    )
+    service_name: str = Field(default="aerodrome", description="the service.name resource attribute")
+    headers: dict[str, str] = Field(default={}, description="extra headers sent to the collector")
+
+
 class PlatformConfig(_Model):
     """The whole platform configuration, as read from ``aerodrome.yaml``."""
 
@@ -433,6 +504,9 @@ class PlatformConfig(_Model):
     evals: EvalsConfig = EvalsConfig()
     alerts: AlertsConfig = AlertsConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    jobs: JobsConfig = JobsConfig()
+    retention: RetentionConfig = RetentionConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     # Set by load_config: the directory relative paths resolve against.
     base_dir: Path = Field(default=Path("."), exclude=True)
 

@@ -31,6 +31,7 @@ from aerodrome.monitoring.metrics import Metrics
 from aerodrome.monitoring.profiler import Profiler
 from aerodrome.monitoring.run_log import RunWriter
 from aerodrome.monitoring.runs import spent_since
+from aerodrome.monitoring.tracing import make_tracer
 from aerodrome.providers.base import Provider, ProviderContext
 from aerodrome.routing.router import Router
 from aerodrome.storage.engine import is_sqlite, make_engine
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from aerodrome.usecases.validation import PlatformRefs
 
 log = logging.getLogger("aerodrome")
-ROLLUP_S = 60.0  # seconds between evidence rollup passes (each replica; the passes are safe together)
 REFRESH_S = 5.0
 ALERT_TICK_S = 1.0  # seconds between checks for due alert messages
 
@@ -60,14 +60,8 @@ def open_database(config: PlatformConfig, database_url: str | None = None) -> En
     return engine
 
 
-def _fail_interrupted_evals(engine: Engine) -> None:
-    from aerodrome.evals.store import fail_interrupted
-
-    fail_interrupted(engine)
-
-
 class Runtime:
-    def __init__(self, config: PlatformConfig, engine: Engine) -> None:
+    def __init__(self, config: PlatformConfig, engine: Engine, *, run_jobs: bool = True) -> None:
         from aerodrome.gateway.pipeline import Gateway
 
         self.config = config
@@ -105,6 +99,7 @@ class Runtime:
         if self.profiler is not None:
             profiler = self.profiler
             self.metrics.profiler_backlog.set_function(lambda: profiler.backlog)
+        self.tracer = make_tracer(config.telemetry)  # None: no OpenTelemetry work at all
         self.gateway = Gateway(
             catalog=lambda: self.catalog,
             departments=lambda: self.departments,
@@ -116,19 +111,23 @@ class Runtime:
             writer=self.writer,
             metrics=self.metrics,
             profiler=self.profiler,
+            tracer=self.tracer,
         )
-        from aerodrome.jobs.runner import JobRunner
+        from aerodrome.jobs.service import JobService
 
         self._knowledge: KnowledgeService | None = None
         self._knowledge_lock = threading.Lock()
         self._guardrails: Guardrails | None = None
         self._evals: Evaluations | None = None
-        self.jobs = JobRunner(engine)
+        # background jobs: enqueued here; run here too unless `aerodrome worker` processes run them
+        # (or this runtime serves a command beside running servers: run_jobs=False)
+        self.jobs = JobService(
+            engine, config, lambda: self.knowledge, run_jobs=run_jobs and config.jobs.run_in_server
+        )
         from aerodrome.review.queue import ReviewQueue
 
         self.reviews = ReviewQueue(engine)  # outputs held for human review, and the decisions
         self._http: aiohttp.ClientSession | None = None
-        self._rolled_up = time.monotonic()
         self._init_usecases()
         self._refresher: asyncio.Task[None] | None = None
         self._alerter: asyncio.Task[None] | None = None
@@ -139,17 +138,18 @@ class Runtime:
     # ------------------------------------------------------------- lifecycle
 
     @classmethod
-    async def start(cls, config: PlatformConfig, engine: Engine, *, recover_jobs: bool = True) -> Runtime:
-        """``recover_jobs=False`` for a command working beside running servers (e.g. ``aerodrome
-        redteam``): their running jobs are theirs, not interrupted ones to fail."""
+    async def start(cls, config: PlatformConfig, engine: Engine, *, run_jobs: bool = True) -> Runtime:
+        """``run_jobs=False`` for a command working beside running servers (``aerodrome eval``,
+        ``aerodrome redteam``, a worker's platform): the queued jobs are the servers' and workers'."""
         from aerodrome.knowledge.collections import apply_config as apply_collections
 
         await asyncio.to_thread(apply_config, engine, config)
         await asyncio.to_thread(apply_collections, engine, config)
-        rt = cls(config, engine)
-        if recover_jobs:
-            await asyncio.to_thread(rt.jobs.fail_interrupted)
-            await asyncio.to_thread(_fail_interrupted_evals, engine)
+        rt = cls(config, engine, run_jobs=run_jobs)
+        from aerodrome.jobs.context import Platform
+
+        platform = Platform(rt, asyncio.get_running_loop())
+        rt.jobs.context.platform = lambda: platform  # eval and red-team jobs run use cases here
         rt._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
                 limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30
@@ -162,6 +162,7 @@ class Runtime:
         rt._alerter = asyncio.create_task(rt._alert_loop())
         rt._warmers = [asyncio.create_task(rt._warm(dep)) for dep in rt._local_embedding_deployments()]
         rt._warmers.append(asyncio.create_task(rt._warm_usecases()))
+        rt.jobs.start()
         rt.ready = True
         return rt
 
@@ -201,6 +202,8 @@ class Runtime:
         await asyncio.to_thread(self.writer.close)  # flush every pending run record
         if self.profiler is not None:
             await asyncio.to_thread(self.profiler.close)  # and the traffic profiles measured so far
+        if self.tracer is not None:
+            await asyncio.to_thread(self.tracer.close)  # and every pending span
         await asyncio.to_thread(self.jobs.close)
         if self._knowledge is not None:
             self._knowledge.close()
@@ -300,21 +303,21 @@ class Runtime:
             except Exception:  # boundary: keep serving on the last good catalog, try again next time
                 log.exception("catalog refresh failed; serving the last good catalog")
             try:
+                await asyncio.to_thread(self._watch_jobs)
+            except Exception:  # boundary: the job gauges keep their last reading
+                log.exception("could not read the job counts or end orphaned eval runs")
+            try:
                 await asyncio.to_thread(self.refresh_usecases)
             except Exception:  # boundary: keep serving the use cases loaded last
                 log.exception("use-case refresh failed; serving the versions loaded last")
-            if time.monotonic() - self._rolled_up >= ROLLUP_S:
-                self._rolled_up = time.monotonic()
-                try:
-                    await asyncio.to_thread(self._roll_up)
-                except Exception:  # boundary: reports still read the raw tail; try again next time
-                    log.exception("the evidence rollup failed; it will run again")
 
-    def _roll_up(self) -> None:
-        """Keep the evidence rollups current so reports stay fast on large run tables."""
-        from aerodrome.evidence import rollups
+    def _watch_jobs(self) -> None:
+        from aerodrome.evals.store import fail_orphaned
+        from aerodrome.jobs.queue import counts
+        from aerodrome.monitoring.metrics import set_job_counts
 
-        rollups.update(self.engine)
+        set_job_counts(self.metrics, *counts(self.engine))
+        fail_orphaned(self.engine)  # eval runs whose job died with its worker
 
     # ------------------------------------------------------------- alerts
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from aerodrome.config import ROLES
 from aerodrome.errors import Forbidden
 from aerodrome.identity import permissions as perm
 from aerodrome.identity.principal import Principal
+from aerodrome.storage.tables import jobs
 from tests.harness import Gateway
 
 _WALK_SPEC = {
@@ -85,6 +87,9 @@ def _request_for(action: str, role: str) -> tuple[str, str, dict[str, Any] | Non
         "alerts.read": ("GET", "/api/alerts", None),
         # acknowledging no alert changes nothing
         "alerts.acknowledge": ("POST", "/api/alerts/acknowledge", {"ids": []}),
+        "jobs.read": ("GET", "/api/jobs", None),
+        # a failed job made by the walk (only one role may retry it, once)
+        "jobs.write": ("POST", "/api/jobs/walk-failed/retry", None),
     }[action]
 
 
@@ -118,6 +123,8 @@ def test_every_action_has_an_endpoint_in_the_walk() -> None:
         "redteam.read",
         "alerts.read",
         "alerts.acknowledge",
+        "jobs.read",
+        "jobs.write",
     }, "a new action needs an endpoint in _request_for"
     for role, action in perm.PERMISSIONS:
         assert role in ROLES and action in perm.ACTIONS
@@ -127,6 +134,20 @@ def test_walk_the_whole_permission_table(gateway: Gateway) -> None:
     with gateway.client(gateway.admin_key) as c:
         live = {**_WALK_SPEC, "id": "walk-live", "departments": ["hr"]}
         assert c.post("/api/usecases", json={"spec": live}).status_code == 201
+    with gateway.runtime.engine.begin() as conn:
+        conn.execute(
+            jobs.insert().values(
+                id="walk-failed",
+                kind="rollup",
+                target="walk",
+                status="failed",
+                message="failed",
+                created_by="walk",
+                created_at=datetime.now(UTC),
+                attempts=1,
+                max_attempts=1,
+            )
+        )
     keys = {role: gateway.make_key("hr", role, name=f"walker-{role}") for role in ROLES}
     checked = 0
     for role in ROLES:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
@@ -12,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from aerodrome.api.deps import principal, runtime
 from aerodrome.errors import Forbidden
 from aerodrome.evals import store
+from aerodrome.evals.jobs import enqueue_eval
 from aerodrome.identity import permissions as perm
 from aerodrome.identity.principal import Principal
 from aerodrome.runtime import Runtime
@@ -46,6 +46,11 @@ def _check(rt: Runtime, p: Principal, scope: str, usecase_id: str) -> None:
         )
 
 
+def check_read(usecase_id: str, p: Principal, rt: Runtime) -> None:
+    """403 unless the caller may read the eval runs of the use case (also for /api/jobs)."""
+    _check(rt, p, perm.require(p, "evals.read"), usecase_id)
+
+
 @router.post("/runs", status_code=202, summary="Run a use case's eval suite on a deployment (background job)")
 async def start_run(
     body: StartRun, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
@@ -56,11 +61,8 @@ async def start_run(
     plan = await run_in_threadpool(
         evals.plan, body.usecase_id, deployment=body.deployment, spec_version=body.spec_version
     )
-    run_id = await run_in_threadpool(evals.start, plan, actor=p.name)
-    accepted = await run_in_threadpool(store.get, rt.engine, run_id, results=False)  # as accepted: running
-    job_id = await run_in_threadpool(
-        evals.submit, plan, actor=p.name, jobs=rt.jobs, loop=asyncio.get_running_loop()
-    )
+    run_id, job_id = await run_in_threadpool(enqueue_eval, rt, plan, actor=p.name)
+    accepted = await run_in_threadpool(store.get, rt.engine, run_id, results=False)  # as accepted
     return {**accepted, "job_id": job_id}
 
 

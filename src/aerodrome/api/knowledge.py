@@ -13,7 +13,7 @@ from aerodrome.config import CollectionConfig
 from aerodrome.errors import Forbidden
 from aerodrome.identity import permissions as perm
 from aerodrome.identity.principal import Principal
-from aerodrome.jobs.runner import get_job, list_jobs
+from aerodrome.jobs.queue import get_job, list_jobs
 from aerodrome.knowledge import collections as store
 from aerodrome.runtime import Runtime
 
@@ -80,7 +80,7 @@ async def put_collection(
     return _public(await run_in_threadpool(store.get, rt.engine, body.name), p)
 
 
-async def _get_visible(
+async def get_visible(
     name: str, p: Principal, rt: Runtime, action: str = "collections.read"
 ) -> dict[str, Any]:
     scope = perm.require(p, action)
@@ -97,14 +97,14 @@ async def _get_visible(
 async def get_collection(
     name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    return _public(await _get_visible(name, p, rt), p)
+    return _public(await get_visible(name, p, rt), p)
 
 
 @router.delete("/api/collections/{name}")
 async def remove_collection(
     name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    await _get_visible(name, p, rt, "collections.write")
+    await get_visible(name, p, rt, "collections.write")
     await run_in_threadpool(store.remove, rt.engine, name, actor=p.name)
     await run_in_threadpool(rt.knowledge.index.drop_collection, name)
     return {"deleted": True, "name": name}
@@ -114,10 +114,8 @@ async def remove_collection(
 async def sync_collection(
     name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    await _get_visible(name, p, rt, "collections.write")
-    job_id = await run_in_threadpool(
-        rt.jobs.submit, "ingest", name, lambda progress: rt.knowledge.sync(name, progress), created_by=p.name
-    )
+    await get_visible(name, p, rt, "collections.write")
+    job_id = await run_in_threadpool(rt.jobs.enqueue, "ingest", name, created_by=p.name)
     return await run_in_threadpool(get_job, rt.engine, job_id)
 
 
@@ -125,32 +123,18 @@ async def sync_collection(
 async def collection_jobs(
     name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    await _get_visible(name, p, rt)
+    await get_visible(name, p, rt)
     return {
         "object": "list",
         "data": await run_in_threadpool(list_jobs, rt.engine, kind="ingest", target=name),
     }
 
 
-@router.get("/api/jobs/{job_id}", summary="A job's status and progress")
-async def job(
-    job_id: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
-) -> dict[str, Any]:
-    found = await run_in_threadpool(get_job, rt.engine, job_id)
-    if found["kind"] == "ingest":
-        await _get_visible(found["target"], p, rt)
-    elif found["kind"] == "redteam":  # its result is a red-team report
-        from aerodrome.api.redteam import check_read
-
-        check_read(found["target"], p, rt)
-    return found
-
-
 @router.get("/api/collections/{name}/quality", summary="The data-quality report of the last sync")
 async def quality(
     name: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    row = await _get_visible(name, p, rt)
+    row = await get_visible(name, p, rt)
     return {"collection": name, "synced_at": row["last_sync_at"], "report": row["quality"]}
 
 
@@ -163,7 +147,7 @@ async def documents(
     p: Principal = Depends(principal),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    await _get_visible(name, p, rt)
+    await get_visible(name, p, rt)
     data = await run_in_threadpool(
         store.list_documents, rt.engine, name, status=status, limit=limit, offset=offset
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from typing import Any
 
@@ -14,11 +13,13 @@ from aerodrome.api.deps import principal, runtime
 from aerodrome.errors import BadRequest, Forbidden, NotFound
 from aerodrome.evals import redteam_report
 from aerodrome.evals.attacks import DEFAULT_LIMIT, DEFAULT_SEED, parse_sets
+from aerodrome.evals.jobs import REDTEAM_KIND as JOB_KIND
+from aerodrome.evals.jobs import enqueue_redteam
 from aerodrome.evals.redteam import DEFAULT_CONCURRENCY, RedTeamOptions
-from aerodrome.evals.redteam_runs import JOB_KIND, prepare, submit_job
+from aerodrome.evals.redteam_runs import prepare
 from aerodrome.identity import permissions as perm
 from aerodrome.identity.principal import Principal
-from aerodrome.jobs.runner import get_job, list_jobs
+from aerodrome.jobs.queue import get_job, list_jobs
 from aerodrome.runtime import Runtime
 
 router = APIRouter(tags=["redteam"])
@@ -110,8 +111,7 @@ async def start(
             "attacks": len(attacks),
             "families": dict(Counter(a.family for a in attacks)),
         }
-    loop = asyncio.get_running_loop()
-    job_id = await run_in_threadpool(submit_job, rt, loop, usecase_id, options, p.name)
+    job_id = await run_in_threadpool(enqueue_redteam, rt, usecase_id, options, p.name)
     return _summary(await run_in_threadpool(get_job, rt.engine, job_id))
 
 

@@ -16,6 +16,7 @@ from aerodrome.cli import (
     redteam,
     serve,
     usecases,
+    worker,
 )
 
 app = typer.Typer(
@@ -27,6 +28,8 @@ app = typer.Typer(
 )
 app.command("init")(serve.init)
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
+app.command("purge")(worker.purge)
 app.command("demo")(demo.demo)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")

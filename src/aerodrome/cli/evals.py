@@ -93,7 +93,7 @@ async def _evaluate(
     from aerodrome.evals import store
     from aerodrome.runtime import Runtime
 
-    rt = await Runtime.start(cfg, engine)
+    rt = await Runtime.start(cfg, engine, run_jobs=False)
     try:
         plan = await asyncio.to_thread(
             rt.evals.plan, usecase_id, deployment=deployment, spec_version=spec_version

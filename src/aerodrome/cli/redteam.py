@@ -27,7 +27,7 @@ async def _run(
     from aerodrome.evals.redteam_runs import audit_started, execute, prepare
     from aerodrome.runtime import Runtime
 
-    rt = await Runtime.start(cfg, engine, recover_jobs=False)
+    rt = await Runtime.start(cfg, engine, run_jobs=False)
     try:
         team, attacks = await asyncio.to_thread(prepare, rt, usecase_id, options, actor)
         await asyncio.to_thread(rt.usecases.warm)  # guardrail engines load now, not in the first attacks

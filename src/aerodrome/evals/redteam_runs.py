@@ -31,12 +31,9 @@ from aerodrome.evals.redteam import (
 if TYPE_CHECKING:
     from aerodrome.runtime import Runtime
 
-JOB_KIND = "redteam"
-POLL_S = 0.2
-
 
 def prepare(
-    rt: Runtime, usecase_id: str, options: RedTeamOptions, actor: str
+    rt: Runtime, usecase_id: str, options: RedTeamOptions, actor: str, *, run_id: str | None = None
 ) -> tuple[RedTeam, list[Attack]]:
     """The run and its attacks; errors (unknown use case, bad options, missing data) before anything runs."""
     check_options(options)
@@ -44,7 +41,12 @@ def prepare(
     principal = redteam_principal(live.spec, options.department, actor)
     attacks = plan_attacks(options)
     team = RedTeam(
-        runner=rt.usecase_runner, gateway=rt.gateway, live=live, principal=principal, options=options
+        runner=rt.usecase_runner,
+        gateway=rt.gateway,
+        live=live,
+        principal=principal,
+        options=options,
+        run_id=run_id,
     )
     return team, attacks
 
@@ -105,31 +107,3 @@ async def execute(
     report = redteam_report.build(team, attempts, time.perf_counter() - started)
     await asyncio.to_thread(audit_finished, rt.engine, report, actor)
     return report
-
-
-def submit_job(
-    rt: Runtime, loop: asyncio.AbstractEventLoop, usecase_id: str, options: RedTeamOptions, actor: str
-) -> str:
-    """Start a red-team run as a job (409 while one runs for the use case); returns the job id.
-
-    The attacks run on the server's event loop (where the providers' connections live); the job's
-    worker thread waits for them and reports progress."""
-    team, attacks = prepare(rt, usecase_id, options, actor)
-
-    def work(progress: Callable[[int, int | None, str], None]) -> dict[str, Any]:
-        done = [0, 0]  # attempts finished, of which got through
-
-        def count(attempt: Attempt) -> None:
-            done[0] += 1
-            done[1] += attempt.verdict.outcome == "got_through"
-
-        future = asyncio.run_coroutine_threadsafe(execute(rt, team, attacks, actor, count), loop)
-        while not future.done():
-            progress(done[0], len(attacks), f"{done[0]} of {len(attacks)} attacks, {done[1]} got through")
-            time.sleep(POLL_S)
-        report = future.result()
-        return {**report, "done": report["totals"]["attempted"]}
-
-    job_id = rt.jobs.submit(JOB_KIND, usecase_id, work, created_by=actor)
-    audit_started(rt.engine, team, attacks, actor, job_id=job_id)
-    return job_id

@@ -1,4 +1,4 @@
-"""Evaluations as the platform offers them: plan, run (now or as a background job), compare."""
+"""Evaluations as the platform offers them: plan, run, compare (as a job: aerodrome.evals.jobs)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,9 @@ from aerodrome.evals.runner import EvalRunner, Progress, no_progress
 
 if TYPE_CHECKING:
     from aerodrome.catalog.catalog import Catalog
-    from aerodrome.jobs.runner import JobRunner
     from aerodrome.usecases.registry import UseCaseRegistry
 
 log = logging.getLogger("aerodrome.evals")
-JOB_KIND = "eval"
 
 
 class Evaluations:
@@ -71,27 +69,6 @@ class Evaluations:
         return await asyncio.to_thread(
             store.finish, self.engine, plan.eval_run_id, results, duration_s=time.perf_counter() - started
         )
-
-    def submit(self, plan: Plan, *, actor: str, jobs: JobRunner, loop: asyncio.AbstractEventLoop) -> str:
-        """Run a started plan as a background job (one per use case at a time) on the server's loop."""
-
-        def work(report: Callable[[int, int | None, str], None]) -> dict[str, Any]:
-            def progress(done: int, total: int, result: store.CaseResult) -> None:
-                report(done, total, f"{result.case_id}: {'passed' if result.passed else 'failed'}")
-
-            future = asyncio.run_coroutine_threadsafe(
-                self.execute(plan, actor=actor, progress=progress), loop
-            )
-            run = future.result()
-            return {"done": run["cases"], "eval_run_id": run["id"], "status": run["status"]}
-
-        try:
-            job_id = jobs.submit(JOB_KIND, plan.usecase_id, work, created_by=actor)
-        except AerodromeError as exc:
-            store.fail(self.engine, plan.eval_run_id, exc.message)
-            raise
-        store.set_job(self.engine, plan.eval_run_id, job_id)
-        return job_id
 
     def compare(self, base_id: str, candidate_id: str) -> dict[str, Any]:
         return comparison.compare(store.get(self.engine, base_id), store.get(self.engine, candidate_id))

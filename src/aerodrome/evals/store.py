@@ -159,19 +159,28 @@ def fail(engine: Engine, run_id: str, message: str) -> None:
         )
 
 
-def fail_interrupted(engine: Engine) -> int:
-    """Runs still marked running when a process starts were interrupted."""
+def fail_orphaned(engine: Engine) -> int:
+    """Eval runs still marked running whose job has ended (its worker died, or it failed before the
+    run started) end as errors, with the job's last error."""
     with engine.begin() as conn:
-        done = conn.execute(
-            update(eval_runs)
-            .where(eval_runs.c.status == "running")
-            .values(
-                status="error",
-                message="interrupted: the process stopped before the run finished",
-                finished_at=datetime.now(UTC),
+        rows = conn.execute(
+            select(eval_runs.c.id, jobs.c.error, jobs.c.message)
+            .join(jobs, jobs.c.id == eval_runs.c.job_id)
+            .where(eval_runs.c.status == "running", jobs.c.status.in_(("failed", "succeeded")))
+        ).all()
+        for run_id, error, message in rows:
+            conn.execute(
+                update(eval_runs)
+                .where(eval_runs.c.id == run_id, eval_runs.c.status == "running")
+                .values(
+                    status="error",
+                    message=f"the run's job ended without finishing it: {error or message or 'no error recorded'}"[
+                        :2000
+                    ],
+                    finished_at=datetime.now(UTC),
+                )
             )
-        )
-    return int(done.rowcount or 0)
+    return len(rows)
 
 
 def _public(row: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from aerodrome.limits.rate import RateLimiter
 from aerodrome.monitoring.metrics import Metrics
 from aerodrome.monitoring.profiler import Profiler
 from aerodrome.monitoring.run_log import RunWriter
+from aerodrome.monitoring.tracing import RunTracer
 from aerodrome.routing.router import OpenStream, Router
 
 log = logging.getLogger("aerodrome.gateway")
@@ -90,6 +91,7 @@ class Gateway:
         writer: RunWriter,
         metrics: Metrics,
         profiler: Profiler | None = None,
+        tracer: RunTracer | None = None,
     ) -> None:
         self._catalog = catalog
         self._departments = departments
@@ -101,6 +103,7 @@ class Gateway:
         self.writer = writer
         self.metrics = metrics
         self.profiler = profiler  # features of use-case runs for drift monitoring (off the hot path)
+        self.tracer = tracer  # None unless telemetry.otlp_endpoint is set
 
     # ----------------------------------------------------------------- admission
 
@@ -300,6 +303,14 @@ class Gateway:
                 output_text if output_text is not None else (completion_text(response) if response else None)
             )
             self.profiler.observe_run(ctx, status, answer)
+        if self.tracer is not None:
+            self.tracer.record(
+                record,
+                requested_model=ctx.model,
+                response_model=response.get("model") if isinstance(response, dict) else None,
+                deployment=dep,
+                provider=self._catalog().providers.get(dep.provider) if dep else None,
+            )
         if self._server.access_log:
             log.info(
                 "gateway call",

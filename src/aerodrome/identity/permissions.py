@@ -44,6 +44,8 @@ ACTIONS: tuple[str, ...] = (
     "redteam.read",
     "alerts.read",
     "alerts.acknowledge",
+    "jobs.read",
+    "jobs.write",
 )
 
 PERMISSIONS: dict[tuple[str, str], Scope] = {
@@ -131,6 +133,7 @@ PERMISSIONS: dict[tuple[str, str], Scope] = {
     ("auditor", "evals.read"): "all",
     ("auditor", "redteam.read"): "all",
     ("auditor", "alerts.read"): "all",
+    ("auditor", "jobs.read"): "all",
     # employees: the catalog they may use, their own keys and runs
     ("user", "catalog.read"): "all",
     ("user", "keys.read"): "own",

@@ -1,1 +1,1 @@
-"""Background work (ingestion, later evaluations and rollups): in process here, a queue in the scaled mode."""
+"""Background work (ingestion, rollups, retention, evaluations): a queue on the jobs table, run by a worker in the server (embedded) or by ``aerodrome worker`` processes (scaled)."""

@@ -69,6 +69,17 @@ class Metrics:
         self.profiler_backlog = Gauge(
             "aerodrome_profiler_backlog", "Use-case runs waiting for the traffic profiler", registry=r
         )
+        self.jobs = Gauge(
+            "aerodrome_jobs",
+            "Background jobs queued, running and failed (kept jobs.keep_days), by kind; read every few seconds",
+            ["kind", "status"],
+            registry=r,
+        )
+        self.oldest_queued_job = Gauge(
+            "aerodrome_jobs_oldest_queued_seconds",
+            "Age of the oldest job waiting to run (0: none); growing means no worker is taking jobs",
+            registry=r,
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -111,3 +122,11 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def set_job_counts(metrics: Metrics, counts: dict[tuple[str, str], int], oldest_queued_s: float) -> None:
+    """Replace the job gauges with a fresh reading (kinds that are gone disappear)."""
+    metrics.jobs.clear()
+    for (kind, status), n in counts.items():
+        metrics.jobs.labels(kind, status).set(n)
+    metrics.oldest_queued_job.set(oldest_queued_s)

@@ -150,6 +150,8 @@ Index("ix_runs_created_at", runs.c.created_at)
 Index("ix_runs_department_created", runs.c.department_id, runs.c.created_at)
 Index("ix_runs_key_created", runs.c.key_id, runs.c.created_at)
 Index("ix_runs_alias_created", runs.c.alias, runs.c.created_at)
+Index("ix_runs_user_created", runs.c.user_id, runs.c.created_at)  # GET /api/runs for a user's own runs
+Index("ix_runs_usecase_created", runs.c.use_case_id, runs.c.created_at)  # evidence: raw tail per use case
 
 audit_events = Table(
     "audit_events",
@@ -215,8 +217,17 @@ jobs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    # the queue (jobs/queue.py, migration 0013): what to run, attempts, when, and who holds it
+    Column("payload", JSON, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("max_attempts", Integer, nullable=False, server_default="1"),
+    Column("available_at", DateTime(timezone=True), nullable=True),  # not before (retry backoff)
+    Column("worker", String(200), nullable=True),  # the worker holding it while running
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),  # renewed by heartbeats
+    Column("error", String(4000), nullable=True),  # the last attempt's error
 )
 Index("ix_jobs_kind_target", jobs.c.kind, jobs.c.target)
+Index("ix_jobs_status_available", jobs.c.status, jobs.c.available_at)
 
 # ------------------------------------------------------------------ use cases, review, feedback
 
@@ -558,3 +569,14 @@ alert_deliveries = Table(
     Column("delivered_at", DateTime(timezone=True), nullable=True),
 )
 Index("ix_alert_deliveries_status", alert_deliveries.c.status, alert_deliveries.c.next_attempt_at)
+# ------------------------------------------------------------------ jobs (issue 8)
+
+# Periodic jobs (rollups, retention purge): whoever moves next_run_at forward enqueues the run,
+# so among many workers exactly one does.
+job_schedules = Table(
+    "job_schedules",
+    metadata,
+    Column("name", String(64), primary_key=True),  # the job kind
+    Column("next_run_at", DateTime(timezone=True), nullable=False),
+    Column("last_job_id", String(32), nullable=True),
+)

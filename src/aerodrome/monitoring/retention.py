@@ -1,0 +1,107 @@
+"""Retention: run content and run records older than the policy allows are purged in small batches.
+
+Per department (or the platform's default): ``content_days`` after which a run's input and
+output are cleared (the record and its counts stay), ``metadata_days`` after which the run is
+deleted. Use-case runs are deleted only once the evidence rollups hold them, so reports keep
+their history. Each batch is its own short transaction (``batch_size`` rows), so the gateway's
+run writer never waits long. Audit events are never purged; each purge writes one, with counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, String, and_, cast, delete, null, or_, select, update
+
+from aerodrome.audit import trail
+from aerodrome.config import RetentionConfig, RetentionPolicy
+from aerodrome.evidence.rollups import watermark
+from aerodrome.storage.tables import runs
+
+ACTOR = "system:retention"
+
+
+@dataclass(slots=True)
+class PurgeCounts:
+    content_cleared: int = 0
+    runs_deleted: int = 0
+    by_department: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, department: str, what: str, n: int) -> None:
+        if n:
+            slot = self.by_department.setdefault(department, {"content_cleared": 0, "runs_deleted": 0})
+            slot[what] += n
+            setattr(self, what, getattr(self, what) + n)
+
+
+def _has_content(column: Any) -> ColumnElement[bool]:
+    # None may be stored as SQL NULL or as the JSON value null, depending on the writer
+    return and_(column.is_not(None), cast(column, String) != "null")
+
+
+def _scopes(config: RetentionConfig) -> list[tuple[str, ColumnElement[bool], RetentionPolicy]]:
+    """(label, which runs, their policy): each configured department, then everyone else."""
+    named = sorted(config.departments)
+    scopes: list[tuple[str, ColumnElement[bool], RetentionPolicy]] = [
+        (d, runs.c.department_id == d, config.policy_for(d)) for d in named
+    ]
+    rest = or_(runs.c.department_id.is_(None), runs.c.department_id.not_in(named)) if named else None
+    scopes.append(("*", rest if rest is not None else runs.c.id.is_not(None), config.policy_for(None)))
+    return scopes
+
+
+def _batched(engine: Engine, statement_for: Any, batch_size: int) -> int:
+    total = 0
+    while True:
+        with engine.begin() as conn:
+            n = int(conn.execute(statement_for(batch_size)).rowcount or 0)
+        total += n
+        if n < batch_size:
+            return total
+
+
+def purge(engine: Engine, config: RetentionConfig, *, now: datetime | None = None) -> dict[str, Any]:
+    """Apply the retention policy once; returns the counts (also written as an audit event)."""
+    now = now or datetime.now(UTC)
+    counts = PurgeCounts()
+    rolled_up = watermark(engine)
+    for label, scope, policy in _scopes(config):  # delete first: no point clearing what goes
+        if policy.metadata_days is not None:
+            cutoff = now - timedelta(days=policy.metadata_days)
+            conds = [scope, runs.c.created_at < cutoff]
+            if rolled_up is None:  # keep use-case runs until the rollups hold them
+                conds.append(runs.c.use_case_id.is_(None))
+            else:
+                conds.append(or_(runs.c.use_case_id.is_(None), runs.c.created_at < rolled_up))
+            cond = and_(*conds)
+
+            def remove(n: int, cond: ColumnElement[bool] = cond) -> Any:
+                return delete(runs).where(runs.c.id.in_(select(runs.c.id).where(cond).limit(n)))
+
+            counts.add(label, "runs_deleted", _batched(engine, remove, config.batch_size))
+        if policy.content_days is not None:
+            cutoff = now - timedelta(days=policy.content_days)
+            cond = and_(
+                scope,
+                runs.c.created_at < cutoff,
+                or_(_has_content(runs.c.input), _has_content(runs.c.output)),
+            )
+
+            def clear(n: int, cond: ColumnElement[bool] = cond) -> Any:
+                ids = select(runs.c.id).where(cond).limit(n)
+                return update(runs).where(runs.c.id.in_(ids)).values(input=null(), output=null())
+
+            counts.add(label, "content_cleared", _batched(engine, clear, config.batch_size))
+    details = {
+        "content_cleared": counts.content_cleared,
+        "runs_deleted": counts.runs_deleted,
+        "by_department": counts.by_department,
+        "policy": config.model_dump(mode="json", exclude={"interval_s", "batch_size"}),
+    }
+    with engine.begin() as conn:
+        trail.record(
+            conn, actor=ACTOR, action="retention.purge", object_type="runs", object_id="runs", details=details
+        )
+    return details
