@@ -37,7 +37,7 @@ def _run(
         "id": uuid.uuid4().hex,
         "request_id": "r",
         "created_at": NOW - timedelta(days=age_days),
-        "endpoint": "chat",
+        "endpoint": "usecase" if usecase else "chat",  # the evidence rolls up use-case calls
         "principal": "someone",
         "department_id": dept,
         "use_case_id": usecase,

@@ -14,7 +14,6 @@ or a new run). An eval run whose job ended without finishing it is marked ``erro
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,11 +36,12 @@ T = TypeVar("T")
 def _run_reporting(platform: Platform, coro: Coroutine[Any, Any, T], report: Callable[[], None]) -> T:
     """Run ``coro`` on the platform's loop; from this job thread, report progress until it ends."""
     import asyncio
+    import concurrent.futures
 
     future = asyncio.run_coroutine_threadsafe(coro, platform.loop)
     while not future.done():
         report()
-        time.sleep(POLL_S)
+        concurrent.futures.wait([future], timeout=POLL_S)
     return future.result()
 
 
@@ -51,7 +51,16 @@ def _run_reporting(platform: Platform, coro: Coroutine[Any, Any, T], report: Cal
 def enqueue_eval(rt: Runtime, plan: Plan, *, actor: str) -> tuple[str, str]:
     """Record the run as running and queue it (409 ``job_running`` while one runs for the use case).
 
+    One at a time is decided on the eval runs, not the job (which ends a moment after its run is
+    stored), so a new run may start as soon as the last one shows its result.
+
     Returns (eval run id, job id)."""
+    running = store.running_job(rt.engine, plan.usecase_id)
+    if running is not None:
+        raise Conflict(
+            f"an evaluation of {plan.usecase_id!r} is already queued or running (job {running})",
+            code="job_running",
+        )
     run_id = rt.evals.start(plan, actor=actor)
     payload = {"eval_run_id": run_id, "deployment": plan.deployment, "spec_version": plan.spec_version}
     try:
@@ -162,5 +171,5 @@ def _redteam(ctx: JobContext, job: Job) -> dict[str, Any]:
     return {**result, "done": result["totals"]["attempted"]}
 
 
-EVAL = JobKind(name=EVAL_KIND, run=_eval, max_attempts=1)
+EVAL = JobKind(name=EVAL_KIND, run=_eval, max_attempts=1, exclusive=False)  # see enqueue_eval
 REDTEAM = JobKind(name=REDTEAM_KIND, run=_redteam, max_attempts=1)

@@ -159,6 +159,19 @@ def fail(engine: Engine, run_id: str, message: str) -> None:
         )
 
 
+def running_job(engine: Engine, usecase_id: str) -> str | None:
+    """The job of an API-started eval run of the use case still queued or running, if any."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(eval_runs.c.job_id).where(
+                eval_runs.c.usecase_id == usecase_id,
+                eval_runs.c.status == "running",
+                eval_runs.c.job_id.is_not(None),
+            )
+        ).first()
+    return None if found is None else str(found.job_id)
+
+
 def fail_orphaned(engine: Engine) -> int:
     """Eval runs still marked running whose job has ended (its worker died, or it failed before the
     run started) end as errors, with the job's last error."""
