@@ -151,6 +151,12 @@ class DeploymentConfig(_Model):
     kind: Literal["chat", "embeddings"] = Field(default="chat", description="chat or embeddings")
 
 
+class AliasCacheConfig(_Model):
+    """The exact response cache of an alias (docs/scaling.md#response-cache)."""
+
+    ttl_s: float = Field(gt=0, le=30 * 86400, description="how long an answer is served again")
+
+
 class AliasConfig(_Model):
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$", description="the model name clients send"
@@ -167,6 +173,10 @@ class AliasConfig(_Model):
     safe_alias: str | None = Field(
         default=None,
         description="where a request goes when its data class is above every deployment's ceiling here",
+    )
+    cache: AliasCacheConfig | None = Field(
+        default=None,
+        description="exact response cache for non-streaming chat (per department and data class); empty: off",
     )
 
 
@@ -415,6 +425,55 @@ class MonitoringConfig(_Model):
     )
 
 
+# -- scaled mode: the shared Redis (limits, budgets, key revocations) ------------------------------
+
+
+class RedisConfig(_Model):
+    """The Redis every replica shares in scaled mode (docs/scaling.md); absent: everything in process."""
+
+    url: str = Field(description="redis://host:port/db (rediss:// for TLS), without a password: use password")
+    password: str | None = Field(
+        default=None, description="secret reference: env:NAME or file:/path (never the secret itself)"
+    )
+    key_prefix: str = Field(
+        default="aerodrome",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="every key is {prefix}:...; the braces keep one admission's keys in one cluster slot",
+    )
+    timeout_s: float = Field(
+        default=0.25, gt=0, le=10, description="connect and command timeout; past it Redis counts as down"
+    )
+    retry_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="after a failure, requests skip Redis (applying the down policy) this long, then try again",
+    )
+    rate_limits_when_down: Literal["local", "open", "closed"] = Field(
+        default="local",
+        description="while Redis is down: local (each replica counts alone), open (no rate limit) or closed (503); budgets always refuse (503)",
+    )
+    reservation_ttl_s: float = Field(
+        default=900.0,
+        ge=10,
+        description="a budget reservation never settled (its replica died) is released after this long",
+    )
+
+    @field_validator("password")
+    @classmethod
+    def _secret_ref(cls, value: str | None) -> str | None:
+        if value is None or value.startswith(("env:", "file:")):
+            return value
+        raise ValueError("password must be a secret reference such as 'env:REDIS_PASSWORD'")
+
+
+class ResponseCacheConfig(_Model):
+    """Where cached answers live: in process, or in Redis when the redis section is set."""
+
+    max_entries: int = Field(default=10_000, ge=1, description="in-process cache: most entries kept (LRU)")
+    max_entry_bytes: int = Field(default=256 * 1024, ge=1024, description="larger answers are not cached")
+
+
 class PlatformConfig(_Model):
     """The whole platform configuration, as read from ``aerodrome.yaml``."""
 
@@ -433,6 +492,12 @@ class PlatformConfig(_Model):
     evals: EvalsConfig = EvalsConfig()
     alerts: AlertsConfig = AlertsConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    cache: ResponseCacheConfig = Field(
+        default=ResponseCacheConfig(), description="the response cache (turned on per alias with cache.ttl_s)"
+    )
+    redis: RedisConfig | None = Field(
+        default=None, description="scaled mode: limits, budgets and key revocations shared through Redis"
+    )
     # Set by load_config: the directory relative paths resolve against.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
