@@ -101,3 +101,28 @@ def test_on_redis_an_answer_cached_by_one_replica_is_served_by_the_other(
                 assert len(upstream.requests("/v1/chat/completions")) == 2
     finally:
         delete_prefix(SHARED_REDIS, prefix)
+
+
+def test_evaluations_reach_the_model_not_the_cache(upstream: UpstreamServer, tmp_path: Path) -> None:
+    """A use case on a cached alias is served from the cache; its eval suite never is."""
+    from tests.evals.test_eval_runs import QUESTIONS, SPEC, SUITE, eval_config, run_eval
+
+    (tmp_path / "usecases" / "evals").mkdir(parents=True)
+    (tmp_path / "usecases" / "evals" / "faq-bot.yaml").write_text(SUITE, encoding="utf-8")
+    with run_gateway(eval_config(upstream, tmp_path, f"sqlite:///{tmp_path}/ev.db"), tmp_path) as gw:
+        with gw.client(gw.admin_key, timeout=60) as c:
+            alias = {"deployments": ["mock-a"], "cache": {"ttl_s": 600}}
+            assert c.put("/api/catalog/aliases/chat-prod", json=alias).status_code == 200
+            assert c.post("/api/usecases", json={"spec": SPEC}).status_code == 201
+        ask = {"inputs": {"question": QUESTIONS["leave"]}}
+        with gw.client(gw.make_key("hr"), timeout=60) as hr:  # the department the suite runs in
+            first = hr.post("/v1/usecases/faq-bot/run", json=ask)
+            again = hr.post("/v1/usecases/faq-bot/run", json=ask)
+            assert first.status_code == again.status_code == 200, again.text
+            assert (first.headers["x-aerodrome-cache"], again.headers["x-aerodrome-cache"]) == ("miss", "hit")
+        calls = len(upstream.requests("/v1/chat/completions"))
+        with gw.client(gw.admin_key, timeout=60) as c:
+            run_eval(c)
+        assert len(upstream.requests("/v1/chat/completions")) == calls + len(QUESTIONS)
+        evals = [r for r in gw.runs() if r["endpoint"] == "eval"]
+        assert len(evals) == len(QUESTIONS) and not any(r["cache_hit"] for r in evals)
