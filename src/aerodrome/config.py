@@ -151,10 +151,28 @@ class DeploymentConfig(_Model):
     kind: Literal["chat", "embeddings"] = Field(default="chat", description="chat or embeddings")
 
 
+class SemanticCacheConfig(_Model):
+    """The semantic response cache of an alias: similar questions served the same answer."""
+
+    threshold: float = Field(
+        default=0.92,
+        ge=0.5,
+        le=1.0,
+        description="least cosine similarity (all-MiniLM-L6-v2) between the last user messages for a hit",
+    )
+    max_chars: int = Field(
+        default=1000, ge=1, le=20_000, description="longer questions are not semantic-cached (exact only)"
+    )
+
+
 class AliasCacheConfig(_Model):
-    """The exact response cache of an alias (docs/scaling.md#response-cache)."""
+    """The response cache of an alias (docs/scaling.md#response-cache): exact, and semantic if set."""
 
     ttl_s: float = Field(gt=0, le=30 * 86400, description="how long an answer is served again")
+    semantic: SemanticCacheConfig | None = Field(
+        default=None,
+        description="also serve an answer to a similar question (same department, data class and alias; local embeddings)",
+    )
 
 
 class AliasConfig(_Model):
@@ -472,6 +490,12 @@ class ResponseCacheConfig(_Model):
 
     max_entries: int = Field(default=10_000, ge=1, description="in-process cache: most entries kept (LRU)")
     max_entry_bytes: int = Field(default=256 * 1024, ge=1024, description="larger answers are not cached")
+    semantic_max_per_partition: int = Field(
+        default=256,
+        ge=1,
+        le=10_000,
+        description="semantic cache: most questions kept per department, data class, alias and context (oldest dropped)",
+    )
 
 
 class PlatformConfig(_Model):

@@ -45,6 +45,7 @@ from aerodrome.storage.migrate import ensure_current
 from aerodrome.storage.tables import api_keys
 
 if TYPE_CHECKING:
+    from aerodrome.cache.semantic import SemanticCache
     from aerodrome.evals.service import Evaluations
     from aerodrome.evidence.transitions import Evidence
     from aerodrome.guardrails.service import Guardrails
@@ -108,6 +109,7 @@ class Runtime:
             from aerodrome.cache.redis_response import RedisResponseCache
 
             self.response_cache = RedisResponseCache(self.redis, max_entry_bytes=config.cache.max_entry_bytes)
+        self.semantic_cache = self._semantic_cache()
         self.writer = RunWriter(
             engine,
             flush_interval_s=config.server.run_flush_interval_s,
@@ -141,6 +143,7 @@ class Runtime:
             metrics=self.metrics,
             profiler=self.profiler,
             cache=self.response_cache,
+            semantic=self.semantic_cache,
         )
         from aerodrome.jobs.runner import JobRunner
 
@@ -196,8 +199,43 @@ class Runtime:
         rt._alerter = asyncio.create_task(rt._alert_loop())
         rt._warmers = [asyncio.create_task(rt._warm(dep)) for dep in rt._local_embedding_deployments()]
         rt._warmers.append(asyncio.create_task(rt._warm_usecases()))
+        if rt._semantic_aliases():
+            rt._warmers.append(asyncio.create_task(rt._warm_semantic_cache()))
         rt.ready = True
         return rt
+
+    def _semantic_cache(self) -> SemanticCache:
+        """Similar questions' answers: in process, or in Redis (shared) in scaled mode; the questions
+        are embedded with the process's one local model (loaded on first use)."""
+        from aerodrome.cache.semantic import LocalSemanticStore, SemanticCache, SemanticStore
+
+        conf = self.config.cache
+        store: SemanticStore = LocalSemanticStore(
+            max_partitions=conf.max_entries,
+            max_per_partition=conf.semantic_max_per_partition,
+            max_entry_bytes=conf.max_entry_bytes,
+        )
+        if self.redis is not None:
+            from aerodrome.cache.redis_semantic import RedisSemanticStore
+
+            store = RedisSemanticStore(
+                self.redis,
+                max_per_partition=conf.semantic_max_per_partition,
+                max_entry_bytes=conf.max_entry_bytes,
+            )
+        return SemanticCache(store, embedder=lambda: self.knowledge.local_embedding())
+
+    def _semantic_aliases(self) -> bool:
+        return any(
+            a.cache is not None and a.cache.semantic is not None for a in self.catalog.aliases.values()
+        )
+
+    async def _warm_semantic_cache(self) -> None:
+        """Load the embedding model before the first question to an alias with a semantic cache."""
+        try:
+            await asyncio.to_thread(self.knowledge.local_embedding().embed, ["warm up"])
+        except AerodromeError as exc:
+            log.info("semantic cache not warmed", extra={"reason": exc.message})
 
     def _local_embedding_deployments(self) -> list[DeploymentConfig]:
         return [

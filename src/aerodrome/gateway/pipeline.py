@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aerodrome.cache.response import ResponseCache, cache_key
+from aerodrome.cache.semantic import SemanticCache
 from aerodrome.catalog.catalog import Catalog
 from aerodrome.catalog.pricing import cost_usd, worst_case_usd
 from aerodrome.config import DATA_CLASS_ORDER, DepartmentConfig, ServerConfig
@@ -92,8 +93,10 @@ class Gateway:
         metrics: Metrics,
         profiler: Profiler | None = None,
         cache: ResponseCache | None = None,
+        semantic: SemanticCache | None = None,
     ) -> None:
         self.cache = cache
+        self.semantic = semantic
         self._catalog = catalog
         self._departments = departments
         self._policies = policies
@@ -173,20 +176,32 @@ class Gateway:
     # ----------------------------------------------------------------- calls
 
     async def chat(self, ctx: RunContext, body: dict[str, Any]) -> dict[str, Any]:
-        """The answer from the alias's response cache (if on and found), else from the model."""
+        """The answer from the alias's response cache (exact, then semantic; if on and found), else
+        from the model."""
         assert ctx.resolved is not None
         conf = ctx.resolved.alias.cache
         if conf is not None and (ctx.pin_deployment is not None or ctx.endpoint in UNCACHED_ENDPOINTS):
             conf = None  # evaluations and red-team attempts measure the model, never a stored answer
-        if conf is not None and self.cache is not None and ctx.principal is not None:
-            ctx.cache_key = cache_key(ctx.principal.department_id, ctx.data_class, ctx.resolved.name, body)
-            hit = await self.cache.get(ctx.cache_key)
-            if hit is not None:
-                ctx.cache_hit = True
-                return hit
+        if conf is None or ctx.cache_bypass or self.cache is None or ctx.principal is None:
+            return await self.router.chat(ctx.resolved, body, ctx.attempts)
+        department, alias = ctx.principal.department_id, ctx.resolved.name
+        ctx.cache_key = cache_key(department, ctx.data_class, alias, body)
+        hit = await self.cache.get(ctx.cache_key)
+        if hit is not None:
+            ctx.cache_hit, ctx.cache_match = True, "exact"
+            return hit
+        probe = None
+        if conf.semantic is not None and self.semantic is not None and ctx.usecase_id is None:
+            probe = await self.semantic.probe(conf.semantic, department, ctx.data_class, alias, body)
+            found = None if probe is None else await self.semantic.search(probe, conf.semantic.threshold)
+            if found is not None:
+                ctx.cache_hit, ctx.cache_match = True, "semantic"
+                ctx.cache_similarity = found.similarity
+                return found.response
         result = await self.router.chat(ctx.resolved, body, ctx.attempts)
-        if ctx.cache_key is not None and conf is not None and self.cache is not None:
-            await self.cache.put(ctx.cache_key, result, conf.ttl_s)
+        await self.cache.put(ctx.cache_key, result, conf.ttl_s)
+        if probe is not None and self.semantic is not None:
+            await self.semantic.add(probe, result, conf.ttl_s)
         return result
 
     async def embeddings(self, ctx: RunContext, body: dict[str, Any]) -> dict[str, Any]:
@@ -346,6 +361,10 @@ class Gateway:
             meta["data_class"] = ctx.data_class
         if ctx.rerouted_from is not None:
             meta["rerouted_from"] = ctx.rerouted_from
+        if ctx.cache_match is not None:
+            meta["cache"] = {"match": ctx.cache_match}
+            if ctx.cache_similarity is not None:
+                meta["cache"]["similarity"] = round(ctx.cache_similarity, 4)
         if error is not None:
             meta["error"] = error.message[:500]
         if ctx.resolved is not None and ctx.resolved.warnings:

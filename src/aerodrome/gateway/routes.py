@@ -101,6 +101,7 @@ def request_id(request: Request) -> str:
 
 def _context(request: Request, endpoint: str) -> RunContext:
     ctx = RunContext(endpoint=endpoint, request_id=request_id(request))
+    ctx.cache_bypass = request.headers.get("x-aerodrome-cache", "").strip().lower() == "bypass"
     request.state.run_id = ctx.run_id
     return ctx
 

@@ -48,6 +48,9 @@ class RunContext:
     pin_deployment: str | None = None  # evaluations: serve the alias with this deployment only
     cache_key: str | None = None  # set when the alias caches answers
     cache_hit: bool = False
+    cache_match: str | None = None  # a hit's kind: exact | semantic
+    cache_similarity: float | None = None  # a semantic hit's cosine similarity
+    cache_bypass: bool = False  # the caller sent x-aerodrome-cache: bypass
 
     def headers(self) -> dict[str, str]:
         headers = {"x-aerodrome-run-id": self.run_id, "x-request-id": self.request_id}
@@ -57,6 +60,10 @@ class RunContext:
             headers["x-aerodrome-warning"] = "; ".join(self.resolved.warnings)
         if self.cache_key is not None:
             headers["x-aerodrome-cache"] = "hit" if self.cache_hit else "miss"
+            if self.cache_match is not None:
+                headers["x-aerodrome-cache-match"] = self.cache_match
+        elif self.cache_bypass and self.resolved is not None and self.resolved.alias.cache is not None:
+            headers["x-aerodrome-cache"] = "bypass"
         if self.reservation is not None and self.reservation.warnings:
             headers["x-aerodrome-budget-warning"] = "; ".join(self.reservation.warnings)
         return headers
