@@ -1,6 +1,6 @@
 """Gateway benchmark: Aerodrome side by side with LiteLLM proxy and Portkey gateway.
 
-    python bench/gateway.py [--duration S] [--peers] [--only aerodrome|litellm|portkey]
+    python bench/gateway.py [--duration S] [--peers] [--only aerodrome|litellm|portkey] [--redis URL]
 
 Method (see docs/benchmarks.md):
 
@@ -488,6 +488,10 @@ def start_aerodrome(tmp: Path, mock_port: int, args: argparse.Namespace) -> Star
           - {{name: chat-bench, deployments: [mock-model]}}
         """)
         + (f"telemetry: {{otlp_endpoint: {args.otlp!r}}}\n" if getattr(args, "otlp", None) else "")
+        + (
+            # scaled mode: limits and the budget in Redis (one admission script per request)
+            f'redis: {{url: "{args.redis}", key_prefix: "bench-{os.getpid()}"}}\n' if args.redis else ""
+        )
     )
     env = dict(os.environ, BENCH_UPSTREAM_KEY="sk-mock")
     keys_create = [
@@ -557,6 +561,7 @@ def start_aerodrome(tmp: Path, mock_port: int, args: argparse.Namespace) -> Star
         notes=[
             "auth (API key), department rpm/tpm limits, monthly budget,"
             " run records (content_logging: metadata) in SQLite"
+            + (f"; limits and budget in Redis ({args.redis})" if args.redis else "")
         ],
     )
 
@@ -918,6 +923,12 @@ def main() -> int:
         help="Aerodrome only: export a span per call to this OTLP/HTTP endpoint (telemetry.otlp_endpoint)",
     )
     ap.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="run Aerodrome in scaled mode: limits and budgets in this Redis (e.g. redis://127.0.0.1:6379/0)",
+    )
+    ap.add_argument(
         "--out", type=Path, default=None, help="results JSON path (default bench/results/gateway-<date>.json)"
     )
     args = ap.parse_args()
@@ -1080,7 +1091,19 @@ def main() -> int:
     finally:
         stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
+        if args.redis:
+            forget_redis_keys(args.redis, f"bench-{os.getpid()}")
     return 0
+
+
+def forget_redis_keys(url: str, prefix: str) -> None:
+    """Remove the keys the scaled-mode run left (budget accounts do not expire by themselves)."""
+    import redis
+
+    with contextlib.suppress(redis.RedisError), redis.Redis.from_url(url, socket_timeout=2) as r:
+        names = list(r.scan_iter(match="{" + prefix + "}:*", count=1000))
+        if names:
+            r.delete(*names)
 
 
 if __name__ == "__main__":

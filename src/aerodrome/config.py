@@ -151,6 +151,30 @@ class DeploymentConfig(_Model):
     kind: Literal["chat", "embeddings"] = Field(default="chat", description="chat or embeddings")
 
 
+class SemanticCacheConfig(_Model):
+    """The semantic response cache of an alias: similar questions served the same answer."""
+
+    threshold: float = Field(
+        default=0.92,
+        ge=0.5,
+        le=1.0,
+        description="least cosine similarity (all-MiniLM-L6-v2) between the last user messages for a hit",
+    )
+    max_chars: int = Field(
+        default=1000, ge=1, le=20_000, description="longer questions are not semantic-cached (exact only)"
+    )
+
+
+class AliasCacheConfig(_Model):
+    """The response cache of an alias (docs/scaling.md#response-cache): exact, and semantic if set."""
+
+    ttl_s: float = Field(gt=0, le=30 * 86400, description="how long an answer is served again")
+    semantic: SemanticCacheConfig | None = Field(
+        default=None,
+        description="also serve an answer to a similar question (same department, data class and alias; local embeddings)",
+    )
+
+
 class AliasConfig(_Model):
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$", description="the model name clients send"
@@ -167,6 +191,10 @@ class AliasConfig(_Model):
     safe_alias: str | None = Field(
         default=None,
         description="where a request goes when its data class is above every deployment's ceiling here",
+    )
+    cache: AliasCacheConfig | None = Field(
+        default=None,
+        description="exact response cache for non-streaming chat (per department and data class); empty: off",
     )
 
 
@@ -486,6 +514,61 @@ class TelemetryConfig(_Model):
     headers: dict[str, str] = Field(default={}, description="extra headers sent to the collector")
 
 
+# -- scaled mode: the shared Redis (limits, budgets, key revocations) ------------------------------
+
+
+class RedisConfig(_Model):
+    """The Redis every replica shares in scaled mode (docs/scaling.md); absent: everything in process."""
+
+    url: str = Field(description="redis://host:port/db (rediss:// for TLS), without a password: use password")
+    password: str | None = Field(
+        default=None, description="secret reference: env:NAME or file:/path (never the secret itself)"
+    )
+    key_prefix: str = Field(
+        default="aerodrome",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="every key is {prefix}:...; the braces keep one admission's keys in one cluster slot",
+    )
+    timeout_s: float = Field(
+        default=0.25, gt=0, le=10, description="connect and command timeout; past it Redis counts as down"
+    )
+    retry_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="after a failure, requests skip Redis (applying the down policy) this long, then try again",
+    )
+    rate_limits_when_down: Literal["local", "open", "closed"] = Field(
+        default="local",
+        description="while Redis is down: local (each replica counts alone), open (no rate limit) or closed (503); budgets always refuse (503)",
+    )
+    reservation_ttl_s: float = Field(
+        default=900.0,
+        ge=10,
+        description="a budget reservation never settled (its replica died) is released after this long",
+    )
+
+    @field_validator("password")
+    @classmethod
+    def _secret_ref(cls, value: str | None) -> str | None:
+        if value is None or value.startswith(("env:", "file:")):
+            return value
+        raise ValueError("password must be a secret reference such as 'env:REDIS_PASSWORD'")
+
+
+class ResponseCacheConfig(_Model):
+    """Where cached answers live: in process, or in Redis when the redis section is set."""
+
+    max_entries: int = Field(default=10_000, ge=1, description="in-process cache: most entries kept (LRU)")
+    max_entry_bytes: int = Field(default=256 * 1024, ge=1024, description="larger answers are not cached")
+    semantic_max_per_partition: int = Field(
+        default=256,
+        ge=1,
+        le=10_000,
+        description="semantic cache: most questions kept per department, data class, alias and context (oldest dropped)",
+    )
+
+
 class PlatformConfig(_Model):
     """The whole platform configuration, as read from ``aerodrome.yaml``."""
 
@@ -507,6 +590,12 @@ class PlatformConfig(_Model):
     jobs: JobsConfig = JobsConfig()
     retention: RetentionConfig = RetentionConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    cache: ResponseCacheConfig = Field(
+        default=ResponseCacheConfig(), description="the response cache (turned on per alias with cache.ttl_s)"
+    )
+    redis: RedisConfig | None = Field(
+        default=None, description="scaled mode: limits, budgets and key revocations shared through Redis"
+    )
     # Set by load_config: the directory relative paths resolve against.
     base_dir: Path = Field(default=Path("."), exclude=True)
 

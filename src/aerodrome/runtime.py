@@ -20,13 +20,20 @@ from sqlalchemy import Engine, select
 from aerodrome.catalog.catalog import Catalog
 from aerodrome.catalog.secrets import resolve_secret
 from aerodrome.catalog.store import build_catalog
-from aerodrome.config import DepartmentConfig, DeploymentConfig, PlatformConfig, ProviderConfig, WebhookConfig
+from aerodrome.config import (
+    Budget,
+    DepartmentConfig,
+    DeploymentConfig,
+    PlatformConfig,
+    ProviderConfig,
+    WebhookConfig,
+)
 from aerodrome.errors import AerodromeError
 from aerodrome.hookspecs import provider_registry
 from aerodrome.identity.authenticator import Authenticator
 from aerodrome.identity.store import apply_config, load_departments
-from aerodrome.limits.budget import BudgetLedger, period_start
-from aerodrome.limits.rate import RateLimiter
+from aerodrome.limits.backend import LimitsBackend, LocalLimits
+from aerodrome.limits.budget import period_start
 from aerodrome.monitoring.metrics import Metrics
 from aerodrome.monitoring.profiler import Profiler
 from aerodrome.monitoring.run_log import RunWriter
@@ -39,11 +46,13 @@ from aerodrome.storage.migrate import ensure_current
 from aerodrome.storage.tables import api_keys
 
 if TYPE_CHECKING:
+    from aerodrome.cache.semantic import SemanticCache
     from aerodrome.evals.service import Evaluations
     from aerodrome.evidence.transitions import Evidence
     from aerodrome.guardrails.service import Guardrails
     from aerodrome.knowledge.service import KnowledgeService
     from aerodrome.monitoring.alert_store import Changes as AlertChanges
+    from aerodrome.storage.redis_link import RedisLink
     from aerodrome.usecases.validation import PlatformRefs
 
 log = logging.getLogger("aerodrome")
@@ -75,8 +84,26 @@ class Runtime:
         self._provider_configs: dict[str, ProviderConfig] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self.authenticator = Authenticator(engine, ttl_s=config.server.key_cache_ttl_s)
-        self.limiter = RateLimiter()
-        self.ledger = BudgetLedger()
+        # Scaled mode: limits, budgets and revocations shared by every replica through Redis.
+        self.redis: RedisLink | None = None
+        self.limits: LimitsBackend = LocalLimits()
+        if config.redis is not None:  # redis-py is imported only then (it costs memory)
+            from aerodrome.limits.redis_backend import RedisLimits
+            from aerodrome.storage.redis_link import RedisLink
+
+            self.redis = RedisLink(config.redis, base_dir=config.base_dir)
+            self.limits = RedisLimits(self.redis, spent_of=self.spent_of)
+        self._revocations: asyncio.Task[None] | None = None
+        from aerodrome.cache.response import LocalResponseCache, ResponseCache
+
+        self.response_cache: ResponseCache = LocalResponseCache(
+            max_entries=config.cache.max_entries, max_entry_bytes=config.cache.max_entry_bytes
+        )
+        if self.redis is not None:
+            from aerodrome.cache.redis_response import RedisResponseCache
+
+            self.response_cache = RedisResponseCache(self.redis, max_entry_bytes=config.cache.max_entry_bytes)
+        self.semantic_cache = self._semantic_cache()
         self.writer = RunWriter(
             engine,
             flush_interval_s=config.server.run_flush_interval_s,
@@ -106,12 +133,13 @@ class Runtime:
             policies=lambda: self.policies,
             server=config.server,
             router=self.router,
-            limiter=self.limiter,
-            ledger=self.ledger,
+            limits=self.limits,
             writer=self.writer,
             metrics=self.metrics,
             profiler=self.profiler,
             tracer=self.tracer,
+            cache=self.response_cache,
+            semantic=self.semantic_cache,
         )
         from aerodrome.jobs.service import JobService
 
@@ -156,15 +184,59 @@ class Runtime:
             ),
         )
         rt._build_providers()
-        await asyncio.to_thread(rt._seed_budgets)
+        await rt.limits.start()
+        if not rt.limits.seeds_itself:
+            await asyncio.to_thread(rt._seed_budgets)
+        if rt.redis is not None:
+            from aerodrome.identity import revocations
+
+            await rt.redis.ping()  # logs an outage now rather than at the first request
+            rt._revocations = asyncio.create_task(
+                revocations.listen(rt.redis, rt.authenticator.forget, rt.authenticator.forget_all)
+            )
         await asyncio.to_thread(rt.load_usecases)
         rt._refresher = asyncio.create_task(rt._refresh_loop())
         rt._alerter = asyncio.create_task(rt._alert_loop())
         rt._warmers = [asyncio.create_task(rt._warm(dep)) for dep in rt._local_embedding_deployments()]
         rt._warmers.append(asyncio.create_task(rt._warm_usecases()))
         rt.jobs.start()
+        if rt._semantic_aliases():
+            rt._warmers.append(asyncio.create_task(rt._warm_semantic_cache()))
         rt.ready = True
         return rt
+
+    def _semantic_cache(self) -> SemanticCache:
+        """Similar questions' answers: in process, or in Redis (shared) in scaled mode; the questions
+        are embedded with the process's one local model (loaded on first use)."""
+        from aerodrome.cache.semantic import LocalSemanticStore, SemanticCache, SemanticStore
+
+        conf = self.config.cache
+        store: SemanticStore = LocalSemanticStore(
+            max_partitions=conf.max_entries,
+            max_per_partition=conf.semantic_max_per_partition,
+            max_entry_bytes=conf.max_entry_bytes,
+        )
+        if self.redis is not None:
+            from aerodrome.cache.redis_semantic import RedisSemanticStore
+
+            store = RedisSemanticStore(
+                self.redis,
+                max_per_partition=conf.semantic_max_per_partition,
+                max_entry_bytes=conf.max_entry_bytes,
+            )
+        return SemanticCache(store, embedder=lambda: self.knowledge.local_embedding())
+
+    def _semantic_aliases(self) -> bool:
+        return any(
+            a.cache is not None and a.cache.semantic is not None for a in self.catalog.aliases.values()
+        )
+
+    async def _warm_semantic_cache(self) -> None:
+        """Load the embedding model before the first question to an alias with a semantic cache."""
+        try:
+            await asyncio.to_thread(self.knowledge.local_embedding().embed, ["warm up"])
+        except AerodromeError as exc:
+            log.info("semantic cache not warmed", extra={"reason": exc.message})
 
     def _local_embedding_deployments(self) -> list[DeploymentConfig]:
         return [
@@ -188,6 +260,8 @@ class Runtime:
 
     async def stop(self) -> None:
         self.ready = False
+        # the jobs first: a running evaluation still needs the providers, limits and run writer
+        await asyncio.to_thread(self.jobs.close)
         for task in self._warmers:
             task.cancel()
         for loop in (self._refresher, self._alerter):
@@ -195,6 +269,10 @@ class Runtime:
                 loop.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop
+        if self._revocations is not None:
+            self._revocations.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._revocations
         for provider in self.providers.values():
             await provider.aclose()
         if self._http is not None:
@@ -204,7 +282,9 @@ class Runtime:
             await asyncio.to_thread(self.profiler.close)  # and the traffic profiles measured so far
         if self.tracer is not None:
             await asyncio.to_thread(self.tracer.close)  # and every pending span
-        await asyncio.to_thread(self.jobs.close)
+        await self.limits.close()  # send pending budget settlements (Redis)
+        if self.redis is not None:
+            await self.redis.close()
         if self._knowledge is not None:
             self._knowledge.close()
 
@@ -428,14 +508,28 @@ class Runtime:
             self.usecases.sync_folder()
         self.usecases.reload()
 
+    async def key_revoked(self, prefix: str) -> None:
+        """Refuse a revoked key here at once, and on every replica at once in scaled mode."""
+        self.authenticator.forget(prefix)
+        if self.redis is not None:
+            from aerodrome.identity import revocations
+
+            await revocations.announce(self.redis, prefix)
+
     # ------------------------------------------------------------- budgets
+
+    def spent_of(self, kind: str, ident: str, budget: Budget) -> float:
+        """What the run records say one budget scope spent this period (seeds a budget account)."""
+        column = {"department": "department_id", "key": "key_id", "alias": "alias"}[kind]
+        since = period_start(budget.period, datetime.now(UTC))
+        return spent_since(self.engine, column, since, ident).get(ident, 0.0)
 
     def seed_department_budget(self, dept: DepartmentConfig) -> None:
         """Start a department's budget account from what its runs spent this period."""
-        if dept.budget:
-            now = datetime.now(UTC)
-            spent = spent_since(self.engine, "department_id", period_start(dept.budget.period, now))
-            self.ledger.load_spent("department", dept.id, dept.budget, spent.get(dept.id, 0.0))
+        if dept.budget and not self.limits.seeds_itself:
+            self.limits.load_spent(
+                "department", dept.id, dept.budget, self.spent_of("department", dept.id, dept.budget)
+            )
 
     def _seed_budgets(self) -> None:
         now = datetime.now(UTC)
@@ -444,9 +538,7 @@ class Runtime:
         for alias in self.catalog.aliases.values():
             if alias.budget:
                 spent = spent_since(self.engine, "alias", period_start(alias.budget.period, now))
-                self.ledger.load_spent("alias", alias.name, alias.budget, spent.get(alias.name, 0.0))
-        from aerodrome.config import Budget
-
+                self.limits.load_spent("alias", alias.name, alias.budget, spent.get(alias.name, 0.0))
         with self.engine.connect() as conn:
             keyed = conn.execute(
                 select(
@@ -460,4 +552,4 @@ class Runtime:
                 by_period[budget.period] = spent_since(
                     self.engine, "key_id", period_start(budget.period, now)
                 )
-            self.ledger.load_spent("key", key_id, budget, by_period[budget.period].get(key_id, 0.0))
+            self.limits.load_spent("key", key_id, budget, by_period[budget.period].get(key_id, 0.0))

@@ -108,7 +108,7 @@ async def create_key(
     )
     plaintext, record = await run_in_threadpool(store.create_key, rt.engine, req, actor=p.name, creator=p)
     if body.budget is not None:
-        rt.ledger.load_spent("key", record["id"], body.budget, 0.0)
+        rt.limits.load_spent("key", record["id"], body.budget, 0.0)
     return {**record, "key": plaintext}
 
 
@@ -120,7 +120,7 @@ async def revoke_key(
     record = await run_in_threadpool(
         store.revoke_key, rt.engine, key_ref, actor=p.name, principal=p, scope=scope
     )
-    rt.authenticator.forget(record["prefix"])
+    await rt.key_revoked(record["prefix"])
     return record
 
 
@@ -131,7 +131,7 @@ async def budgets(
     scope_kind: str | None = Query(default=None, alias="scope"),
 ) -> dict[str, Any]:
     scope = perm.require(p, "budgets.read")
-    data = rt.ledger.snapshot()
+    data = await rt.limits.snapshot()
     if scope != "all":
         data = [b for b in data if b["scope"] == "department" and b["id"] == p.department_id]
     if scope_kind:

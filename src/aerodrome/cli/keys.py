@@ -109,3 +109,12 @@ def revoke(
         except AerodromeError as exc:
             fail(exc.message)
     out.print(f"revoked key {record['prefix']} ({record['id']})", highlight=False)
+    if cfg.redis is not None:
+        from aerodrome.identity.revocations import announce_now
+
+        if not announce_now(cfg.redis, record["prefix"], base_dir=cfg.base_dir):
+            out.print(
+                f"Redis is unreachable: servers refuse the key within server.key_cache_ttl_s "
+                f"({cfg.server.key_cache_ttl_s:g} s) instead of at once",
+                highlight=False,
+            )

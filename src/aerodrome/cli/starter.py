@@ -11,6 +11,11 @@ database:
   # Scaled mode: postgresql://user@host/db, migrated by `aerodrome db upgrade`.
   url: sqlite:///aerodrome.db
 
+# Scaled mode (docs/scaling.md): replicas share rate limits, budgets and key revocations.
+# redis:
+#   url: redis://127.0.0.1:6379/0
+#   rate_limits_when_down: local  # local | open | closed; budgets always refuse while Redis is down
+
 server:
   max_body_bytes: 4194304        # larger requests get 413
   key_cache_ttl_s: 2             # a revoked key stops working everywhere within this time

@@ -66,7 +66,7 @@ class _CaseTools:
         gw = self._suite.gateway
         ctx = self._ctx()
         try:
-            gw.admit(ctx, self._principal, body, kind=kind)
+            await gw.admit(ctx, self._principal, body, kind=kind)
             result = await (gw.chat(ctx, body) if kind == "chat" else gw.embeddings(ctx, body))
         except AerodromeError as exc:
             gw.finish(

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aerodrome.cache.response import ResponseCache, cache_key
+from aerodrome.cache.semantic import SemanticCache
 from aerodrome.catalog.catalog import Catalog
 from aerodrome.catalog.pricing import cost_usd, worst_case_usd
 from aerodrome.config import DATA_CLASS_ORDER, DepartmentConfig, ServerConfig
@@ -18,8 +20,8 @@ from aerodrome.errors import AerodromeError, BadRequest
 from aerodrome.gateway.request import estimate_prompt_tokens, estimate_text_tokens, requested_max_tokens
 from aerodrome.gateway.run_context import RunContext
 from aerodrome.identity.principal import Principal
-from aerodrome.limits.budget import BudgetLedger, BudgetScope
-from aerodrome.limits.rate import RateLimiter
+from aerodrome.limits.backend import LimitsBackend, RateCheck
+from aerodrome.limits.budget import BudgetScope
 from aerodrome.monitoring.metrics import Metrics
 from aerodrome.monitoring.profiler import Profiler
 from aerodrome.monitoring.run_log import RunWriter
@@ -27,6 +29,7 @@ from aerodrome.monitoring.tracing import RunTracer
 from aerodrome.routing.router import OpenStream, Router
 
 log = logging.getLogger("aerodrome.gateway")
+UNCACHED_ENDPOINTS = frozenset({"eval", "redteam"})  # runs that must reach the model
 
 
 def highest_class(*classes: str | None) -> str | None:
@@ -86,20 +89,22 @@ class Gateway:
         policies: Callable[[], dict[str, str]],
         server: ServerConfig,
         router: Router,
-        limiter: RateLimiter,
-        ledger: BudgetLedger,
+        limits: LimitsBackend,
         writer: RunWriter,
         metrics: Metrics,
         profiler: Profiler | None = None,
         tracer: RunTracer | None = None,
+        cache: ResponseCache | None = None,
+        semantic: SemanticCache | None = None,
     ) -> None:
+        self.cache = cache
+        self.semantic = semantic
         self._catalog = catalog
         self._departments = departments
         self._policies = policies
         self._server = server
         self.router = router
-        self.limiter = limiter
-        self.ledger = ledger
+        self.limits = limits
         self.writer = writer
         self.metrics = metrics
         self.profiler = profiler  # features of use-case runs for drift monitoring (off the hot path)
@@ -111,7 +116,7 @@ class Gateway:
         """What the principal's department lets run records keep: off, metadata or full."""
         return self._policies().get(principal.department_id, "metadata")
 
-    def admit(
+    async def admit(
         self,
         ctx: RunContext,
         principal: Principal,
@@ -147,21 +152,15 @@ class Gateway:
         rpm_default = self._server.default_key_limits.rpm
         tpm_default = self._server.default_key_limits.tpm
         key_id = principal.key_id or principal.name
-        dept_limits = dept.limits if dept else None
-        self.limiter.check(
-            [
-                ("key", key_id, principal.rpm or rpm_default, 1),
-                ("department", principal.department_id, dept_limits.rpm if dept_limits else None, 1),
-            ],
-            "requests",
+        dept_rpm = dept.limits.rpm if dept else None
+        dept_tpm = dept.limits.tpm if dept else None
+        candidates = (
+            ("key", key_id, "requests", principal.rpm or rpm_default, 1),
+            ("department", principal.department_id, "requests", dept_rpm, 1),
+            ("key", key_id, "tokens", principal.tpm or tpm_default, prompt),
+            ("department", principal.department_id, "tokens", dept_tpm, prompt),
         )
-        self.limiter.check(
-            [
-                ("key", key_id, principal.tpm or tpm_default, prompt),
-                ("department", principal.department_id, dept_limits.tpm if dept_limits else None, prompt),
-            ],
-            "tokens",
-        )
+        rates = [RateCheck(s, i, w, lim, n) for s, i, w, lim, n in candidates if lim is not None]
         scopes = []
         if dept is not None and dept.budget is not None:
             scopes.append(BudgetScope("department", dept.id, dept.budget))
@@ -169,18 +168,44 @@ class Gateway:
             scopes.append(BudgetScope("key", principal.key_id, principal.budget))
         if resolved.alias.budget is not None:
             scopes.append(BudgetScope("alias", resolved.name, resolved.alias.budget))
+        amount = 0.0
         if scopes:
             in_price, out_price = resolved.max_prices()
             max_out = requested_max_tokens(body) or resolved.max_output_tokens()
-            ctx.reservation = self.ledger.reserve(
-                scopes, worst_case_usd(in_price, out_price, prompt, max_out)
-            )
+            amount = worst_case_usd(in_price, out_price, prompt, max_out)
+        if rates or scopes:  # one call (one round trip on Redis) for every limit and budget
+            ctx.reservation = await self.limits.admit(rates, scopes, amount)
 
     # ----------------------------------------------------------------- calls
 
     async def chat(self, ctx: RunContext, body: dict[str, Any]) -> dict[str, Any]:
+        """The answer from the alias's response cache (exact, then semantic; if on and found), else
+        from the model."""
         assert ctx.resolved is not None
-        return await self.router.chat(ctx.resolved, body, ctx.attempts)
+        conf = ctx.resolved.alias.cache
+        if conf is not None and (ctx.pin_deployment is not None or ctx.endpoint in UNCACHED_ENDPOINTS):
+            conf = None  # evaluations and red-team attempts measure the model, never a stored answer
+        if conf is None or ctx.cache_bypass or self.cache is None or ctx.principal is None:
+            return await self.router.chat(ctx.resolved, body, ctx.attempts)
+        department, alias = ctx.principal.department_id, ctx.resolved.name
+        ctx.cache_key = cache_key(department, ctx.data_class, alias, body)
+        hit = await self.cache.get(ctx.cache_key)
+        if hit is not None:
+            ctx.cache_hit, ctx.cache_match = True, "exact"
+            return hit
+        probe = None
+        if conf.semantic is not None and self.semantic is not None and ctx.usecase_id is None:
+            probe = await self.semantic.probe(conf.semantic, department, ctx.data_class, alias, body)
+            found = None if probe is None else await self.semantic.search(probe, conf.semantic.threshold)
+            if found is not None:
+                ctx.cache_hit, ctx.cache_match = True, "semantic"
+                ctx.cache_similarity = found.similarity
+                return found.response
+        result = await self.router.chat(ctx.resolved, body, ctx.attempts)
+        await self.cache.put(ctx.cache_key, result, conf.ttl_s)
+        if probe is not None and self.semantic is not None:
+            await self.semantic.add(probe, result, conf.ttl_s)
+        return result
 
     async def embeddings(self, ctx: RunContext, body: dict[str, Any]) -> dict[str, Any]:
         assert ctx.resolved is not None
@@ -225,28 +250,22 @@ class Gateway:
             estimated = called
         prompt_tokens, completion_tokens = usage
         cost = cost_usd(dep, prompt_tokens, completion_tokens) if ctx.attempts.count else 0.0
-        if ctx.reservation is not None:
-            self.ledger.settle(ctx.reservation, cost)
         principal = ctx.principal
+        usage_checks: list[RateCheck] = []
         if principal is not None and completion_tokens:
             dept = self._departments().get(principal.department_id)
-            self.limiter.add(
-                [
-                    (
-                        "key",
-                        principal.key_id or principal.name,
-                        principal.tpm or self._server.default_key_limits.tpm,
-                        completion_tokens,
-                    ),
-                    (
-                        "department",
-                        principal.department_id,
-                        dept.limits.tpm if dept else None,
-                        completion_tokens,
-                    ),
-                ],
-                "tokens",
-            )
+            key_tpm = principal.tpm or self._server.default_key_limits.tpm
+            dept_tpm = dept.limits.tpm if dept else None
+            if key_tpm is not None:
+                usage_checks.append(
+                    RateCheck("key", principal.key_id or principal.name, "tokens", key_tpm, completion_tokens)
+                )
+            if dept_tpm is not None:
+                usage_checks.append(
+                    RateCheck("department", principal.department_id, "tokens", dept_tpm, completion_tokens)
+                )
+        if ctx.reservation is not None or usage_checks:
+            self.limits.settle(ctx.reservation, cost, usage_checks)
         alias = ctx.resolved.name if ctx.resolved else (ctx.model or "")[:128]  # the column's size
         department = principal.department_id if principal else ""
         code = error.code if error is not None else None
@@ -291,7 +310,7 @@ class Gateway:
             "latency_ms": round(latency * 1000, 3),
             "ttft_ms": round(ctx.ttft_s * 1000, 3) if ctx.ttft_s is not None else None,
             "attempts": ctx.attempts.count,
-            "cache_hit": False,
+            "cache_hit": ctx.cache_hit,
             "input": None,
             "output": None,
             "meta": self._meta(ctx, error),
@@ -353,6 +372,10 @@ class Gateway:
             meta["data_class"] = ctx.data_class
         if ctx.rerouted_from is not None:
             meta["rerouted_from"] = ctx.rerouted_from
+        if ctx.cache_match is not None:
+            meta["cache"] = {"match": ctx.cache_match}
+            if ctx.cache_similarity is not None:
+                meta["cache"]["similarity"] = round(ctx.cache_similarity, 4)
         if error is not None:
             meta["error"] = error.message[:500]
         if ctx.resolved is not None and ctx.resolved.warnings:

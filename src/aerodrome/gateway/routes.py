@@ -101,6 +101,7 @@ def request_id(request: Request) -> str:
 
 def _context(request: Request, endpoint: str) -> RunContext:
     ctx = RunContext(endpoint=endpoint, request_id=request_id(request))
+    ctx.cache_bypass = request.headers.get("x-aerodrome-cache", "").strip().lower() == "bypass"
     request.state.run_id = ctx.run_id
     return ctx
 
@@ -264,14 +265,16 @@ async def _call(request: Request, endpoint: str, usecase_id: str | None = None) 
                     ),
                 )
                 return _usecase_answer(rt, ctx, outcome, body)
-            gw.admit(ctx, ctx.principal, body, kind="chat", declared_class=_declared_class(request))
+            await gw.admit(ctx, ctx.principal, body, kind="chat", declared_class=_declared_class(request))
             if body.get("stream"):
                 opened = await _unless_client_leaves(request, gw.open_stream(ctx, body))
                 return SSEResponse(gw, ctx, opened, ctx.headers())
             result = await _unless_client_leaves(request, gw.chat(ctx, body))
         else:
             validate_embeddings(body)
-            gw.admit(ctx, ctx.principal, body, kind="embeddings", declared_class=_declared_class(request))
+            await gw.admit(
+                ctx, ctx.principal, body, kind="embeddings", declared_class=_declared_class(request)
+            )
             result = await _unless_client_leaves(request, gw.embeddings(ctx, body))
     except _ClientGone:  # nobody to answer: record it, free the reservation
         gw.finish(ctx, status="client_disconnected", http_status=499)

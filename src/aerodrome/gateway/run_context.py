@@ -10,7 +10,7 @@ from typing import Any
 
 from aerodrome.catalog.catalog import ResolvedAlias
 from aerodrome.identity.principal import Principal
-from aerodrome.limits.budget import Reservation
+from aerodrome.limits.backend import Admission
 from aerodrome.routing.router import Attempts
 
 
@@ -32,7 +32,7 @@ class RunContext:
     stream: bool = False
     include_usage: bool = False
     prompt_estimate: int = 0
-    reservation: Reservation | None = None
+    reservation: Admission | None = None
     attempts: Attempts = field(default_factory=Attempts)
     ttft_s: float | None = None
     finished: bool = False
@@ -46,6 +46,11 @@ class RunContext:
     usecase_meta: dict[str, Any] = field(default_factory=dict)  # guardrail results, citations, review
     usecase_inputs: dict[str, Any] | None = None  # the inputs as sent to the model (after redaction)
     pin_deployment: str | None = None  # evaluations: serve the alias with this deployment only
+    cache_key: str | None = None  # set when the alias caches answers
+    cache_hit: bool = False
+    cache_match: str | None = None  # a hit's kind: exact | semantic
+    cache_similarity: float | None = None  # a semantic hit's cosine similarity
+    cache_bypass: bool = False  # the caller sent x-aerodrome-cache: bypass
 
     def headers(self) -> dict[str, str]:
         headers = {"x-aerodrome-run-id": self.run_id, "x-request-id": self.request_id}
@@ -53,6 +58,12 @@ class RunContext:
             headers["x-aerodrome-deployment"] = self.attempts.deployment.name
         if self.resolved is not None and self.resolved.warnings:
             headers["x-aerodrome-warning"] = "; ".join(self.resolved.warnings)
+        if self.cache_key is not None:
+            headers["x-aerodrome-cache"] = "hit" if self.cache_hit else "miss"
+            if self.cache_match is not None:
+                headers["x-aerodrome-cache-match"] = self.cache_match
+        elif self.cache_bypass and self.resolved is not None and self.resolved.alias.cache is not None:
+            headers["x-aerodrome-cache"] = "bypass"
         if self.reservation is not None and self.reservation.warnings:
             headers["x-aerodrome-budget-warning"] = "; ".join(self.reservation.warnings)
         return headers

@@ -1,1 +1,1 @@
-"""Rate limits (RPM, TPM) and USD budgets with reservation (in-process backend)."""
+"""Rate limits (RPM, TPM) and USD budgets with reservation: in process (backend.py) or on Redis (redis_backend.py)."""

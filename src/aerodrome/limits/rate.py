@@ -7,6 +7,7 @@ the previous minute still in the window, the usual trade for O(1) checks.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aerodrome.errors import TooManyRequests
@@ -58,7 +59,7 @@ class RateLimiter:
             at = win.start + WINDOW_S * (2.0 - (limit - amount) / win.current)
         return max(0.001, at - now)
 
-    def check(self, checks: list[tuple[str, str, int | None, float]], what: str) -> None:
+    def check(self, checks: Sequence[tuple[str, str, int | None, float]], what: str) -> None:
         """Admit ``amount`` on every (scope, id, limit, amount) or raise 429 and admit nothing."""
         now = self._clock()  # type: ignore[operator]
         wins = []
@@ -78,7 +79,7 @@ class RateLimiter:
         for win, amount in wins:
             win.current += amount
 
-    def add(self, adds: list[tuple[str, str, int | None, float]], what: str) -> None:
+    def add(self, adds: Sequence[tuple[str, str, int | None, float]], what: str) -> None:
         """Record usage after the fact (e.g. completion tokens); never refuses."""
         now = self._clock()  # type: ignore[operator]
         for scope, ident, limit, amount in adds:

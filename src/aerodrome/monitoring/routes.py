@@ -42,7 +42,11 @@ async def readyz(request: Request) -> Response:
             await run_in_threadpool(_db_ok, rt)
         except Exception as exc:  # boundary: report, don't raise
             problems.append(f"database: {type(exc).__name__}")
-    body = {"status": "ok" if not problems else "unavailable", "problems": problems}
+    body: dict[str, object] = {"status": "ok" if not problems else "unavailable", "problems": problems}
+    if rt is not None and rt.redis is not None:
+        # Informative only: replicas keep serving by the Redis-down policy (docs/scaling.md), so a
+        # Redis outage must not take every replica out of the load balancer at once.
+        body["redis"] = "ok" if await rt.redis.ping() else "unreachable"
     import orjson
 
     return Response(

@@ -14,16 +14,19 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from aerodrome.storage.tables import runs
 
 log = logging.getLogger("aerodrome.runs")
 _STOP = object()
 RECENT_MAX = 10_000
+RETRY_S = 120.0  # how long a batch is kept and retried while the database is unreachable
 
 
 class RunWriter:
@@ -34,7 +37,9 @@ class RunWriter:
         flush_interval_s: float = 0.2,
         batch_size: int = 500,
         recent_max: int = RECENT_MAX,
+        retry_s: float = RETRY_S,
     ) -> None:
+        self._retry_s = retry_s
         self._engine = engine
         self._interval = flush_interval_s
         self._batch = batch_size
@@ -100,9 +105,36 @@ class RunWriter:
             conn.execute(runs.insert(), batch)
         self._written += len(batch)
 
+    def _insert_retrying(self, batch: list[dict[str, Any]]) -> None:
+        """Insert, and while the database is unreachable (restart, failover) keep the batch and retry
+        for up to ``retry_s``; records submitted meanwhile wait in the queue."""
+        deadline = time.monotonic() + self._retry_s
+        delay = 0.1
+        while True:
+            try:
+                self._insert(batch)
+            except (OperationalError, InterfaceError):
+                if time.monotonic() + delay > deadline:
+                    raise
+                if delay == 0.1:
+                    log.warning(
+                        "the database is unreachable; run records are kept and retried",
+                        extra={
+                            "event": "runs.write_retry",
+                            "pending": self._pending,
+                            "retry_s": self._retry_s,
+                        },
+                    )
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if delay > 0.1:
+                log.warning("run records written again", extra={"event": "runs.write_recovered"})
+            return
+
     def _write(self, batch: list[dict[str, Any]]) -> None:
         try:
-            self._insert(batch)
+            self._insert_retrying(batch)
         except Exception:  # boundary: never let the writer thread die
             if len(batch) == 1:
                 self._failed += 1

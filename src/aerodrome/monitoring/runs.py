@@ -61,13 +61,14 @@ def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
         return dict(row) if row else None
 
 
-def spent_since(engine: Engine, column: str, since: datetime) -> dict[str, float]:
-    """Cost per department / key / alias since a moment (to seed budget accounts)."""
+def spent_since(engine: Engine, column: str, since: datetime, ident: str | None = None) -> dict[str, float]:
+    """Cost per department / key / alias since a moment (to seed budget accounts); one of them with ``ident``."""
     col = runs.c[column]
+    query = select(col, func.sum(runs.c.cost_usd)).where(runs.c.created_at >= since)
+    if ident is not None:
+        query = query.where(col == ident)
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(col, func.sum(runs.c.cost_usd)).where(runs.c.created_at >= since).group_by(col)
-        ).all()
+        rows = conn.execute(query.group_by(col)).all()
     return {str(k): float(v or 0.0) for k, v in rows if k is not None}
 
 

@@ -305,7 +305,7 @@ class UseCaseRunner:
         body = self._body(live, prepared, passages)
         principal = ctx.principal
         assert principal is not None
-        self._gw.admit(ctx, principal, body, kind="chat", declared_class=data_class)
+        await self._gw.admit(ctx, principal, body, kind="chat", declared_class=data_class)
         try:
             result = await self._gw.chat(ctx, body)
         except UpstreamError:

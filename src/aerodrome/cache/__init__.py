@@ -1,0 +1,1 @@
+"""Response cache: exact answers for repeated requests, partitioned per department and data class."""
