@@ -558,3 +558,42 @@ alert_deliveries = Table(
     Column("delivered_at", DateTime(timezone=True), nullable=True),
 )
 Index("ix_alert_deliveries_status", alert_deliveries.c.status, alert_deliveries.c.next_attempt_at)
+# ---------------------------------------------------------------- console (issue 7)
+
+# A user's local password (argon2 hash); users who sign in through OIDC have none.
+user_credentials = Table(
+    "user_credentials",
+    metadata,
+    Column("user_id", String(36), ForeignKey("users.id"), primary_key=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Console sessions: the cookie carries the token, the table its SHA-256 (never the token itself).
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 hex of the session token
+    Column("user_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),  # the CSRF token of this session's forms
+    Column("method", String(16), nullable=False),  # password | oidc
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_console_sessions_user_id", console_sessions.c.user_id)
+
+# The dashboards' figures of a time window read this index alone (no visit to the wide run rows).
+Index(
+    "ix_runs_console_figures",
+    runs.c.created_at,
+    runs.c.department_id,
+    runs.c.use_case_id,
+    runs.c.alias,
+    runs.c.deployment,
+    runs.c.principal,
+    runs.c.status,
+    runs.c.cost_usd,
+    runs.c.latency_ms,
+    runs.c.prompt_tokens,
+    runs.c.completion_tokens,
+)
