@@ -41,6 +41,7 @@ from aerodrome.app import create_app  # noqa: E402
 from aerodrome.config import load_config  # noqa: E402
 from aerodrome.evidence import rollups  # noqa: E402
 from aerodrome.identity import passwords, store  # noqa: E402
+from aerodrome.monitoring import daily_rollups  # noqa: E402
 from aerodrome.settings import Settings  # noqa: E402
 from aerodrome.storage import migrate  # noqa: E402
 from aerodrome.storage.engine import make_engine  # noqa: E402
@@ -126,6 +127,7 @@ def main() -> int:
         written = data_set.generate(engine, args.runs)
         rolled = time.perf_counter()
         rollups.update(engine)
+        daily_rollups.update(engine)
         print(f"  written in {written:.1f} s, rolled up in {time.perf_counter() - rolled:.1f} s")
         cfg = load_config(path)
         store.apply_config(engine, cfg)

@@ -311,10 +311,13 @@ class Runtime:
                     log.exception("the evidence rollup failed; it will run again")
 
     def _roll_up(self) -> None:
-        """Keep the evidence rollups current so reports stay fast on large run tables."""
+        """Keep the evidence rollups and the dashboards' daily rollups current, so reports and
+        dashboards stay fast on large run tables."""
         from aerodrome.evidence import rollups
+        from aerodrome.monitoring import daily_rollups
 
         rollups.update(self.engine)
+        daily_rollups.update(self.engine)
 
     # ------------------------------------------------------------- alerts
 

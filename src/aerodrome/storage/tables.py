@@ -597,3 +597,34 @@ Index(
     runs.c.prompt_tokens,
     runs.c.completion_tokens,
 )
+
+# ------------------------------------------------------- dashboards' daily rollups (issue 7)
+
+# Every run (any endpoint) of one UTC day by department, use case, alias and deployment ("" for
+# none): the dashboards read whole days from here and only the partial days from the runs.
+run_daily_figures = Table(
+    "run_daily_figures",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("department_id", String(63), primary_key=True),
+    Column("use_case_id", String(128), primary_key=True),
+    Column("alias", String(128), primary_key=True),
+    Column("deployment", String(128), primary_key=True),
+    Column("runs", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),  # status error or rejected: no answer
+    Column("cost_sum", Float, nullable=False),
+    Column("latency_sum", Float, nullable=False),  # of every run, errors included
+    Column("tokens", Integer, nullable=False),
+    Column("latency_hist", JSON, nullable=False),  # answered runs per latency bucket
+)
+
+# Who ran something on a day, in which department and use case: active and distinct users.
+run_daily_users = Table(
+    "run_daily_users",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("department_id", String(63), primary_key=True),
+    Column("use_case_id", String(128), primary_key=True),
+    Column("principal", String(320), primary_key=True),
+    Column("runs", Integer, nullable=False),
+)
