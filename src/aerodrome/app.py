@@ -15,6 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aerodrome import __version__
 from aerodrome.config import PlatformConfig, load_config
+from aerodrome.console.mount import install as install_console
+from aerodrome.console.web import CSP
+from aerodrome.console.web import error_page as console_error_page
 from aerodrome.errors import AerodromeError, BadRequest, NotFound, PayloadTooLarge
 from aerodrome.runtime import Runtime, open_database
 from aerodrome.settings import Settings
@@ -25,12 +28,18 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
-    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+CONSOLE_PREFIX = "/console"
+CONSOLE_CSP = (b"content-security-policy", CSP.encode())
 
 
 class SecurityHeaders:
-    """Pure ASGI middleware (no per-request objects): adds security headers to every answer."""
+    """Pure ASGI middleware (no per-request objects): adds security headers to every answer.
+
+    The API gets ``default-src 'none'``; console pages get the console's policy (self-hosted
+    scripts and styles only), unless the page set its own (the evidence report's style hash).
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -40,9 +49,16 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        console = scope["path"].startswith(CONSOLE_PREFIX)
+
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == b"content-security-policy" for name, _ in headers):
+                    headers.append(CONSOLE_CSP if console else API_CSP)
+                if console:
+                    headers.append((b"cross-origin-opener-policy", b"same-origin"))
+                message["headers"] = [*headers, *SECURITY_HEADERS]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -136,7 +152,9 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
     app.state.settings = settings  # process settings handlers may need (e.g. the red-team data folder)
 
     @app.exception_handler(AerodromeError)
-    async def _aerodrome_error(_: Request, exc: AerodromeError) -> Response:
+    async def _aerodrome_error(request: Request, exc: AerodromeError) -> Response:
+        if request.url.path.startswith(CONSOLE_PREFIX + "/"):
+            return console_error_page(request, exc)
         return _error_response(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -198,6 +216,8 @@ def create_app(settings: Settings | None = None, config: PlatformConfig | None =
     app.include_router(redteam.router)
     app.include_router(monitoring_routes.router)
     app.include_router(alerts.router)
+    if config.console.enabled:
+        install_console(app)
     app.add_middleware(BodyLimit, limit=config.server.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     return app

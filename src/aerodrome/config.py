@@ -569,6 +569,72 @@ class ResponseCacheConfig(_Model):
     )
 
 
+class OIDCConfig(_Model):
+    """Single sign-on through the company's OpenID Connect provider (Authlib)."""
+
+    discovery_url: str = Field(
+        description="the provider's /.well-known/openid-configuration URL (its issuer plus that path)"
+    )
+    client_id: str
+    client_secret: str | None = Field(
+        default=None, description="secret reference: env:NAME or file:/path (never the secret itself)"
+    )
+    scopes: list[str] = Field(default=["openid", "email", "profile"], description="scopes asked for")
+    redirect_url: str | None = Field(
+        default=None,
+        description="the callback URL registered at the provider; default: this server's "
+        "/console/login/sso/callback as the browser reached it",
+    )
+    label: str = Field(default="Sign in with single sign-on", description="the login button's text")
+    groups_claim: str = Field(
+        default="groups", description="the ID-token or userinfo claim listing the user's groups or roles"
+    )
+    department_claim: str | None = Field(
+        default=None, description="a claim naming the user's department directly (checked before groups)"
+    )
+    group_departments: dict[str, str] = Field(
+        default={}, description="group → department id; the first group found decides the department"
+    )
+    group_roles: dict[str, list[str]] = Field(
+        default={}, description="group → roles it grants (every matching group adds its roles)"
+    )
+    default_department: str | None = Field(
+        default=None, description="the department of a first-time user no group maps (none: refused)"
+    )
+    default_roles: list[str] = Field(default=["user"], description="roles every SSO user gets")
+
+    @field_validator("client_secret")
+    @classmethod
+    def _secret_ref(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("env:", "file:")):
+            raise ValueError(
+                "client_secret must be a secret reference such as 'env:OIDC_CLIENT_SECRET' or 'file:/run/secrets/oidc'"
+            )
+        return value
+
+    @field_validator("default_roles")
+    @classmethod
+    def _known_roles(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(ROLES))
+        if unknown:
+            raise ValueError(f"unknown roles {unknown}; roles are {list(ROLES)}")
+        return value
+
+
+class ConsoleConfig(_Model):
+    """The web console at /console: sessions and single sign-on."""
+
+    enabled: bool = Field(default=True, description="serve the web console at /console")
+    session_hours: float = Field(
+        default=12, gt=0, le=24 * 30, description="a console session lasts this long"
+    )
+    secure_cookies: bool | None = Field(
+        default=None,
+        description="mark cookies Secure; default: when the request came over HTTPS (or X-Forwarded-Proto https)",
+    )
+    oidc: OIDCConfig | None = Field(default=None, description="single sign-on; none: local passwords only")
+
+
 class PlatformConfig(_Model):
     """The whole platform configuration, as read from ``aerodrome.yaml``."""
 
@@ -596,6 +662,7 @@ class PlatformConfig(_Model):
     redis: RedisConfig | None = Field(
         default=None, description="scaled mode: limits, budgets and key revocations shared through Redis"
     )
+    console: ConsoleConfig = ConsoleConfig()
     # Set by load_config: the directory relative paths resolve against.
     base_dir: Path = Field(default=Path("."), exclude=True)
 

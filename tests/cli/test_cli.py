@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -20,7 +21,9 @@ from typer.testing import CliRunner
 
 from aerodrome.cli import app
 from aerodrome.config import load_config
+from aerodrome.identity import passwords
 from aerodrome.identity.keys import parse_prefix
+from aerodrome.storage.engine import make_engine
 from tests.harness import base_config, free_port, postgres_available, postgres_database, run_gateway
 
 AERODROME = str(Path(sys.executable).with_name("aerodrome"))
@@ -67,6 +70,16 @@ def test_init_writes_a_commented_config_and_refuses_to_overwrite(tmp_path: Path)
     cfg = load_config(path)
     assert {a.name for a in cfg.aliases} >= {"chat-small"}
     assert {d.id for d in cfg.departments} >= {"platform"}
+    # the first admin's console login, beside the config, readable by its owner alone
+    assert "console login: admin@example.com / " in r.output
+    password_file = target / "admin.password"
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    engine = make_engine(cfg.resolved_database_url())
+    try:
+        user = passwords.check_login(engine, "admin@example.com", password_file.read_text().strip())
+        assert "platform_admin" in user["roles"]
+    finally:
+        engine.dispose()
     path.write_text(text + "# my edit\n")
     r = cli("init", "--dir", str(target))
     assert r.exit_code != 0
@@ -274,6 +287,7 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
         answer = resp.choices[0].message.content or ""
         assert "16 weeks" in answer and "[1]" in answer, answer
         _demo_use_cases(base, key)
+        _demo_console_login(base, directory)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -285,6 +299,25 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert key in out.splitlines(), "the demo prints the admin key on a line of its own"
     assert "Traceback" not in err
+
+
+def _demo_console_login(base: str, directory: Path) -> None:
+    """The first admin's console password is beside admin.key (mode 600) and signs in."""
+    password_file = directory / "admin.password"
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    password = password_file.read_text().strip()
+    with httpx.Client(base_url=base, timeout=10) as c:
+        page = c.get("/console/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        r = c.post(
+            "/console/login",
+            data={"email": "admin@example.com", "password": password, "csrf_token": token.group(1)},
+        )
+        assert r.status_code == 303 and r.headers["location"] == "/console/assistant"
+        assert "HR policy questions" in c.get("/console/assistant").text
+    for email in ("employee@example.com", "hr.lead@example.com", "auditor@example.com"):
+        assert (directory / "logins" / f"{email}.password").exists()
 
 
 def _demo_use_cases(base: str, key: str) -> None:

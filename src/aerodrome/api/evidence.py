@@ -14,12 +14,13 @@ from aerodrome.api.deps import principal, runtime
 from aerodrome.errors import BadRequest, Forbidden
 from aerodrome.evidence import portfolio, transitions
 from aerodrome.evidence import tasks as task_store
+from aerodrome.evidence.similar_work import similar_work
 from aerodrome.evidence.stages import NEXT
 from aerodrome.gateway.request import parse_json_object, read_body
 from aerodrome.identity import permissions as perm
 from aerodrome.identity.principal import Principal
 from aerodrome.runtime import Runtime
-from aerodrome.usecases import store
+from aerodrome.usecases import access, store
 
 router = APIRouter(tags=["evidence"])
 
@@ -31,25 +32,12 @@ class TransitionRequest(BaseModel):
     dry_run: bool = Field(default=False, description="only check the gate")
 
 
-def _departments(row: dict[str, Any], rt: Runtime) -> list[str]:
-    try:
-        return list(rt.usecases.get(row["id"]).spec.departments)
-    except store.UseCaseNotFound:  # an idea with no spec yet belongs to its proposing department
-        return [row["department_id"]] if row["department_id"] else []
-
-
-def _scoped(p: Principal, action: str, row: dict[str, Any], rt: Runtime) -> None:
-    scope = perm.require(p, action)
-    if scope != "all" and p.department_id not in _departments(row, rt):
-        raise Forbidden(f"the use case {row['id']!r} is not your department's", code="usecase_not_live")
-
-
 @router.get("/api/usecases/{usecase_id}/stage", summary="Stage, history, locked criteria and the next gate")
 async def stage(
     usecase_id: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
     row = await run_in_threadpool(store.get, rt.engine, usecase_id)
-    _scoped(p, "usecases.read", row, rt)
+    access.require(p, "usecases.read", row, rt.usecases)
     past = await run_in_threadpool(transitions.history, rt.engine, usecase_id)
     nxt = NEXT.get(row["stage"])
     gate = None
@@ -83,7 +71,7 @@ async def transition(
     if to is None:
         raise BadRequest(f"from {row['stage']} name the stage (to) and the decision", param="to")
     deciding = body.decision is not None or row["stage"] == "decision" or to == "retired"
-    _scoped(p, "usecases.decide" if deciding else "usecases.advance", row, rt)
+    access.require(p, "usecases.decide" if deciding else "usecases.advance", row, rt.usecases)
     if deciding and not body.dry_run and len(body.rationale.strip()) < 10:
         raise BadRequest("a decision needs its rationale (at least 10 characters)", param="rationale")
     if body.decision is not None and body.decision not in ("go", "redesign", "stop"):
@@ -110,7 +98,7 @@ def _task_usecase(rt: Runtime, p: Principal, usecase_id: Any) -> str:
         raise BadRequest("use_case is required: the id of the use case the task belongs to", param="use_case")
     row = store.get(rt.engine, usecase_id)
     scope = perm.scope_for(p, "usecases.write")
-    if scope != "all" and p.department_id not in _departments(row, rt):
+    if scope != "all" and p.department_id not in access.departments_of(row, rt.usecases):
         raise Forbidden(
             f"the use case {usecase_id!r} is not live in your department", code="usecase_not_live"
         )
@@ -162,7 +150,7 @@ async def import_tasks(
     usecase_id: str, request: Request, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
     row = await run_in_threadpool(store.get, rt.engine, usecase_id)
-    _scoped(p, "usecases.write", row, rt)
+    access.require(p, "usecases.write", row, rt.usecases)
     raw = await read_body(
         request.stream(), request.headers.get("content-length"), rt.config.server.max_body_bytes
     )
@@ -190,7 +178,7 @@ async def list_tasks(
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     row = await run_in_threadpool(store.get, rt.engine, usecase_id)
-    _scoped(p, "usecases.read", row, rt)
+    access.require(p, "usecases.read", row, rt.usecases)
     data = await run_in_threadpool(
         lambda: task_store.list_tasks(rt.engine, usecase_id, group=group, limit=limit)
     )
@@ -198,31 +186,6 @@ async def list_tasks(
 
 
 # ----------------------------------------------------------------- portfolio
-
-
-def _embed(rt: Runtime) -> portfolio.Embed | None:
-    """The local model when installed (similar work by meaning), else None (bag of words)."""
-    from aerodrome.providers.local_embeddings import is_available
-
-    if not is_available():
-        return None
-    return rt.knowledge.local_embedding().embed
-
-
-def _similar(rt: Runtime, item: dict[str, Any]) -> list[dict[str, Any]]:
-    candidates = [
-        ("proposal", o["id"], portfolio.text_of(o["title"], o["problem"], o["workflow"]))
-        for o in portfolio.list_all(rt.engine)
-        if o["id"] != item["id"]
-    ]
-    for live in rt.usecases.all():
-        if live.id == item.get("usecase_id"):
-            continue
-        spec = live.spec
-        problem = str(spec.definition.get("problem") or "")
-        candidates.append(("usecase", live.id, portfolio.text_of(spec.title, spec.description, problem)))
-    target = portfolio.text_of(item["title"], item["problem"], item["workflow"])
-    return portfolio.similar(target, candidates, _embed(rt))
 
 
 def _proposal(rt: Runtime, p: Principal, proposal_id: str, action: str) -> dict[str, Any]:
@@ -246,7 +209,7 @@ async def propose(
     item = await run_in_threadpool(
         lambda: portfolio.create(rt.engine, body, department=department, actor=p.name)
     )
-    return {**item, "similar": await run_in_threadpool(_similar, rt, item)}
+    return {**item, "similar": await run_in_threadpool(similar_work, rt, item)}
 
 
 @router.get(
@@ -270,7 +233,7 @@ async def proposal(
     proposal_id: str, p: Principal = Depends(principal), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
     item = await run_in_threadpool(_proposal, rt, p, proposal_id, "proposals.read")
-    return {**item, "similar": await run_in_threadpool(_similar, rt, item)}
+    return {**item, "similar": await run_in_threadpool(similar_work, rt, item)}
 
 
 @router.post(
@@ -322,7 +285,7 @@ async def report(
     from aerodrome.evidence import report as pilot_report
 
     row = await run_in_threadpool(store.get, rt.engine, usecase_id)
-    _scoped(p, "usecases.read", row, rt)
+    access.require(p, "usecases.read", row, rt.usecases)
     data = await run_in_threadpool(pilot_report.build, rt.engine, usecase_id)
     text = pilot_report.render(data, format)
     return Response(text, media_type=_MEDIA[format])

@@ -33,10 +33,6 @@ class RetrieveRequest(BaseModel):
     mode: str = Field(default="hybrid", description="hybrid, lexical or dense")
 
 
-def _visible(p: Principal, scope: str, spec: CollectionConfig) -> bool:
-    return scope == "all" or store.can_read(spec, p)
-
-
 def _check_write(p: Principal, scope: str, spec: CollectionConfig) -> None:
     if scope == "all":
         return
@@ -66,7 +62,9 @@ async def list_collections(
 ) -> dict[str, Any]:
     scope = perm.require(p, "collections.read")
     rows = await run_in_threadpool(store.list_all, rt.engine)
-    data = [_public(r, p) for r in rows if _visible(p, scope, CollectionConfig.model_validate(r["spec"]))]
+    data = [
+        _public(r, p) for r in rows if store.visible(p, scope, CollectionConfig.model_validate(r["spec"]))
+    ]
     return {"object": "list", "data": data}
 
 
@@ -86,7 +84,7 @@ async def get_visible(
     scope = perm.require(p, action)
     row = await run_in_threadpool(store.get, rt.engine, name)
     spec = CollectionConfig.model_validate(row["spec"])
-    if not _visible(p, scope, spec):
+    if not store.visible(p, scope, spec):
         raise Forbidden(f"you may not see the collection {name!r}", code="collection_not_permitted")
     if action == "collections.write":
         _check_write(p, scope, spec)

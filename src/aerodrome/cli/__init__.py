@@ -16,6 +16,7 @@ from aerodrome.cli import (
     redteam,
     serve,
     usecases,
+    users,
     worker,
 )
 
@@ -33,6 +34,7 @@ app.command("purge")(worker.purge)
 app.command("demo")(demo.demo)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
+app.add_typer(users.app, name="users")
 app.add_typer(models.app, name="models")
 app.add_typer(knowledge.app, name="collections")
 app.add_typer(audit.app, name="audit")

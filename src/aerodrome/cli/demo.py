@@ -7,11 +7,13 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from sqlalchemy import Engine
 
 from aerodrome.cli.demo_knowledge import write_knowledge, write_usecases
 from aerodrome.cli.knowledge import ingest_all
 from aerodrome.cli.serve import run_server
 from aerodrome.cli.starter import demo_config
+from aerodrome.cli.users import first_login
 from aerodrome.cli.workspace import database
 from aerodrome.config import load_config
 from aerodrome.identity import store
@@ -19,6 +21,33 @@ from aerodrome.identity.keys import parse_prefix
 from aerodrome.settings import Settings
 
 out = Console()
+
+
+DEMO_LOGINS = (
+    "admin@example.com",
+    "employee@example.com",
+    "hr.lead@example.com",
+    "auditor@example.com",
+    "reviewer@example.com",
+)
+
+
+def console_logins(engine: Engine, directory: Path) -> dict[str, str]:
+    """Console passwords of the demo users (made once, kept in DIR/logins/, mode 600): email → password."""
+    folder = directory / "logins"
+    folder.mkdir(exist_ok=True)
+    os.chmod(folder, 0o700)
+    logins: dict[str, str] = {}
+    for email in DEMO_LOGINS:
+        path = directory / "admin.password" if email == "admin@example.com" else folder / f"{email}.password"
+        if store.user_by_email(engine, email) is None:
+            continue
+        made = first_login(engine, email, path, actor="demo")
+        if made is None and path.exists():
+            made = path.read_text().strip()
+        if made:
+            logins[email] = made
+    return logins
 
 
 def prepare(directory: Path) -> tuple[Path, str]:
@@ -54,8 +83,13 @@ def prepare(directory: Path) -> tuple[Path, str]:
         with os.fdopen(fd, "w") as fh:
             fh.write(key + "\n")
     os.chmod(key_file, 0o600)
+    console_logins(engine, directory)
     engine.dispose()
     return path, key
+
+
+def _read(path: Path) -> str:
+    return path.read_text().strip() if path.exists() else "(none)"
 
 
 def _simulate_when_up(base: str, key: str, reports: Path) -> None:
@@ -104,6 +138,9 @@ def demo(
         f"[bold]Aerodrome demo[/] in {directory.resolve()}\n"
         f"  config:     {path}\n"
         f"  admin key:  {directory / 'admin.key'} (mode 600)\n"
+        f"  console:    {base}/console  sign in as admin@example.com, password in "
+        f"{directory / 'admin.password'} (mode 600): {_read(directory / 'admin.password')}\n"
+        f"              other demo users (employee, hr.lead, auditor, reviewer): passwords in {directory / 'logins'}\n"
         f"  gateway:    {base}/v1  (OpenAI-compatible; models: chat-small, embed-small)\n"
         f"  API spec:   {base}/openapi.json\n"
         f"  try:        curl {base}/v1/chat/completions -H 'Authorization: Bearer '$(cat {directory / 'admin.key'}) "

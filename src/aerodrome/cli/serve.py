@@ -11,6 +11,8 @@ from rich.console import Console
 
 from aerodrome.cli.starter import STARTER
 from aerodrome.cli.workspace import ConfigOption, database, err, fail, load
+from aerodrome.errors import AerodromeError
+from aerodrome.runtime import open_database
 
 out = Console()
 
@@ -22,11 +24,48 @@ def init(directory: Path = typer.Option(Path("."), "--dir", help="where to write
     if path.exists():
         fail(f"{path} exists; not overwriting it")
     path.write_text(STARTER, encoding="utf-8")
+    out.print(f"wrote {path}", highlight=False)
+    _first_admin(path)
     out.print(
-        f"wrote {path}\nnext: aerodrome keys create --config {path} --department platform --role platform_admin"
-        f"\n      aerodrome serve --config {path}",
+        f"next: aerodrome keys create --config {path} --department platform --role platform_admin"
+        f"\n      aerodrome serve --config {path}   (the console is at /console)",
         highlight=False,
     )
+
+
+def _first_admin(path: Path) -> None:
+    """The starter's platform admin gets a console password, written beside the config (mode 600)."""
+    from aerodrome.cli.users import first_login
+    from aerodrome.config import load_config
+    from aerodrome.identity import store
+    from aerodrome.settings import Settings
+
+    cfg = load_config(path)
+    admins = [u for u in cfg.users if "platform_admin" in u.roles]
+    if not admins:
+        return
+    settings = Settings()
+    try:
+        engine = open_database(cfg, settings.database_url)
+    except AerodromeError as exc:  # e.g. PostgreSQL not upgraded yet: say how to do it later
+        err.print(
+            f"no console login made ({exc.message}); after `aerodrome db upgrade`, run "
+            f"`aerodrome users set-password {admins[0].email} --config {path}`",
+            highlight=False,
+        )
+        return
+    try:
+        store.apply_config(engine, cfg)
+        password_file = path.parent / "admin.password"
+        made = first_login(engine, admins[0].email, password_file, actor="init")
+    finally:
+        engine.dispose()
+    if made:
+        out.print(
+            f"console login: {admins[0].email} / {made}  (also in {password_file}, mode 600; change it with "
+            f"`aerodrome users set-password`)",
+            highlight=False,
+        )
 
 
 def run_server(config_file: Path | None, host: str, port: int, workers: int, log_level: str = "info") -> None:

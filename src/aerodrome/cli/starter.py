@@ -100,6 +100,7 @@ DEMO_EXTRA_USERS = """\
   - {email: hr.lead@example.com, name: HR lead, department: hr, roles: [department_admin, builder]}
   - {email: employee@example.com, name: An employee, department: hr, roles: [user], attributes: {cohort: volunteer}}
   - {email: auditor@example.com, name: Auditor, department: platform, roles: [auditor]}
+  - {email: reviewer@example.com, name: Platform reviewer, department: platform, roles: [reviewer]}
 """
 
 

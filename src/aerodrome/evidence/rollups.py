@@ -214,7 +214,7 @@ def watermark(conn_or_engine: Connection | Engine) -> datetime | None:
     return conn_or_engine.execute(query).scalar()
 
 
-def _batch_end(conn: Connection, start: datetime | None, cutoff: datetime, size: int) -> datetime:
+def batch_end(conn: Connection, start: datetime | None, cutoff: datetime, size: int) -> datetime:
     """An upper bound B (exclusive) so that [start, B) holds about ``size`` runs, B <= cutoff."""
     conds = [runs.c.created_at < cutoff]
     if start is not None:
@@ -341,7 +341,7 @@ def update(
             start = watermark(conn)
             if start is not None and start >= cutoff:
                 return added
-            end = _batch_end(conn, start, cutoff, batch_size)
+            end = batch_end(conn, start, cutoff, batch_size)
             batch = aggregate_runs(conn, start, end)
         with engine.begin() as conn:
             # First statement: takes the row lock (PostgreSQL) or the write lock (SQLite).

@@ -18,6 +18,7 @@ from aerodrome.gateway.pipeline import Gateway
 from aerodrome.gateway.request import parse_json_object, read_body, validate_chat, validate_embeddings
 from aerodrome.gateway.run_context import RunContext
 from aerodrome.gateway.streaming import SSEResponse
+from aerodrome.identity.principal import Principal
 from aerodrome.runtime import Runtime
 from aerodrome.usecases import chat as usecase_chat
 from aerodrome.usecases.runner import Outcome
@@ -289,6 +290,32 @@ async def _call(request: Request, endpoint: str, usecase_id: str | None = None) 
         ctx, status="ok", http_status=200, response=result, output_text="" if endpoint != "chat" else None
     )
     return _json(result, ctx.headers())
+
+
+async def run_usecase_as(request: Request, principal: Principal, usecase_id: str, inputs: Any) -> Outcome:
+    """The use-case path for a caller signed in another way (the console's session): the same
+    runner, admission and guardrails, exactly one run record; errors are raised after recording."""
+    rt: Runtime = request.app.state.runtime
+    gw = rt.gateway
+    ctx = _context(request, "usecase")
+    ctx.principal = principal
+    try:
+        outcome = await rt.usecase_runner.run(ctx, principal, usecase_id, inputs, declared_class=None)
+    except asyncio.CancelledError:
+        gw.finish(ctx, status="client_disconnected", http_status=499)
+        raise
+    except Exception as exc:  # boundary: record the run, then let the page show the error
+        await _audit_refusal(rt, ctx, exc)
+        _refused(gw, ctx, exc)
+        if isinstance(exc, AerodromeError):
+            raise
+        raise AerodromeError(
+            "internal error; the platform team can find it in the logs by the run id"
+        ) from exc
+    gw.finish(
+        ctx, status=outcome.status, http_status=200, usage=outcome.usage, output_text=_output_text(outcome)
+    )
+    return outcome
 
 
 @router.post(

@@ -17,10 +17,13 @@ def _ingest(ctx: JobContext, job: Job) -> dict[str, Any]:
 
 
 def _rollup(ctx: JobContext, job: Job) -> dict[str, Any]:
-    """Bring the evidence rollups up to date (safe to run on several workers at once)."""
+    """Bring the evidence rollups and the dashboards' daily rollups up to date (safe to run on
+    several workers at once)."""
     from aerodrome.evidence import rollups
+    from aerodrome.monitoring import daily_rollups
 
-    return {"done": rollups.update(ctx.engine)}
+    done = rollups.update(ctx.engine)
+    return {"done": done, "dashboard_runs": daily_rollups.update(ctx.engine)}
 
 
 def _retention(ctx: JobContext, job: Job) -> dict[str, Any]:

@@ -24,6 +24,14 @@ def can_read(spec: CollectionConfig, principal: Principal) -> bool:
     return "*" in depts or principal.department_id in depts or bool(principal.roles & set(spec.readers.roles))
 
 
+def visible(principal: Principal, scope: str, spec: CollectionConfig) -> bool:
+    """Whether a collection shows to a principal whose ``collections.read`` scope is ``scope``.
+
+    Scope "all" sees every collection exists; anyone else only those they may read.
+    """
+    return scope == "all" or can_read(spec, principal)
+
+
 def _spec(row: Any) -> CollectionConfig:
     return CollectionConfig.model_validate(row.spec)
 

@@ -580,3 +580,74 @@ job_schedules = Table(
     Column("next_run_at", DateTime(timezone=True), nullable=False),
     Column("last_job_id", String(32), nullable=True),
 )
+
+# ---------------------------------------------------------------- console (issue 7)
+
+# A user's local password (argon2 hash); users who sign in through OIDC have none.
+user_credentials = Table(
+    "user_credentials",
+    metadata,
+    Column("user_id", String(36), ForeignKey("users.id"), primary_key=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Console sessions: the cookie carries the token, the table its SHA-256 (never the token itself).
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 hex of the session token
+    Column("user_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),  # the CSRF token of this session's forms
+    Column("method", String(16), nullable=False),  # password | oidc
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_console_sessions_user_id", console_sessions.c.user_id)
+
+# The dashboards' figures of a time window read this index alone (no visit to the wide run rows).
+Index(
+    "ix_runs_console_figures",
+    runs.c.created_at,
+    runs.c.department_id,
+    runs.c.use_case_id,
+    runs.c.alias,
+    runs.c.deployment,
+    runs.c.principal,
+    runs.c.status,
+    runs.c.cost_usd,
+    runs.c.latency_ms,
+    runs.c.prompt_tokens,
+    runs.c.completion_tokens,
+)
+
+# ------------------------------------------------------- dashboards' daily rollups (issue 7)
+
+# Every run (any endpoint) of one UTC day by department, use case, alias and deployment ("" for
+# none): the dashboards read whole days from here and only the partial days from the runs.
+run_daily_figures = Table(
+    "run_daily_figures",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("department_id", String(63), primary_key=True),
+    Column("use_case_id", String(128), primary_key=True),
+    Column("alias", String(128), primary_key=True),
+    Column("deployment", String(128), primary_key=True),
+    Column("runs", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),  # status error or rejected: no answer
+    Column("cost_sum", Float, nullable=False),
+    Column("latency_sum", Float, nullable=False),  # of every run, errors included
+    Column("tokens", Integer, nullable=False),
+    Column("latency_hist", JSON, nullable=False),  # answered runs per latency bucket
+)
+
+# Who ran something on a day, in which department and use case: active and distinct users.
+run_daily_users = Table(
+    "run_daily_users",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("department_id", String(63), primary_key=True),
+    Column("use_case_id", String(128), primary_key=True),
+    Column("principal", String(320), primary_key=True),
+    Column("runs", Integer, nullable=False),
+)

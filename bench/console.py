@@ -1,0 +1,174 @@
+"""Console benchmark: the server time of each console page with 100k runs recorded.
+
+    python bench/console.py [--runs 100000] [--repeat 7]
+
+Method (docs/benchmarks.md, "Console"): the evidence benchmark's data set (bench/evidence.py:
+100k runs of two use cases in two departments over 120 days ending now, 600 users, feedback on
+10%, review items for 5%, timed tasks for 2%) in a SQLite file, rolled up as the running server
+keeps it; the real server (uvicorn, one process) on 127.0.0.1 with the console; a platform admin
+(every department) and a department user signed in through the login form. Each page is fetched
+once to warm up, then --repeat times; the figure is the median and the worst of the wall time of
+the request on the same machine (HTTP on the loopback included, about a millisecond).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from machine import describe  # noqa: E402
+
+import evidence as data_set  # noqa: E402  (bench/evidence.py: the data set)
+from aerodrome.app import create_app  # noqa: E402
+from aerodrome.config import load_config  # noqa: E402
+from aerodrome.evidence import rollups  # noqa: E402
+from aerodrome.identity import passwords, store  # noqa: E402
+from aerodrome.monitoring import daily_rollups  # noqa: E402
+from aerodrome.settings import Settings  # noqa: E402
+from aerodrome.storage import migrate  # noqa: E402
+from aerodrome.storage.engine import make_engine  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PASSWORD = "benchmark password 1"
+PAGES = [
+    "/console/assistant",
+    "/console/dashboards?days=7",
+    "/console/dashboards?days=30",
+    "/console/dashboards?days=90",
+    "/console/dashboards?days=30&department=hr&usecase=triage",
+    "/console/reviews",
+    "/console/usecases",
+    "/console/usecases/triage",
+    "/console/usecases/triage/evidence",  # loaded by the page after it shows (the evidence engine's work)
+    "/console/models",
+    "/console/knowledge",
+    "/console/audit",
+    "/console/keys",
+]
+USER_PAGES = ["/console/assistant", "/console/dashboards?days=30", "/console/models", "/console/keys"]
+
+
+def config(db: Path) -> dict[str, Any]:
+    return {
+        "database": {"url": f"sqlite:///{db}"},
+        "departments": [
+            {"id": "hr", "name": "HR", "eligible_users": 400},
+            {"id": "finance", "name": "Finance", "eligible_users": 300},
+            {"id": "platform", "name": "Platform"},
+        ],
+        "users": [{"email": "admin@example.com", "department": "platform", "roles": ["platform_admin"]}],
+        "providers": [{"name": "local", "kind": "local"}],
+        "deployments": [
+            {"name": "local-extractive", "provider": "local", "model": "extractive-v1", "hosting": "on-prem"}
+        ],
+        "aliases": [{"name": "chat-small", "deployments": ["local-extractive"]}],
+    }
+
+
+def sign_in(base: str, email: str) -> httpx.Client:
+    client = httpx.Client(base_url=base, timeout=60)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/console/login").text)
+    assert token is not None
+    r = client.post(
+        "/console/login", data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)}
+    )
+    assert r.status_code == 303, r.text
+    return client
+
+
+def time_pages(client: httpx.Client, pages: list[str], repeat: int) -> dict[str, dict[str, float]]:
+    out = {}
+    for page in pages:
+        r = client.get(page)
+        assert r.status_code == 200, (page, r.status_code, r.text[:300])
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            r = client.get(page)
+            times.append((time.perf_counter() - t0) * 1000)
+            assert r.status_code == 200
+        out[page] = {"median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1)}
+        print(f"  {page:60s} median {out[page]['median_ms']:7.1f} ms  worst {out[page]['max_ms']:7.1f} ms")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "console.db"
+        path = Path(tmp) / "aerodrome.yaml"
+        path.write_text(yaml.safe_dump(config(db)), encoding="utf-8")
+        engine = make_engine(f"sqlite:///{db}")
+        migrate.upgrade(engine)
+        now = dt.datetime.now(dt.UTC)
+        data_set.START = now - dt.timedelta(days=data_set.DAYS)  # the 120 days end now
+        print(f"writing {args.runs} runs ...", flush=True)
+        written = data_set.generate(engine, args.runs)
+        rolled = time.perf_counter()
+        rollups.update(engine)
+        daily_rollups.update(engine)
+        print(f"  written in {written:.1f} s, rolled up in {time.perf_counter() - rolled:.1f} s")
+        cfg = load_config(path)
+        store.apply_config(engine, cfg)
+        user_email = data_set.user(0)[1]
+        for email in ("admin@example.com", user_email):
+            passwords.set_password(engine, email, PASSWORD, actor="bench")
+        engine.dispose()
+
+        app = create_app(Settings(config=path), cfg)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        )
+        thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+        try:
+            print("platform admin (every department):")
+            admin = time_pages(sign_in(base, "admin@example.com"), PAGES, args.repeat)
+            print(f"department user ({user_email}, own runs):")
+            user = time_pages(sign_in(base, user_email), USER_PAGES, args.repeat)
+        finally:
+            server.should_exit = True
+            thread.join(20)
+    result = {
+        "benchmark": "console",
+        "runs": args.runs,
+        "repeat": args.repeat,
+        "machine": describe(),
+        "admin": admin,
+        "user": user,
+        "worst_median_ms": max(v["median_ms"] for v in [*admin.values(), *user.values()]),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"console-{dt.date.today().isoformat()}.json"
+    out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    print(f"slowest page (median): {result['worst_median_ms']} ms; written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
