@@ -20,7 +20,7 @@ from aerodrome.errors import BadRequest
 from aerodrome.evals import standing
 from aerodrome.evidence import assessment
 from aerodrome.evidence.criteria import METRICS, Criterion
-from aerodrome.evidence.metrics import MetricSet, Scope, by_department, compute
+from aerodrome.evidence.metrics import MetricSet, Scope, compute, compute_with_departments
 from aerodrome.evidence.stats import Interval
 from aerodrome.storage.tables import (
     criteria_locks,
@@ -214,9 +214,8 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
     tpd = float(tasks_per_day) if isinstance(tasks_per_day, int | float) else None
     scope = Scope(usecase_id=usecase_id, start=start, end=end)
     overall_confidence = 0.95
-    overall = compute(engine, scope, tasks_per_day=tpd, confidence=overall_confidence)
-    departments_sets = by_department(
-        engine, scope, tasks_per_day=tpd, confidence=overall_confidence, refresh=False
+    overall, departments_sets = compute_with_departments(
+        engine, scope, tasks_per_day=tpd, confidence=overall_confidence
     )
     segmented: dict[str, MetricSet] = {}
 
