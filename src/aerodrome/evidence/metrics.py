@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from statistics import NormalDist
@@ -107,46 +107,84 @@ def _matches(attributes: Mapping[str, Any] | None, cohort: Mapping[str, Any]) ->
     return all(k in attrs and attrs[k] == v for k, v in cohort.items())
 
 
-def _load(engine: Engine, scope: Scope, cohort_keys: set[str] | None) -> _Data:
+PARTS = frozenset({"activity", "ratings", "flags", "reviews", "tasks", "task_costs"})
+"""What :func:`_load` reads besides the run totals (always read: they name the departments)."""
+
+SAMPLE_PARTS: dict[str, frozenset[str]] = {
+    "useful_rate": frozenset({"ratings"}),
+    "flag_rate": frozenset(),
+    "review_approval_rate": frozenset({"reviews"}),
+    "edit_ratio": frozenset({"reviews"}),
+    "eval_pass_rate": frozenset(),
+    "time_saved_pct": frozenset({"tasks"}),
+    "weekly_active_users": frozenset({"activity"}),
+    "adoption_rate": frozenset(),
+    "retention_4w": frozenset({"activity"}),
+    "p50_latency_s": frozenset(),
+    "p95_latency_s": frozenset(),
+    "error_rate": frozenset(),
+    "fallback_rate": frozenset(),
+    "cache_hit_rate": frozenset(),
+    "cost_per_run_usd": frozenset(),
+    "cost_per_task_usd": frozenset({"task_costs"}),
+    "projected_monthly_cost_usd": frozenset({"task_costs"}),
+}
+"""The parts of the data each metric's sample size ``n`` depends on (besides the run totals, the
+eligible users and the eval run, always read). tests/evidence/test_sample_sizes.py checks that
+sizes computed from these parts alone equal those of a full :func:`compute`."""
+
+
+def _load(engine: Engine, scope: Scope, cohort_keys: set[str] | None, parts: frozenset[str] = PARTS) -> _Data:
+    """The data of ``scope``; of the optional ``parts`` (:data:`PARTS`) only those named are read
+    (the others are left empty)."""
     start, end = _window(scope)
     uc, dept = scope.usecase_id, scope.department
 
     def keep(*keys: str | None) -> bool:
         return cohort_keys is None or any(k in cohort_keys for k in keys if k)
 
-    window = rollups.window(engine, uc, start, end, department=dept, user_keys=cohort_keys)
-    with engine.connect() as conn:
-        ratings = feedback_counts.ratings(conn, scope, start, end, keep)
-        flagged = feedback_counts.flagged_runs(conn, scope, start, end, keep)
-        conds = [review_items.c.usecase_id == uc, in_window(review_items.c.created_at, start, end)]
-        conds.append(review_items.c.status.in_(DECIDED))
-        if dept is not None:
-            conds.append(review_items.c.department_id == dept)
-        reviews: Counter[tuple[str, str]] = Counter()
-        query = (
-            select(
-                review_items.c.department_id,
-                review_items.c.user_id,
-                review_items.c.requester,
-                review_items.c.status,
-                func.count(),
-            )
-            .where(*conds)
-            .group_by(
-                review_items.c.department_id,
-                review_items.c.user_id,
-                review_items.c.requester,
-                review_items.c.status,
-            )
-        )
-        for d, user_id, requester, status, n in conn.execute(query):
-            if keep(user_id, requester):
-                reviews[(d, status)] += n
-        task_list = _tasks(conn, scope, start, end, keep)
-        task_costs = _task_costs(conn, scope, start, end, keep)
-    return _Data(
-        window, ratings, flagged, [(d, s, n) for (d, s), n in reviews.items()], task_list, task_costs
+    window = rollups.window(
+        engine, uc, start, end, department=dept, user_keys=cohort_keys, activity="activity" in parts
     )
+    with engine.connect() as conn:
+        ratings = feedback_counts.ratings(conn, scope, start, end, keep) if "ratings" in parts else []
+        flagged = feedback_counts.flagged_runs(conn, scope, start, end, keep) if "flags" in parts else {}
+        reviews = _reviews(conn, scope, start, end, keep) if "reviews" in parts else []
+        task_list = _tasks(conn, scope, start, end, keep) if "tasks" in parts else []
+        task_costs = _task_costs(conn, scope, start, end, keep) if "task_costs" in parts else []
+    return _Data(window, ratings, flagged, reviews, task_list, task_costs)
+
+
+def _reviews(
+    conn: Connection, scope: Scope, start: datetime | None, end: datetime, keep: Any
+) -> list[tuple[str, str, int]]:
+    """(department, status, count) of the decided review items in scope."""
+    uc, dept = scope.usecase_id, scope.department
+    conds = [review_items.c.usecase_id == uc, in_window(review_items.c.created_at, start, end)]
+    conds.append(review_items.c.status.in_(DECIDED))
+    if dept is not None:
+        conds.append(review_items.c.department_id == dept)
+    reviews: Counter[tuple[str, str]] = Counter()
+    query = (
+        select(
+            review_items.c.department_id,
+            review_items.c.user_id,
+            review_items.c.requester,
+            review_items.c.status,
+            func.count(),
+        )
+        .where(*conds)
+        .group_by(
+            review_items.c.department_id,
+            review_items.c.user_id,
+            review_items.c.requester,
+            review_items.c.status,
+        )
+    )
+    for d, user_id, requester, status, n in conn.execute(query):
+        if keep(user_id, requester):
+            reviews[(d, status)] += n
+    return [(d, s, n) for (d, s), n in reviews.items()]
 
 
 def _task_filter(scope: Scope, start: datetime | None, end: datetime) -> list[Any]:
@@ -309,9 +347,10 @@ def _metric_set(
     else:
         v["weekly_active_users"] = Interval.empty(confidence, 0.0, math.inf)
     v["adoption_rate"] = wilson(min(len(active), eligible), eligible, confidence)
-    end_week = stats.iso_week(last_week if last_week is not None else end - timedelta(microseconds=1))
-    labels = {u: {_week_label(w) for w in weeks} for u, weeks in weeks_by_user.items()}
-    v["retention_4w"] = stats.retention_4w(labels, window_end=end_week, confidence=confidence)
+    end_week = rollups.week_index(
+        last_week if last_week is not None else (end - timedelta(microseconds=1)).date()
+    )
+    v["retention_4w"] = stats.retention_4w_indexed(weeks_by_user, end_week, confidence)
 
     # operations
     hist = [0] * latency_histogram.N_BUCKETS
@@ -436,6 +475,7 @@ def _sets(
     overall: bool,
     split: bool,
     intervals: bool = True,
+    parts: frozenset[str] = PARTS,
 ) -> tuple[MetricSet | None, dict[str, MetricSet]]:
     """The scope's MetricSet (``overall``) and one per department with runs (``split``), from
     one read of the data. ``intervals=False`` skips the bootstraps (see :func:`sample_sizes`)."""
@@ -448,7 +488,7 @@ def _sets(
     for r in user_rows:
         label = (r.attributes or {}).get("cohort")
         cohort_of[r.id] = cohort_of[r.email] = "unknown" if label is None else str(label)
-    data = _load(engine, scope, cohort_keys)
+    data = _load(engine, scope, cohort_keys, parts)
     eval_rate = eval_pass_rate(engine, scope, confidence)
     whole = None
     if overall:
@@ -578,19 +618,37 @@ class SampleSizes:
 
 
 def sample_sizes(
-    engine: Engine, scope: Scope, *, tasks_per_day: float | None = None, refresh: bool = True
+    engine: Engine,
+    scope: Scope,
+    metrics: Collection[str] | None = None,
+    *,
+    tasks_per_day: float | None = None,
+    refresh: bool = True,
 ) -> SampleSizes:
-    """The sample size ``n`` of every metric of :func:`compute` and of :func:`by_department` on the
-    same scope (equal to theirs: the same reads and counts), without the bootstraps an interval
-    needs: what a gate's minimum-samples check asks, read once for every department."""
+    """The sample size ``n`` of ``metrics`` (default: all) as :func:`compute` and
+    :func:`by_department` give it on the same scope, read once, without the bootstraps an
+    interval needs and reading only what those sizes depend on (:data:`SAMPLE_PARTS`): what a
+    gate's minimum-samples check asks."""
+    names = list(METRICS) if metrics is None else list(metrics)
+    unknown = [m for m in names if m not in SAMPLE_PARTS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}")
     if refresh:
         rollups.update(engine)
-    whole, parts = _sets(
-        engine, scope, tasks_per_day=tasks_per_day, confidence=0.95, overall=True, split=True, intervals=False
+    parts = frozenset().union(*(SAMPLE_PARTS[m] for m in names))
+    whole, per_department = _sets(
+        engine,
+        scope,
+        tasks_per_day=tasks_per_day,
+        confidence=0.95,
+        overall=True,
+        split=True,
+        intervals=False,
+        parts=parts,
     )
     assert whole is not None
 
     def sizes(m: MetricSet) -> dict[str, int]:
-        return {name: i.n for name, i in m.values.items()}
+        return {name: m.values[name].n for name in names}
 
-    return SampleSizes(sizes(whole), {d: sizes(m) for d, m in parts.items()})
+    return SampleSizes(sizes(whole), {d: sizes(m) for d, m in per_department.items()})

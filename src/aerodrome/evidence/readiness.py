@@ -37,13 +37,14 @@ def samples(engine: Engine, usecase_id: str) -> list[Check]:
     with engine.connect() as conn:
         start, end = pilot_window(conn, usecase_id)
         criteria, _, _ = locked_criteria(conn, usecase_id, spec)
+    metrics = sorted({c.metric for c in criteria})
     whole: SampleSizes | None = None
     other: dict[str, dict[str, int]] = {}
     checks = []
     for c in criteria:
         seg = c.segment
         if (seg is None or seg.cohort is None) and whole is None:
-            whole = sample_sizes(engine, Scope(usecase_id, start, end))
+            whole = sample_sizes(engine, Scope(usecase_id, start, end), metrics)
         if seg is None and whole is not None:
             sizes = whole.overall
         elif (
@@ -58,7 +59,7 @@ def samples(engine: Engine, usecase_id: str) -> list[Check]:
             key = seg.describe()
             if key not in other:
                 scope = Scope(usecase_id, start, end, department=seg.department, cohort=seg.cohort)
-                other[key] = sample_sizes(engine, scope, refresh=whole is None and not other).overall
+                other[key] = sample_sizes(engine, scope, metrics, refresh=whole is None and not other).overall
             sizes = other[key]
         n = sizes[c.metric]
         need = c.min_samples or 1
