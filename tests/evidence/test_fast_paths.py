@@ -113,6 +113,22 @@ def test_one_read_for_a_report_equals_compute_and_by_department(engine: Engine) 
     assert whole == metrics.compute(engine, scope, tasks_per_day=100, refresh=False)
     assert split == metrics.by_department(engine, scope, tasks_per_day=100, refresh=False)
     assert set(split) == {"hr", "finance"}
+    lean_whole, lean = metrics.compute_with_departments(
+        engine, scope, tasks_per_day=100, refresh=False, department_bootstraps=False
+    )
+    assert lean_whole == whole and set(lean) == set(split)
+    for dept, m in lean.items():  # a report's department sets: exact but for the bootstraps it skips
+        for name in METRICS:
+            if name in metrics.BOOTSTRAPPED:
+                assert m.values[name].n == split[dept].values[name].n, name
+            else:
+                assert m.values[name] == split[dept].values[name], name
+        assert (m.concentration, m.cohorts, m.weekly, m.groups) == (
+            split[dept].concentration,
+            split[dept].cohorts,
+            split[dept].weekly,
+            split[dept].groups,
+        )
 
 
 def test_gate_sample_checks_equal_one_full_computation_per_criterion(engine: Engine) -> None:

@@ -475,10 +475,12 @@ def _sets(
     overall: bool,
     split: bool,
     intervals: bool = True,
+    department_intervals: bool | None = None,
     parts: frozenset[str] = PARTS,
 ) -> tuple[MetricSet | None, dict[str, MetricSet]]:
     """The scope's MetricSet (``overall``) and one per department with runs (``split``), from
-    one read of the data. ``intervals=False`` skips the bootstraps (see :func:`sample_sizes`)."""
+    one read of the data. ``intervals=False`` skips the bootstraps (see :func:`sample_sizes`);
+    ``department_intervals`` does so for the departments' sets (default: as ``intervals``)."""
     user_rows = _users(engine)
     cohort_keys = None
     if scope.cohort is not None:
@@ -517,7 +519,15 @@ def _sets(
         sub = Scope(scope.usecase_id, scope.start, scope.end, dept, scope.cohort)
         n_eligible = _department_eligible(engine, sub, user_rows)
         out[dept] = _metric_set(
-            part, sub, n_eligible, emails, cohort_of, tasks_per_day, confidence, eval_rate, intervals
+            part,
+            sub,
+            n_eligible,
+            emails,
+            cohort_of,
+            tasks_per_day,
+            confidence,
+            eval_rate,
+            intervals if department_intervals is None else department_intervals,
         )
     return whole, out
 
@@ -590,6 +600,10 @@ def by_department(
     )[1]
 
 
+BOOTSTRAPPED = frozenset({"time_saved_pct", "cost_per_task_usd", "projected_monthly_cost_usd"})
+"""The metrics whose interval is a bootstrap (the others are closed-form and cheap)."""
+
+
 def compute_with_departments(
     engine: Engine,
     scope: Scope,
@@ -597,13 +611,24 @@ def compute_with_departments(
     tasks_per_day: float | None = None,
     confidence: float = 0.95,
     refresh: bool = True,
+    department_bootstraps: bool = True,
 ) -> tuple[MetricSet, dict[str, MetricSet]]:
     """``(compute(...), by_department(...))`` of the same scope, from one read of the data (what a
-    report shows). Keywords as for :func:`compute`."""
+    report shows). Keywords as for :func:`compute`.
+
+    ``department_bootstraps=False`` skips the bootstraps of the departments' sets: their
+    :data:`BOOTSTRAPPED` metrics then carry only their ``n`` (estimate 0.0, unbounded interval)
+    and must not be shown; every other metric is exactly as :func:`by_department` gives it."""
     if refresh:
         rollups.update(engine)
     whole, parts = _sets(
-        engine, scope, tasks_per_day=tasks_per_day, confidence=confidence, overall=True, split=True
+        engine,
+        scope,
+        tasks_per_day=tasks_per_day,
+        confidence=confidence,
+        overall=True,
+        split=True,
+        department_intervals=department_bootstraps,
     )
     assert whole is not None
     return whole, parts
