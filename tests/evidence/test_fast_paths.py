@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import Engine, update
 
 from aerodrome.evidence import metrics, readiness, rollups, stats
+from aerodrome.evidence import report as pilot_report
 from aerodrome.evidence.criteria import METRICS
 from aerodrome.evidence.metrics import Scope
 from aerodrome.storage import migrate
@@ -143,6 +144,37 @@ def test_gate_sample_checks_equal_one_full_computation_per_criterion(engine: Eng
         assert check.detail.endswith(f"{n} of {c['min_samples']} samples"), check
         assert check.ok == (n >= c["min_samples"])
     assert any(c.ok for c in checks) and not all(c.ok for c in checks)
+
+
+@pytest.mark.parametrize("bootstrapped", [False, True])
+def test_report_shows_what_compute_and_by_department_give(engine: Engine, bootstrapped: bool) -> None:
+    spec = dict(SPEC)
+    if bootstrapped:  # a department criterion on a bootstrapped metric: its sets are bootstrapped
+        extra = {
+            "metric": "time_saved_pct",
+            "at_least": 0.1,
+            "min_samples": 5,
+            "segment": {"department": "hr"},
+        }
+        spec["success_criteria"] = [*SPEC["success_criteria"], extra]
+    with engine.begin() as conn:
+        conn.execute(update(usecase_versions).values(spec=spec))
+    data = pilot_report.build(engine, UC)
+    scope = Scope(UC)
+    whole = metrics.compute(engine, scope, refresh=False)
+    split = metrics.by_department(engine, scope, refresh=False)
+    assert data["metrics"]["useful_rate"]["n"] == whole.values["useful_rate"].n
+    for name in ("time_saved_pct", "cost_per_task_usd", "retention_4w", "p95_latency_s"):
+        got = {k: data["metrics"][name][k] for k in ("estimate", "low", "high", "n")}
+        want = whole.values[name].as_dict()
+        assert got == {k: want[k] for k in ("estimate", "low", "high", "n")}, name
+    for dept, shown in data["adoption"]["by_department"].items():
+        for name, interval in shown.items():
+            assert interval == split[dept].values[name].as_dict(), (dept, name)
+    by_label = {c["criterion"]: c for c in data["criteria"]}
+    if bootstrapped:  # read from the department's set, as before the fast path
+        label = next(k for k in by_label if k.startswith("time_saved_pct") and "hr" in k)
+        assert by_label[label]["interval"] == split["hr"].values["time_saved_pct"].as_dict()
 
 
 @pytest.mark.parametrize("seed", range(40))

@@ -214,10 +214,21 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
     tpd = float(tasks_per_day) if isinstance(tasks_per_day, int | float) else None
     scope = Scope(usecase_id=usecase_id, start=start, end=end)
     overall_confidence = 0.95
-    # One read for the whole pilot and its departments; the departments' bootstraps are skipped
-    # (the report shows no bootstrapped metric per department; a criterion on one is computed).
+    # One read for the whole pilot and its departments. The report shows no bootstrapped metric
+    # per department, so the departments' bootstraps run only for a criterion that needs one.
+    department_bootstraps = any(
+        c.segment is not None
+        and c.segment.department is not None
+        and c.metric in BOOTSTRAPPED
+        and c.confidence == overall_confidence
+        for c in criteria
+    )
     overall, departments_sets = compute_with_departments(
-        engine, scope, tasks_per_day=tpd, confidence=overall_confidence, department_bootstraps=False
+        engine,
+        scope,
+        tasks_per_day=tpd,
+        confidence=overall_confidence,
+        department_bootstraps=department_bootstraps,
     )
     segmented: dict[str, MetricSet] = {}
 
@@ -228,7 +239,7 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
             if (
                 c.segment.department is not None
                 and c.segment.department in departments_sets
-                and c.metric not in BOOTSTRAPPED
+                and (department_bootstraps or c.metric not in BOOTSTRAPPED)
             ):
                 return departments_sets[c.segment.department].values[c.metric]  # read once, above
         key = f"{c.segment.describe() if c.segment else 'all'} at {c.confidence}"
