@@ -1,6 +1,6 @@
 """Evidence benchmark: rollups and metrics over 100k and 1M generated runs, SQLite and PostgreSQL.
 
-    python bench/evidence.py [--sizes 100000 1000000] [--backends sqlite postgresql] [--repeat 5]
+    python bench/evidence.py [--sizes 100000 1000000] [--backends sqlite postgresql] [--repeat 5] [--page]
 
 Method (see docs/benchmarks.md, "Evidence"):
 
@@ -18,7 +18,12 @@ Method (see docs/benchmarks.md, "Evidence"):
   ``metrics.by_department`` (what a report computes); median and range of --repeat rounds;
 * report: the whole HTML report (``evidence.report.build`` + ``render``: the metrics above, a
   segmented criterion, failure modes, budgets), median and range of --repeat rounds;
-* 100k only: ``compute`` with no rollups at all (every run read raw), for comparison.
+* 100k only: ``compute`` with no rollups at all (every run read raw), for comparison;
+* evidence page (``--page``: only this, after the data and the initial rollup): what the web
+  console's evidence tab of the use case computes, the next gate's checklist (``transitions.advance``
+  to ``decision`` as a dry run, whose checks count every locked criterion's samples) plus the
+  whole report (``evidence.report.build``); each part and both, median and range of --repeat
+  rounds after one warm-up.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from sqlalchemy import Engine  # noqa: E402
 
-from aerodrome.evidence import metrics, rollups  # noqa: E402
+from aerodrome.evidence import metrics, readiness, rollups, transitions  # noqa: E402
 from aerodrome.evidence import report as pilot_report  # noqa: E402
 from aerodrome.evidence.metrics import Scope  # noqa: E402
 from aerodrome.storage import migrate  # noqa: E402
@@ -344,6 +349,57 @@ SPEC = {  # a valid spec, so that the whole report can be built
 }
 
 
+def page(engine: Engine, repeat: int) -> dict[str, Any]:
+    """The console's evidence tab: the next gate's checklist (a dry run to ``decision``: the
+    sample check of every locked criterion) and the whole pilot report."""
+    evidence = transitions.Evidence(
+        samples=lambda uc: readiness.samples(engine, uc), cost=lambda uc: readiness.cost(engine, uc)
+    )
+
+    def gate() -> Any:
+        return transitions.advance(engine, UC, "decision", actor="bench", evidence=evidence, dry_run=True)
+
+    def report() -> Any:
+        return pilot_report.build(engine, UC)
+
+    gate(), report()  # warm-up (imports, the first connections)
+    out: dict[str, Any] = {}
+    for name, fn in (("gate", gate), ("report", report), ("page", lambda: (gate(), report()))):
+        wall, cpu = [], []
+        for _ in range(repeat):
+            c0 = time.process_time()
+            wall.append(timed(fn))
+            cpu.append(time.process_time() - c0)
+        out[f"{name}_s"] = spread(wall)
+        out[f"{name}_cpu_s"] = spread(cpu)  # this process only (PostgreSQL's own work is not in it)
+    data = report()
+    out["check"] = {
+        "samples": [c.detail for c in readiness.samples(engine, UC)],
+        "allowed": gate()["allowed"],
+        "recommendation": data["recommendation"],
+        "criteria": [(c["criterion"], c["outcome"], c["interval"]) for c in data["criteria"]],
+    }
+    return out
+
+
+def bench_page(backend: str, n: int, repeat: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"backend": backend, "runs": n, "mode": "page"}
+    with database(backend) as url:
+        engine = make_engine(url)
+        try:
+            migrate.upgrade(engine)
+            out["generate_s"] = generate(engine, n)
+            out["initial_rollup_s"] = timed(lambda: rollups.update(engine))
+            if engine.dialect.name == "postgresql":
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("ANALYZE")
+                    conn.commit()
+            out.update(page(engine, repeat))
+        finally:
+            engine.dispose()
+    return out
+
+
 def bench(backend: str, n: int, repeat: int) -> dict[str, Any]:
     out: dict[str, Any] = {"backend": backend, "runs": n}
     with database(backend) as url:
@@ -397,6 +453,7 @@ def main() -> int:
     ap.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--page", action="store_true", help="only the evidence page (gate checklist + report)")
     args = ap.parse_args()
     report: dict[str, Any] = {
         "date": dt.date.today().isoformat(),
@@ -407,6 +464,8 @@ def main() -> int:
         },
         "results": [],
     }
+    if args.page:
+        return main_page(args, report)
     print(
         f"{'backend':<11}{'runs':>10}{'generate':>10}{'rollup':>9}{'per 1k':>9}{'compute':>17}{'+by dept':>17}"
         f"{'report (html)':>19}"
@@ -429,6 +488,35 @@ def main() -> int:
     report["machine"]["load_after"] = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
     out = args.out or RESULTS / f"evidence-{report['date']}.json"
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(f"load average before {report['machine']['load_before']}, after {report['machine']['load_after']}")
+    print(f"wrote {out}")
+    return 0
+
+
+def main_page(args: argparse.Namespace, report: dict[str, Any]) -> int:
+    print(f"{'backend':<11}{'runs':>10}{'gate checklist':>24}{'report':>24}{'page (both)':>24}")
+    for n in args.sizes:
+        for backend in args.backends:
+            r = bench_page(backend, n, args.repeat)
+            report["results"].append(r)
+            cells = [r[k] for k in ("gate_s", "report_s", "page_s")]
+            print(
+                f"{backend:<11}{n:>10,}"
+                + "".join(
+                    f"{c['median'] * 1000:>9.0f} ms ({c['min'] * 1000:.0f}-{c['max'] * 1000:.0f})"
+                    for c in cells
+                ),
+                flush=True,
+            )
+            cpu = "  ".join(
+                f"{k} {r[k + '_cpu_s']['median'] * 1000:.0f} ms" for k in ("gate", "report", "page")
+            )
+            print(f"{'':<21}CPU of this process, median: {cpu}", flush=True)
+            print(f"{'':<21}samples: {'; '.join(r['check']['samples'])}", flush=True)
+    report["machine"]["load_after"] = os.getloadavg()
+    RESULTS.mkdir(exist_ok=True)
+    out = args.out or RESULTS / f"evidence-page-{report['date']}.json"
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"load average before {report['machine']['load_before']}, after {report['machine']['load_after']}")
     print(f"wrote {out}")

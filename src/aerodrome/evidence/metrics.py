@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from statistics import NormalDist
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, func, literal_column, select, true
+from sqlalchemy import Connection, Engine, func, select, true
 
-from aerodrome.evidence import latency_histogram, rollups, stats
+from aerodrome.evidence import feedback_counts, latency_histogram, rollups, stats
 from aerodrome.evidence.criteria import METRICS
+from aerodrome.evidence.feedback_counts import in_window
 from aerodrome.evidence.stats import Interval
 from aerodrome.storage.tables import (
     departments,
-    feedback,
     review_items,
     runs,
     tasks,
@@ -34,9 +34,6 @@ from aerodrome.storage.tables import (
     users,
 )
 from aerodrome.storage.tables import usecases as usecases_table
-
-POSITIVE_SCORE = 0.75
-"""A rating is positive from this score up: "up", or 4 and 5 on the 1-5 scale."""
 
 DECIDED = ("approved", "edited", "rejected")
 
@@ -80,16 +77,6 @@ def eval_pass_rate(engine: Engine, scope: Scope, confidence: float) -> Interval:
 
 
 @dataclass(slots=True)
-class _Rating:
-    """``n`` runs whose latest caller rating is by ``user`` and positive (or not)."""
-
-    department: str
-    user: str
-    positive: bool
-    n: int
-
-
-@dataclass(slots=True)
 class _Task:
     department: str
     group: str
@@ -102,7 +89,7 @@ class _Data:
     """Everything one MetricSet needs, already filtered by window and cohort."""
 
     runs: rollups.Window
-    ratings: list[_Rating]  # latest caller rating per run, counted
+    ratings: list[feedback_counts.Rating]  # latest caller rating per run, counted
     feedback_flagged: dict[str, str]  # run id → department, runs a feedback flagged and no guardrail did
     reviews: list[tuple[str, str, int]]  # (department, status, count)
     tasks: list[_Task]
@@ -120,129 +107,92 @@ def _matches(attributes: Mapping[str, Any] | None, cohort: Mapping[str, Any]) ->
     return all(k in attrs and attrs[k] == v for k, v in cohort.items())
 
 
-def _in_window(col: Any, start: datetime | None, end: datetime) -> Any:
-    return and_(col >= start, col < end) if start is not None else col < end
+PARTS = frozenset({"activity", "ratings", "flags", "reviews", "tasks", "task_costs"})
+"""What :func:`_load` reads besides the run totals (always read: they name the departments)."""
+
+SAMPLE_PARTS: dict[str, frozenset[str]] = {
+    "useful_rate": frozenset({"ratings"}),
+    "flag_rate": frozenset(),
+    "review_approval_rate": frozenset({"reviews"}),
+    "edit_ratio": frozenset({"reviews"}),
+    "eval_pass_rate": frozenset(),
+    "time_saved_pct": frozenset({"tasks"}),
+    "weekly_active_users": frozenset({"activity"}),
+    "adoption_rate": frozenset(),
+    "retention_4w": frozenset({"activity"}),
+    "p50_latency_s": frozenset(),
+    "p95_latency_s": frozenset(),
+    "error_rate": frozenset(),
+    "fallback_rate": frozenset(),
+    "cache_hit_rate": frozenset(),
+    "cost_per_run_usd": frozenset(),
+    "cost_per_task_usd": frozenset({"task_costs"}),
+    "projected_monthly_cost_usd": frozenset({"task_costs"}),
+}
+"""The parts of the data each metric's sample size ``n`` depends on (besides the run totals, the
+eligible users and the eval run, always read). tests/evidence/test_sample_sizes.py checks that
+sizes computed from these parts alone equal those of a full :func:`compute`."""
 
 
-def _feedback_flagged_expr(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return literal_column(
-            "CASE WHEN json_typeof(feedback.flags) = 'array' THEN json_array_length(feedback.flags) ELSE 0 END"
-        )
-    return literal_column("json_array_length(feedback.flags)")
-
-
-def _load(engine: Engine, scope: Scope, cohort_keys: set[str] | None) -> _Data:
+def _load(engine: Engine, scope: Scope, cohort_keys: set[str] | None, parts: frozenset[str] = PARTS) -> _Data:
+    """The data of ``scope``; of the optional ``parts`` (:data:`PARTS`) only those named are read
+    (the others are left empty)."""
     start, end = _window(scope)
     uc, dept = scope.usecase_id, scope.department
 
     def keep(*keys: str | None) -> bool:
         return cohort_keys is None or any(k in cohort_keys for k in keys if k)
 
-    window = rollups.window(engine, uc, start, end, department=dept, user_keys=cohort_keys)
+    window = rollups.window(
+        engine, uc, start, end, department=dept, user_keys=cohort_keys, activity="activity" in parts
+    )
     with engine.connect() as conn:
-        ratings = _ratings(conn, scope, start, end, keep)
-        flagged = _feedback_flags(conn, scope, start, end, keep)
-        conds = [review_items.c.usecase_id == uc, _in_window(review_items.c.created_at, start, end)]
-        conds.append(review_items.c.status.in_(DECIDED))
-        if dept is not None:
-            conds.append(review_items.c.department_id == dept)
-        reviews: Counter[tuple[str, str]] = Counter()
-        query = (
-            select(
-                review_items.c.department_id,
-                review_items.c.user_id,
-                review_items.c.requester,
-                review_items.c.status,
-                func.count(),
-            )
-            .where(*conds)
-            .group_by(
-                review_items.c.department_id,
-                review_items.c.user_id,
-                review_items.c.requester,
-                review_items.c.status,
-            )
-        )
-        for d, user_id, requester, status, n in conn.execute(query):
-            if keep(user_id, requester):
-                reviews[(d, status)] += n
-        task_list = _tasks(conn, scope, start, end, keep)
-        task_costs = _task_costs(conn, scope, start, end, keep)
-    return _Data(
-        window, ratings, flagged, [(d, s, n) for (d, s), n in reviews.items()], task_list, task_costs
-    )
+        ratings = feedback_counts.ratings(conn, scope, start, end, keep) if "ratings" in parts else []
+        flagged = feedback_counts.flagged_runs(conn, scope, start, end, keep) if "flags" in parts else {}
+        reviews = _reviews(conn, scope, start, end, keep) if "reviews" in parts else []
+        task_list = _tasks(conn, scope, start, end, keep) if "tasks" in parts else []
+        task_costs = _task_costs(conn, scope, start, end, keep) if "task_costs" in parts else []
+    return _Data(window, ratings, flagged, reviews, task_list, task_costs)
 
 
-def _ratings(
+def _reviews(
     conn: Connection, scope: Scope, start: datetime | None, end: datetime, keep: Any
-) -> list[_Rating]:
-    """The latest caller rating of each run, counted in SQL per department, author and sign."""
-    conds = [
-        feedback.c.usecase_id == scope.usecase_id,
-        feedback.c.author_role == "caller",
-        feedback.c.score.is_not(None),
-        _in_window(feedback.c.created_at, start, end),
-    ]
-    if scope.department is not None:
-        conds.append(feedback.c.department_id == scope.department)
-    newest_first = func.row_number().over(
-        partition_by=feedback.c.run_id, order_by=(feedback.c.created_at.desc(), feedback.c.id.desc())
-    )
-    ranked = (
-        select(
-            feedback.c.department_id,
-            feedback.c.author_user_id,
-            feedback.c.author,
-            case((feedback.c.score >= POSITIVE_SCORE, 1), else_=0).label("positive"),
-            newest_first.label("rank"),
-        )
-        .where(*conds)
-        .subquery()
-    )
-    keys = (ranked.c.department_id, ranked.c.author_user_id, ranked.c.author, ranked.c.positive)
-    query = select(*keys, func.count()).where(ranked.c.rank == 1).group_by(*keys)
-    return [
-        _Rating(d or "", user_id or author, bool(positive), int(n))
-        for d, user_id, author, positive, n in conn.execute(query)
-        if keep(user_id, author)
-    ]
-
-
-def _feedback_flags(
-    conn: Connection, scope: Scope, start: datetime | None, end: datetime, keep: Any
-) -> dict[str, str]:
-    """Runs in scope flagged by a feedback (any author) that no guardrail had flagged."""
-    dialect = conn.dialect.name
-    conds = [
-        feedback.c.usecase_id == scope.usecase_id,
-        _feedback_flagged_expr(dialect) > 0,
-        _in_window(runs.c.created_at, start, end),
-        runs.c.use_case_id == scope.usecase_id,
-        runs.c.endpoint == rollups.EVIDENCE_ENDPOINT,
-    ]
-    if start is not None:  # feedback comes after its run: none before the window is needed
-        conds.append(feedback.c.created_at >= start)
-    if scope.department is not None:
-        conds.append(runs.c.department_id == scope.department)
+) -> list[tuple[str, str, int]]:
+    """(department, status, count) of the decided review items in scope."""
+    uc, dept = scope.usecase_id, scope.department
+    conds = [review_items.c.usecase_id == uc, in_window(review_items.c.created_at, start, end)]
+    conds.append(review_items.c.status.in_(DECIDED))
+    if dept is not None:
+        conds.append(review_items.c.department_id == dept)
+    reviews: Counter[tuple[str, str]] = Counter()
     query = (
-        select(runs.c.id, runs.c.department_id, rollups.user_key_expr(), rollups.flagged_expr(dialect))
-        .select_from(feedback.join(runs, runs.c.id == feedback.c.run_id))
+        select(
+            review_items.c.department_id,
+            review_items.c.user_id,
+            review_items.c.requester,
+            review_items.c.status,
+            func.count(),
+        )
         .where(*conds)
+        .group_by(
+            review_items.c.department_id,
+            review_items.c.user_id,
+            review_items.c.requester,
+            review_items.c.status,
+        )
     )
-    return {
-        run_id: d or ""
-        for run_id, d, user, by_guardrail in conn.execute(query)
-        if not by_guardrail and keep(user)
-    }
+    for d, user_id, requester, status, n in conn.execute(query):
+        if keep(user_id, requester):
+            reviews[(d, status)] += n
+    return [(d, s, n) for (d, s), n in reviews.items()]
 
 
 def _task_filter(scope: Scope, start: datetime | None, end: datetime) -> list[Any]:
     # Baseline studies usually precede the pilot: baseline tasks count from any time before the end.
-    in_window = _in_window(tasks.c.finished_at, start, end)
+    finished = in_window(tasks.c.finished_at, start, end)
     conds = [
         tasks.c.usecase_id == scope.usecase_id,
-        (tasks.c.group == "baseline") & (tasks.c.finished_at < end) | in_window,
+        (tasks.c.group == "baseline") & (tasks.c.finished_at < end) | finished,
     ]
     if scope.department is not None:
         conds.append(tasks.c.department_id == scope.department)
@@ -337,7 +287,10 @@ def _metric_set(
     tasks_per_day: float | None,
     confidence: float,
     eval_rate: Interval,
+    intervals: bool = True,
 ) -> MetricSet:
+    """The metrics of ``data``. ``intervals=False`` leaves out the bootstraps: the bootstrapped
+    metrics then carry their ``n`` (and point estimate) with an unbounded interval."""
     start, end = _window(scope)
     total = rollups.Cell()
     runs_by_user: Counter[str] = Counter()
@@ -373,12 +326,17 @@ def _metric_set(
     for t in data.tasks:
         by_group.setdefault(t.group, []).append(t.duration_s)
     reference = by_group["control"] or by_group["baseline"]
-    v["time_saved_pct"] = stats.time_saved(
-        reference,
-        by_group["treatment"],
-        confidence,
-        resamples=resamples_for(len(reference) + len(by_group["treatment"])),
-    )
+    if intervals:
+        v["time_saved_pct"] = stats.time_saved(
+            reference,
+            by_group["treatment"],
+            confidence,
+            resamples=resamples_for(len(reference) + len(by_group["treatment"])),
+        )
+    else:
+        v["time_saved_pct"] = _unresampled(
+            reference and by_group["treatment"], min(len(reference), len(by_group["treatment"])), confidence
+        )
 
     # adoption
     last_week = _last_complete_week(start, end)
@@ -389,9 +347,10 @@ def _metric_set(
     else:
         v["weekly_active_users"] = Interval.empty(confidence, 0.0, math.inf)
     v["adoption_rate"] = wilson(min(len(active), eligible), eligible, confidence)
-    end_week = stats.iso_week(last_week if last_week is not None else end - timedelta(microseconds=1))
-    labels = {u: {_week_label(w) for w in weeks} for u, weeks in weeks_by_user.items()}
-    v["retention_4w"] = stats.retention_4w(labels, window_end=end_week, confidence=confidence)
+    end_week = rollups.week_index(
+        last_week if last_week is not None else (end - timedelta(microseconds=1)).date()
+    )
+    v["retention_4w"] = stats.retention_4w_indexed(weeks_by_user, end_week, confidence)
 
     # operations
     hist = [0] * latency_histogram.N_BUCKETS
@@ -406,9 +365,12 @@ def _metric_set(
     # cost
     v["cost_per_run_usd"] = _mean_normal(total.cost_sum, total.cost_sq_sum, total.runs, confidence)
     task_costs = [cost for _d, cost in data.task_costs]
-    v["cost_per_task_usd"] = stats.bootstrap_mean(
-        task_costs, confidence, resamples=resamples_for(len(task_costs))
-    )
+    if intervals:
+        v["cost_per_task_usd"] = stats.bootstrap_mean(
+            task_costs, confidence, resamples=resamples_for(len(task_costs))
+        )
+    else:
+        v["cost_per_task_usd"] = _unresampled(task_costs, len(task_costs), confidence)
     v["projected_monthly_cost_usd"] = _projection(
         data, v["cost_per_task_usd"], v["cost_per_run_usd"], tasks_per_day, confidence
     )
@@ -440,6 +402,14 @@ def _metric_set(
     weekly = _weekly(start, end, weeks_by_user, runs_by_week)
     groups = {g: len(by_group[g]) for g in ("baseline", "control", "treatment")}
     return MetricSet({name: v[name] for name in METRICS}, concentration, cohorts, weekly, groups)
+
+
+def _unresampled(values: Any, n: int, confidence: float) -> Interval:
+    """Stands in for a bootstrapped interval when only its sample size is wanted: as the
+    bootstrap, empty without values, else ``n`` (estimate 0.0 as a marker, no bounds)."""
+    if not values:
+        return Interval.empty(confidence)
+    return Interval(0.0, -math.inf, math.inf, n, confidence)
 
 
 def _projection(
@@ -497,8 +467,20 @@ def _users(engine: Engine) -> list[Any]:
 
 
 def _sets(
-    engine: Engine, scope: Scope, *, tasks_per_day: float | None, confidence: float, split: bool
-) -> dict[str, MetricSet]:
+    engine: Engine,
+    scope: Scope,
+    *,
+    tasks_per_day: float | None,
+    confidence: float,
+    overall: bool,
+    split: bool,
+    intervals: bool = True,
+    department_intervals: bool | None = None,
+    parts: frozenset[str] = PARTS,
+) -> tuple[MetricSet | None, dict[str, MetricSet]]:
+    """The scope's MetricSet (``overall``) and one per department with runs (``split``), from
+    one read of the data. ``intervals=False`` skips the bootstraps (see :func:`sample_sizes`);
+    ``department_intervals`` does so for the departments' sets (default: as ``intervals``)."""
     user_rows = _users(engine)
     cohort_keys = None
     if scope.cohort is not None:
@@ -508,18 +490,21 @@ def _sets(
     for r in user_rows:
         label = (r.attributes or {}).get("cohort")
         cohort_of[r.id] = cohort_of[r.email] = "unknown" if label is None else str(label)
-    data = _load(engine, scope, cohort_keys)
+    data = _load(engine, scope, cohort_keys, parts)
     eval_rate = eval_pass_rate(engine, scope, confidence)
-    if not split:
+    whole = None
+    if overall:
         n_eligible = (
             _department_eligible(engine, scope, user_rows)
             if scope.department is not None
             else sum(_eligible(engine, scope, user_rows).values())
         )
-        return {
-            "": _metric_set(data, scope, n_eligible, emails, cohort_of, tasks_per_day, confidence, eval_rate)
-        }
+        whole = _metric_set(
+            data, scope, n_eligible, emails, cohort_of, tasks_per_day, confidence, eval_rate, intervals
+        )
     out: dict[str, MetricSet] = {}
+    if not split:
+        return whole, out
     for dept in sorted(d for d, c in data.runs.totals.items() if c.runs > 0 and d):
         part = _Data(
             rollups.Window(
@@ -534,9 +519,17 @@ def _sets(
         sub = Scope(scope.usecase_id, scope.start, scope.end, dept, scope.cohort)
         n_eligible = _department_eligible(engine, sub, user_rows)
         out[dept] = _metric_set(
-            part, sub, n_eligible, emails, cohort_of, tasks_per_day, confidence, eval_rate
+            part,
+            sub,
+            n_eligible,
+            emails,
+            cohort_of,
+            tasks_per_day,
+            confidence,
+            eval_rate,
+            intervals if department_intervals is None else department_intervals,
         )
-    return out
+    return whole, out
 
 
 def _department_eligible(engine: Engine, scope: Scope, user_rows: list[Any]) -> int:
@@ -582,7 +575,11 @@ def compute(
     answer is the same, read from older rollups plus a longer raw tail."""
     if refresh:
         rollups.update(engine)
-    return _sets(engine, scope, tasks_per_day=tasks_per_day, confidence=confidence, split=False)[""]
+    whole, _ = _sets(
+        engine, scope, tasks_per_day=tasks_per_day, confidence=confidence, overall=True, split=False
+    )
+    assert whole is not None
+    return whole
 
 
 def by_department(
@@ -598,4 +595,85 @@ def by_department(
     ``scope.department``, if set, limits it to that department. Keywords as for :func:`compute`."""
     if refresh:
         rollups.update(engine)
-    return _sets(engine, scope, tasks_per_day=tasks_per_day, confidence=confidence, split=True)
+    return _sets(
+        engine, scope, tasks_per_day=tasks_per_day, confidence=confidence, overall=False, split=True
+    )[1]
+
+
+BOOTSTRAPPED = frozenset({"time_saved_pct", "cost_per_task_usd", "projected_monthly_cost_usd"})
+"""The metrics whose interval is a bootstrap (the others are closed-form and cheap)."""
+
+
+def compute_with_departments(
+    engine: Engine,
+    scope: Scope,
+    *,
+    tasks_per_day: float | None = None,
+    confidence: float = 0.95,
+    refresh: bool = True,
+    department_bootstraps: bool = True,
+) -> tuple[MetricSet, dict[str, MetricSet]]:
+    """``(compute(...), by_department(...))`` of the same scope, from one read of the data (what a
+    report shows). Keywords as for :func:`compute`.
+
+    ``department_bootstraps=False`` skips the bootstraps of the departments' sets: their
+    :data:`BOOTSTRAPPED` metrics then carry only their ``n`` (estimate 0.0, unbounded interval)
+    and must not be shown; every other metric is exactly as :func:`by_department` gives it."""
+    if refresh:
+        rollups.update(engine)
+    whole, parts = _sets(
+        engine,
+        scope,
+        tasks_per_day=tasks_per_day,
+        confidence=confidence,
+        overall=True,
+        split=True,
+        department_intervals=department_bootstraps,
+    )
+    assert whole is not None
+    return whole, parts
+
+
+@dataclass(frozen=True, slots=True)
+class SampleSizes:
+    """The ``n`` of every metric, for the scope and for each department with runs in it."""
+
+    overall: dict[str, int]
+    departments: dict[str, dict[str, int]]
+
+
+def sample_sizes(
+    engine: Engine,
+    scope: Scope,
+    metrics: Collection[str] | None = None,
+    *,
+    tasks_per_day: float | None = None,
+    refresh: bool = True,
+) -> SampleSizes:
+    """The sample size ``n`` of ``metrics`` (default: all) as :func:`compute` and
+    :func:`by_department` give it on the same scope, read once, without the bootstraps an
+    interval needs and reading only what those sizes depend on (:data:`SAMPLE_PARTS`): what a
+    gate's minimum-samples check asks."""
+    names = list(METRICS) if metrics is None else list(metrics)
+    unknown = [m for m in names if m not in SAMPLE_PARTS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}")
+    if refresh:
+        rollups.update(engine)
+    parts = frozenset().union(*(SAMPLE_PARTS[m] for m in names))
+    whole, per_department = _sets(
+        engine,
+        scope,
+        tasks_per_day=tasks_per_day,
+        confidence=0.95,
+        overall=True,
+        split=True,
+        intervals=False,
+        parts=parts,
+    )
+    assert whole is not None
+
+    def sizes(m: MetricSet) -> dict[str, int]:
+        return {name: m.values[name].n for name in names}
+
+    return SampleSizes(sizes(whole), {d: sizes(m) for d, m in per_department.items()})

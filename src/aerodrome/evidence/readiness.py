@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from aerodrome.evidence.metrics import Scope, compute
+from aerodrome.evidence.metrics import SampleSizes, Scope, compute, sample_sizes
 from aerodrome.evidence.report import locked_criteria, monthly_budget, pilot_window
 from aerodrome.evidence.stages import Check
 from aerodrome.usecases.spec import UseCaseSpec
@@ -26,24 +26,42 @@ def _spec(engine: Engine, usecase_id: str) -> UseCaseSpec | None:
 
 
 def samples(engine: Engine, usecase_id: str) -> list[Check]:
-    """Per locked criterion: has the pilot gathered its minimum samples?"""
+    """Per locked criterion: has the pilot gathered its minimum samples?
+
+    Counts are :func:`metrics.sample_sizes`: the ``n`` that :func:`metrics.compute` gives for the
+    criterion's scope, read once for the whole use case and its departments (a department
+    segment), once per other segment, and without bootstraps (a count needs no interval)."""
     spec = _spec(engine, usecase_id)
     if spec is None:
         return []
     with engine.connect() as conn:
         start, end = pilot_window(conn, usecase_id)
         criteria, _, _ = locked_criteria(conn, usecase_id, spec)
+    metrics = sorted({c.metric for c in criteria})
+    whole: SampleSizes | None = None
+    other: dict[str, dict[str, int]] = {}
     checks = []
     for c in criteria:
         seg = c.segment
-        scope = Scope(
-            usecase_id,
-            start,
-            end,
-            department=seg.department if seg else None,
-            cohort=seg.cohort if seg else None,
-        )
-        n = compute(engine, scope).values[c.metric].n
+        if (seg is None or seg.cohort is None) and whole is None:
+            whole = sample_sizes(engine, Scope(usecase_id, start, end), metrics)
+        if seg is None and whole is not None:
+            sizes = whole.overall
+        elif (
+            seg is not None
+            and seg.cohort is None
+            and whole is not None
+            and seg.department in whole.departments
+        ):
+            sizes = whole.departments[seg.department]
+        else:
+            assert seg is not None
+            key = seg.describe()
+            if key not in other:
+                scope = Scope(usecase_id, start, end, department=seg.department, cohort=seg.cohort)
+                other[key] = sample_sizes(engine, scope, metrics, refresh=whole is None and not other).overall
+            sizes = other[key]
+        n = sizes[c.metric]
         need = c.min_samples or 1
         checks.append(Check(c.label(), n >= need, f"{c.label()}: {n} of {need} samples"))
     return checks

@@ -20,7 +20,7 @@ from aerodrome.errors import BadRequest
 from aerodrome.evals import standing
 from aerodrome.evidence import assessment
 from aerodrome.evidence.criteria import METRICS, Criterion
-from aerodrome.evidence.metrics import MetricSet, Scope, by_department, compute
+from aerodrome.evidence.metrics import BOOTSTRAPPED, MetricSet, Scope, compute, compute_with_departments
 from aerodrome.evidence.stats import Interval
 from aerodrome.storage.tables import (
     criteria_locks,
@@ -214,9 +214,21 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
     tpd = float(tasks_per_day) if isinstance(tasks_per_day, int | float) else None
     scope = Scope(usecase_id=usecase_id, start=start, end=end)
     overall_confidence = 0.95
-    overall = compute(engine, scope, tasks_per_day=tpd, confidence=overall_confidence)
-    departments_sets = by_department(
-        engine, scope, tasks_per_day=tpd, confidence=overall_confidence, refresh=False
+    # One read for the whole pilot and its departments. The report shows no bootstrapped metric
+    # per department, so the departments' bootstraps run only for a criterion that needs one.
+    department_bootstraps = any(
+        c.segment is not None
+        and c.segment.department is not None
+        and c.metric in BOOTSTRAPPED
+        and c.confidence == overall_confidence
+        for c in criteria
+    )
+    overall, departments_sets = compute_with_departments(
+        engine,
+        scope,
+        tasks_per_day=tpd,
+        confidence=overall_confidence,
+        department_bootstraps=department_bootstraps,
     )
     segmented: dict[str, MetricSet] = {}
 
@@ -224,7 +236,11 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
         if c.confidence == overall_confidence:
             if c.segment is None:
                 return overall.values[c.metric]
-            if c.segment.department is not None and c.segment.department in departments_sets:
+            if (
+                c.segment.department is not None
+                and c.segment.department in departments_sets
+                and (department_bootstraps or c.metric not in BOOTSTRAPPED)
+            ):
                 return departments_sets[c.segment.department].values[c.metric]  # read once, above
         key = f"{c.segment.describe() if c.segment else 'all'} at {c.confidence}"
         if key not in segmented:

@@ -520,9 +520,11 @@ def window(
     *,
     department: str | None = None,
     user_keys: Collection[str] | None = None,
+    activity: bool = True,
 ) -> Window:
     """The same runs as :func:`cells`, summed per department in SQL (histograms excepted), which
-    is what keeps a metric computation fast at millions of runs."""
+    is what keeps a metric computation fast at millions of runs. ``activity=False`` leaves
+    ``Window.activity`` empty (the totals alone are read)."""
 
     def read(conn: Connection, plan: _Plan) -> Window:
         out = Window()
@@ -557,16 +559,19 @@ def window(
                     for b, n in hist.items():
                         b = int(b)
                         total[b] = total.get(b, 0) + n
-            week = week_index_expr(conn.dialect.name)
-            query = (
-                select(c.department_id, c.user_key, week, func.sum(c.runs))
-                .where(*conds)
-                .group_by(c.department_id, c.user_key, week)
-            )
-            for dept, user, w, n in conn.execute(query):
-                out.activity[(dept, user, int(w))] = int(n)
+            if activity:
+                week = week_index_expr(conn.dialect.name)
+                query = (
+                    select(c.department_id, c.user_key, week, func.sum(c.runs))
+                    .where(*conds)
+                    .group_by(c.department_id, c.user_key, week)
+                )
+                for dept, user, w, n in conn.execute(query):
+                    out.activity[(dept, user, int(w))] = int(n)
         for key, cell in _raw(conn, plan, usecase_id, department, user_keys):
             out.add(key, cell)
+        if not activity:
+            out.activity.clear()
         return out
 
     result: Window = _read_consistently(engine, start, end, read)

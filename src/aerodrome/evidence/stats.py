@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from statistics import NormalDist
@@ -141,11 +141,38 @@ def _replicates(arr: Array, statistic: Statistic, resamples: int, rng: np.random
     n = arr.size
     batch = max(1, _BATCH_CELLS // n)
     out = np.empty(resamples, dtype=np.float64)
+    median = _MedianOfResamples(arr) if statistic is _median else None
     for start in range(0, resamples, batch):
         stop = min(resamples, start + batch)
         idx = rng.integers(0, n, size=(stop - start, n))
-        out[start:stop] = statistic(arr[idx])
+        out[start:stop] = statistic(arr[idx]) if median is None else median(idx)
     return out
+
+
+class _MedianOfResamples:
+    """``np.median(arr[idx], axis=1)``, the same numbers, by counting instead of partitioning.
+
+    A resample's k-th smallest value is ``sorted_arr[j]`` for the first sorted position ``j`` at
+    which the resample's cumulative count of drawn positions exceeds k; the median is that value
+    (odd n) or the mean of the two middle ones (even n), exactly as numpy forms it. One bincount
+    and one cumulative sum per batch replace a partition of every row (about twice as fast)."""
+
+    def __init__(self, arr: Array) -> None:
+        order = np.argsort(arr, kind="stable")
+        self.sorted = arr[order]
+        self.rank = np.empty(arr.size, dtype=np.intp)
+        self.rank[order] = np.arange(arr.size)
+
+    def __call__(self, idx: npt.NDArray[np.int64]) -> Array:
+        rows, n = idx.shape
+        flat = (self.rank[idx] + (np.arange(rows) * n)[:, None]).ravel()
+        cumulative = np.cumsum(np.bincount(flat, minlength=rows * n).reshape(rows, n), axis=1)
+        low = (cumulative <= (n - 1) // 2).sum(axis=1)
+        if n % 2:
+            result: Array = self.sorted[low]
+            return result
+        high = (cumulative <= n // 2).sum(axis=1)
+        return (self.sorted[low] + self.sorted[high]) / 2
 
 
 def _percentile_interval(replicates: Array, confidence: float) -> tuple[float, float]:
@@ -381,14 +408,25 @@ def retention_4w(
     i.e. in the fifth calendar week counting the first (classic week-N retention). Users who
     started later than ``window_end - 4`` are left out rather than counted as lost.
     """
-    firsts: dict[str, tuple[int, set[int]]] = {}
-    for user, weeks in active_weeks_by_user.items():
-        idx = {_week_index(w) for w in weeks}
+    indexed = {user: {_week_index(w) for w in weeks} for user, weeks in active_weeks_by_user.items()}
+    end = _week_index(window_end) if window_end is not None else None
+    return retention_4w_indexed(indexed, end, confidence)
+
+
+def retention_4w_indexed(
+    active_weeks_by_user: Mapping[str, Collection[int]],
+    window_end: int | None = None,
+    confidence: float = 0.95,
+) -> Interval:
+    """:func:`retention_4w` with weeks as consecutive indices (Monday ordinal - 1) // 7, as the
+    rollups count them, instead of ``YYYY-Www`` labels: the same result without the parsing."""
+    firsts: dict[str, tuple[int, Collection[int]]] = {}
+    for user, idx in active_weeks_by_user.items():
         if idx:
             firsts[user] = (min(idx), idx)
     if not firsts:
         return wilson(0, 0, confidence)
-    end = _week_index(window_end) if window_end is not None else max(max(s) for _, s in firsts.values())
-    eligible = [weeks for first, weeks in firsts.values() if first + 4 <= end]
-    retained = sum(1 for weeks in eligible if min(weeks) + 4 in weeks)
+    end = window_end if window_end is not None else max(max(s) for _, s in firsts.values())
+    eligible = [(first, weeks) for first, weeks in firsts.values() if first + 4 <= end]
+    retained = sum(1 for first, weeks in eligible if first + 4 in weeks)
     return wilson(retained, len(eligible), confidence)
