@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, case, func, select
 
-from aerodrome.evidence.metrics import POSITIVE_SCORE
+from aerodrome.evidence.feedback_counts import POSITIVE_SCORE
 from aerodrome.identity.permissions import Scope
 from aerodrome.identity.principal import Principal
 from aerodrome.monitoring import daily_rollups

@@ -15,7 +15,7 @@ from aerodrome.errors import BadRequest, Forbidden
 from aerodrome.identity import permissions as perm
 from aerodrome.identity import store as identity
 from aerodrome.identity.sessions import Session
-from aerodrome.jobs.runner import list_jobs
+from aerodrome.jobs.queue import list_jobs
 from aerodrome.knowledge import collections as collections_store
 from aerodrome.monitoring.dashboard import usage_by_deployment
 
@@ -49,7 +49,7 @@ async def collection(
     spec = CollectionConfig.model_validate(row["spec"])
     if not collections_store.visible(p, scope, spec):
         raise Forbidden(f"you may not see the collection {name!r}", code="collection_not_permitted")
-    jobs = (await run_in_threadpool(lambda: list_jobs(rt.engine, kind="ingest", target=name)))[:5]
+    jobs = await run_in_threadpool(lambda: list_jobs(rt.engine, kind="ingest", target=name, limit=5))
     documents = await run_in_threadpool(
         lambda: collections_store.list_documents(rt.engine, name, status=None, limit=200, offset=0)
     )
