@@ -36,7 +36,7 @@ def _commands() -> list[list[str]]:
     compose = [
         s["command"]
         for s in _compose()["services"].values()
-        if "command" in s and s.get("image") != "pgvector/pgvector:pg16"
+        if "command" in s and s.get("image") == "aerodrome:latest"  # not the database's or Redis's
     ]
     return compose + [c["command"] for c in _k8s_containers()]
 
@@ -80,6 +80,7 @@ def test_the_example_config_is_valid_and_scaled(source: str) -> None:
     cfg = parse_config(data, base_dir=DEPLOY)
     assert cfg.jobs.run_in_server is False and cfg.database.auto_migrate is False
     assert cfg.retention.enabled and cfg.knowledge.index == "postgres"
+    assert cfg.redis is not None and cfg.redis.url.startswith("redis://")  # limits shared by replicas
     referenced = {p.api_key.removeprefix("env:") for p in cfg.providers if p.api_key}
     assert referenced <= _env_names()
 
@@ -89,3 +90,5 @@ def test_load_balancers_probe_readiness_and_liveness() -> None:
     assert server["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert server["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert "/readyz" in str(_compose()["services"]["server"]["healthcheck"]["test"])
+    for name in ("server", "worker"):  # they start once the schema is current and Redis answers
+        assert set(_compose()["services"][name]["depends_on"]) == {"migrate", "redis"}
