@@ -330,11 +330,7 @@ def rebuild(engine: Engine, **kw: Any) -> int:
     """Drop every rollup and roll the whole run table up again (after importing old runs, or
     records written later than the grace). Keywords as for :func:`update`."""
     with engine.begin() as conn:
-        conn.execute(
-            sa.update(run_rollup_state)
-            .where(run_rollup_state.c.name == STATE)
-            .values(watermark=None, updated_at=datetime.now(UTC))
-        )
+        watermarks.reset(conn, STATE)
         conn.execute(sa.delete(run_rollups))
         conn.execute(sa.delete(run_latency_rollups))
     return update(engine, **kw)

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, bindparam, select, tuple_
 from aerodrome.evidence.latency_histogram import bucket_edges_ms
 from aerodrome.evidence.rollups import BATCH_SIZE, GRACE_S
 from aerodrome.storage import watermarks
-from aerodrome.storage.tables import run_daily_figures, run_daily_users, run_rollup_state, runs
+from aerodrome.storage.tables import run_daily_figures, run_daily_users, runs
 
 STATE = "dashboard"
 ERROR_STATUSES = ("error", "rejected")  # no answer: left out of the latency quantiles
@@ -249,11 +249,7 @@ def update(
 def rebuild(engine: Engine, **kw: Any) -> int:
     """Drop the daily rollups and roll every run up again (after importing old runs)."""
     with engine.begin() as conn:
-        conn.execute(
-            sa.update(run_rollup_state)
-            .where(run_rollup_state.c.name == STATE)
-            .values(watermark=None, updated_at=datetime.now(UTC))
-        )
+        watermarks.reset(conn, STATE)
         conn.execute(sa.delete(run_daily_figures))
         conn.execute(sa.delete(run_daily_users))
     return update(engine, **kw)

@@ -29,6 +29,16 @@ def watermark(conn: Connection, state: str) -> datetime | None:
     return conn.execute(select(run_rollup_state.c.watermark).where(run_rollup_state.c.name == state)).scalar()
 
 
+def reset(conn: Connection, state: str) -> None:
+    """Set the watermark of ``state`` back to nothing rolled up (the caller empties its tables in
+    the same transaction, then rolls everything up again)."""
+    conn.execute(
+        sa.update(run_rollup_state)
+        .where(run_rollup_state.c.name == state)
+        .values(watermark=None, updated_at=datetime.now(UTC))
+    )
+
+
 def batch_end(conn: Connection, start: datetime | None, cutoff: datetime, size: int) -> datetime:
     """An upper bound B (exclusive) so that [start, B) holds about ``size`` runs, B <= cutoff."""
     conds = [runs.c.created_at < cutoff]
