@@ -1,11 +1,12 @@
 """Console benchmark: the server time of each console page with 100k runs recorded.
 
-    python bench/console.py [--runs 100000] [--repeat 7]
+    python bench/console.py [--runs 100000] [--repeat 7] [--backend sqlite|postgresql] [--pages ...]
 
 Method (docs/benchmarks.md, "Console"): the evidence benchmark's data set (bench/evidence.py:
 100k runs of two use cases in two departments over 120 days ending now, 600 users, feedback on
-10%, review items for 5%, timed tasks for 2%) in a SQLite file, rolled up as the running server
-keeps it; the real server (uvicorn, one process) on 127.0.0.1 with the console; a platform admin
+10%, review items for 5%, timed tasks for 2%) in a SQLite file (or a scratch PostgreSQL
+database on 127.0.0.1:5432 with ``--backend postgresql``, analysed after loading), rolled up as
+the running server keeps it; the real server (uvicorn, one process) on 127.0.0.1 with the console; a platform admin
 (every department) and a department user signed in through the login form. Each page is fetched
 once to warm up, then --repeat times; the figure is the median and the worst of the wall time of
 the request on the same machine (HTTP on the loopback included, about a millisecond).
@@ -66,9 +67,9 @@ PAGES = [
 USER_PAGES = ["/console/assistant", "/console/dashboards?days=30", "/console/models", "/console/keys"]
 
 
-def config(db: Path) -> dict[str, Any]:
+def config(url: str) -> dict[str, Any]:
     return {
-        "database": {"url": f"sqlite:///{db}"},
+        "database": {"url": url},
         "departments": [
             {"id": "hr", "name": "HR", "eligible_users": 400},
             {"id": "finance", "name": "Finance", "eligible_users": 300},
@@ -114,12 +115,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--pages", nargs="+", default=None, help="only these admin pages (default: all)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "console.db"
+    with tempfile.TemporaryDirectory() as tmp, data_set.database(args.backend) as url:
         path = Path(tmp) / "aerodrome.yaml"
-        path.write_text(yaml.safe_dump(config(db)), encoding="utf-8")
-        engine = make_engine(f"sqlite:///{db}")
+        path.write_text(yaml.safe_dump(config(url)), encoding="utf-8")
+        engine = make_engine(url)
         migrate.upgrade(engine)
         now = dt.datetime.now(dt.UTC)
         data_set.START = now - dt.timedelta(days=data_set.DAYS)  # the 120 days end now
@@ -128,6 +130,10 @@ def main() -> int:
         rolled = time.perf_counter()
         rollups.update(engine)
         daily_rollups.update(engine)
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                conn.exec_driver_sql("ANALYZE")
+                conn.commit()
         print(f"  written in {written:.1f} s, rolled up in {time.perf_counter() - rolled:.1f} s")
         cfg = load_config(path)
         store.apply_config(engine, cfg)
@@ -148,15 +154,18 @@ def main() -> int:
         base = f"http://127.0.0.1:{port}"
         try:
             print("platform admin (every department):")
-            admin = time_pages(sign_in(base, "admin@example.com"), PAGES, args.repeat)
-            print(f"department user ({user_email}, own runs):")
-            user = time_pages(sign_in(base, user_email), USER_PAGES, args.repeat)
+            admin = time_pages(sign_in(base, "admin@example.com"), args.pages or PAGES, args.repeat)
+            user = {}
+            if args.pages is None:
+                print(f"department user ({user_email}, own runs):")
+                user = time_pages(sign_in(base, user_email), USER_PAGES, args.repeat)
         finally:
             server.should_exit = True
             thread.join(20)
     result = {
         "benchmark": "console",
         "runs": args.runs,
+        "backend": args.backend,
         "repeat": args.repeat,
         "machine": describe(),
         "admin": admin,
@@ -164,7 +173,10 @@ def main() -> int:
         "worst_median_ms": max(v["median_ms"] for v in [*admin.values(), *user.values()]),
     }
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"console-{dt.date.today().isoformat()}.json"
+    suffix = "" if args.backend == "sqlite" else f"-{args.backend}"
+    if args.pages is not None:
+        suffix += "-" + "-".join(re.sub(r"\W+", "_", p.strip("/")) for p in args.pages)[:80]
+    out = RESULTS / f"console-{dt.date.today().isoformat()}{suffix}.json"
     out.write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(f"slowest page (median): {result['worst_median_ms']} ms; written to {out}")
     return 0

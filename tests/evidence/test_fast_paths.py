@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -18,13 +19,14 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, update
 
-from aerodrome.evidence import metrics, readiness, rollups, stats
+from aerodrome.evidence import metrics, readiness, rollups, stats, transitions
 from aerodrome.evidence import report as pilot_report
 from aerodrome.evidence.criteria import METRICS
+from aerodrome.evidence.gate_and_report import gate_and_report
 from aerodrome.evidence.metrics import Scope
 from aerodrome.storage import migrate
 from aerodrome.storage.engine import make_engine
-from aerodrome.storage.tables import usecase_versions
+from aerodrome.storage.tables import usecase_versions, usecases
 from tests.evidence.test_metrics import END, MONDAY, START, UC, World, generate, load
 
 SPEC: dict[str, Any] = {
@@ -198,3 +200,33 @@ def test_retention_from_week_indices_equals_retention_from_labels() -> None:
         labels = {u: {stats._week_label(w) for w in ws} for u, ws in weeks.items()}
         want = stats.retention_4w(labels, None if end is None else stats._week_label(end))
         assert stats.retention_4w_indexed(weeks, end) == want
+
+
+@pytest.mark.parametrize("volume", [None, 100, "projected_cost"])
+def test_evidence_tab_shares_the_reports_read_with_the_gate(engine: Engine, volume: Any) -> None:
+    """The evidence tab gives the gate the sample sizes of the report's read
+    (``report.build_with_sizes``): its checks and the report are those computed separately."""
+    spec = dict(SPEC)
+    if volume is not None:
+        spec["projected_volume"] = {"tasks_per_day": 100}
+    if volume == "projected_cost":  # its size depends on the volume: the gate counts it itself
+        cost = {"metric": "projected_monthly_cost_usd", "at_most": 1e6, "min_samples": 5}
+        spec["success_criteria"] = [*SPEC["success_criteria"], cost]
+    with engine.begin() as conn:
+        conn.execute(update(usecase_versions).values(spec=spec))
+        conn.execute(update(usecases).values(stage="pilot"))
+    data, sizes = pilot_report.build_with_sizes(engine, UC)
+    assert readiness.samples(engine, UC, known=sizes) == readiness.samples(engine, UC)
+    assert ("projected_monthly_cost_usd" in sizes.overall) == (volume is None)
+    evidence = readiness.gate_evidence(engine, None, lambda: None)  # type: ignore[arg-type]
+    evidence = replace(evidence, evals=None, cost=None)
+    tab = gate_and_report(engine, UC, actor="t", evidence=evidence)
+    alone = transitions.advance(
+        engine, UC, "decision", actor="t", evidence=replace(evidence, samples=None), dry_run=True
+    )
+    separate = transitions.advance(engine, UC, "decision", actor="t", evidence=evidence, dry_run=True)
+    assert tab.next == "decision" and tab.gate == separate and tab.gate != alone
+    assert tab.report is not None and tab.report_error is None
+    for got in (tab.report, data):
+        want = pilot_report.build(engine, UC, now=got["generated_at"])
+        assert got == want

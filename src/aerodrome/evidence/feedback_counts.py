@@ -84,20 +84,23 @@ def flagged_runs(
     """Runs in scope flagged by a feedback (any author) that no guardrail had flagged:
     run id → department ("" for none)."""
     dialect = conn.dialect.name
+    fconds = [feedback.c.usecase_id == scope.usecase_id, _feedback_flagged_expr(dialect) > 0]
+    if start is not None:  # feedback comes after its run: none before the window is needed
+        fconds.append(feedback.c.created_at >= start)
+    # The flagged feedback first (a few hundred rows), then their runs by primary key: as a plain
+    # join, SQLite (no statistics) walked every run of the use case looking up its feedback,
+    # 10-20x slower at 100k runs.
+    flagged = select(feedback.c.run_id).where(*fconds).cte("flagged_feedback").prefix_with("MATERIALIZED")
     conds = [
-        feedback.c.usecase_id == scope.usecase_id,
-        _feedback_flagged_expr(dialect) > 0,
         in_window(runs.c.created_at, start, end),
         runs.c.use_case_id == scope.usecase_id,
         runs.c.endpoint == rollups.EVIDENCE_ENDPOINT,
     ]
-    if start is not None:  # feedback comes after its run: none before the window is needed
-        conds.append(feedback.c.created_at >= start)
     if scope.department is not None:
         conds.append(runs.c.department_id == scope.department)
     query = (
         select(runs.c.id, runs.c.department_id, rollups.user_key_expr(), rollups.flagged_expr(dialect))
-        .select_from(feedback.join(runs, runs.c.id == feedback.c.run_id))
+        .select_from(flagged.join(runs, runs.c.id == flagged.c.run_id))
         .where(*conds)
     )
     return {

@@ -134,6 +134,10 @@ eligible users and the eval run, always read). tests/evidence/test_sample_sizes.
 sizes computed from these parts alone equal those of a full :func:`compute`."""
 
 
+VOLUME_DEPENDENT = frozenset({"projected_monthly_cost_usd"})
+"""The metrics whose sample size ``n`` also depends on ``tasks_per_day`` (empty without one)."""
+
+
 def _load(engine: Engine, scope: Scope, cohort_keys: set[str] | None, parts: frozenset[str] = PARTS) -> _Data:
     """The data of ``scope``; of the optional ``parts`` (:data:`PARTS`) only those named are read
     (the others are left empty)."""

@@ -25,12 +25,14 @@ def _spec(engine: Engine, usecase_id: str) -> UseCaseSpec | None:
         return current_spec(conn, usecase_id)
 
 
-def samples(engine: Engine, usecase_id: str) -> list[Check]:
+def samples(engine: Engine, usecase_id: str, *, known: SampleSizes | None = None) -> list[Check]:
     """Per locked criterion: has the pilot gathered its minimum samples?
 
     Counts are :func:`metrics.sample_sizes`: the ``n`` that :func:`metrics.compute` gives for the
     criterion's scope, read once for the whole use case and its departments (a department
-    segment), once per other segment, and without bootstraps (a count needs no interval)."""
+    segment), once per other segment, and without bootstraps (a count needs no interval).
+    ``known``: those sizes for the pilot's window and its departments, already read (by
+    ``report.build_with_sizes``); used when it holds every criterion's metric."""
     spec = _spec(engine, usecase_id)
     if spec is None:
         return []
@@ -39,6 +41,8 @@ def samples(engine: Engine, usecase_id: str) -> list[Check]:
         criteria, _, _ = locked_criteria(conn, usecase_id, spec)
     metrics = sorted({c.metric for c in criteria})
     whole: SampleSizes | None = None
+    if known is not None and all(m in known.overall for m in metrics):
+        whole = known
     other: dict[str, dict[str, int]] = {}
     checks = []
     for c in criteria:

@@ -20,7 +20,15 @@ from aerodrome.errors import BadRequest
 from aerodrome.evals import standing
 from aerodrome.evidence import assessment
 from aerodrome.evidence.criteria import METRICS, Criterion
-from aerodrome.evidence.metrics import BOOTSTRAPPED, MetricSet, Scope, compute, compute_with_departments
+from aerodrome.evidence.metrics import (
+    BOOTSTRAPPED,
+    VOLUME_DEPENDENT,
+    MetricSet,
+    SampleSizes,
+    Scope,
+    compute,
+    compute_with_departments,
+)
 from aerodrome.evidence.stats import Interval
 from aerodrome.storage.tables import (
     criteria_locks,
@@ -198,6 +206,16 @@ def _interval(i: Interval) -> dict[str, Any]:
 
 def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> dict[str, Any]:
     """Everything the report says, as data."""
+    return build_with_sizes(engine, usecase_id, now=now)[0]
+
+
+def build_with_sizes(
+    engine: Engine, usecase_id: str, *, now: datetime | None = None
+) -> tuple[dict[str, Any], SampleSizes]:
+    """:func:`build`, and the sample sizes its one read of the pilot gave: what
+    :func:`metrics.sample_sizes` gives for the pilot's window (``tasks_per_day`` None), so the
+    next gate's sample checks need no read of their own (``readiness.samples(..., known=)``).
+    A metric whose size depends on the projected volume is left out when the spec declares one."""
     now = now or datetime.now(UTC)
     row = store.get(engine, usecase_id)
     if row["current_version"] is None:
@@ -274,7 +292,13 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
     )
     recommendation, reasons = assessment.recommend(verdicts, flags)
     projected = overall.values["projected_monthly_cost_usd"]
-    return {
+    names = [m for m in METRICS if tpd is None or m not in VOLUME_DEPENDENT]
+
+    def sizes(m: MetricSet) -> dict[str, int]:
+        return {name: m.values[name].n for name in names}
+
+    known = SampleSizes(sizes(overall), {d: sizes(m) for d, m in departments_sets.items()})
+    data = {
         "usecase_id": usecase_id,
         "title": spec.title,
         "description": spec.description,
@@ -337,6 +361,7 @@ def build(engine: Engine, usecase_id: str, *, now: datetime | None = None) -> di
         "failure_modes": failures,
         "evaluation": evaluation,
     }
+    return data, known
 
 
 def render(data: dict[str, Any], fmt: str) -> str:

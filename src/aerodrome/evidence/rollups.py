@@ -21,6 +21,8 @@ short transaction, locks the state row (the first statement updates it: a row lo
 PostgreSQL, the database write lock on SQLite), checks the watermark has not moved, merges the
 batch into the rollup rows and advances the watermark. Two replicas running it at once never
 count a run twice: the slower one sees a moved watermark, discards its batch and starts over.
+The loop is :func:`aerodrome.storage.watermarks.advance`, shared with the dashboards' daily
+rollups.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, func, literal_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from aerodrome.evidence.latency_histogram import bucket_of
+from aerodrome.storage import watermarks
 from aerodrome.storage.tables import run_latency_rollups, run_rollup_state, run_rollups, runs
 
 GRACE_S = 300.0
@@ -214,27 +217,6 @@ def watermark(conn_or_engine: Connection | Engine) -> datetime | None:
     return conn_or_engine.execute(query).scalar()
 
 
-def batch_end(conn: Connection, start: datetime | None, cutoff: datetime, size: int) -> datetime:
-    """An upper bound B (exclusive) so that [start, B) holds about ``size`` runs, B <= cutoff."""
-    conds = [runs.c.created_at < cutoff]
-    if start is not None:
-        conds.append(runs.c.created_at >= start)
-    nth = conn.execute(
-        select(runs.c.created_at).where(*conds).order_by(runs.c.created_at).offset(size).limit(1)
-    ).scalar()
-    if nth is None:
-        return cutoff
-    if start is not None and nth <= start:  # more than ``size`` runs share one instant
-        later = conn.execute(
-            select(runs.c.created_at)
-            .where(runs.c.created_at > start, runs.c.created_at < cutoff)
-            .order_by(runs.c.created_at)
-            .limit(1)
-        ).scalar()
-        return later if later is not None else cutoff
-    return min(nth, cutoff)
-
-
 def _merge_into_table(conn: Connection, batch: dict[Key, Cell]) -> None:
     days = [k[3] for k in batch]
     existing: dict[Key, Cell] = {}
@@ -332,43 +314,23 @@ def update(
     Returns the number of use-case runs added. Idempotent (a second call right after finds
     nothing) and safe to run from several replicas at once (see the module docstring).
     """
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
     cutoff = (now or datetime.now(UTC)).astimezone(UTC) - timedelta(seconds=grace_s)
-    added = 0
-    while True:
-        with engine.connect() as conn:
-            start = watermark(conn)
-            if start is not None and start >= cutoff:
-                return added
-            end = batch_end(conn, start, cutoff, batch_size)
-            batch = aggregate_runs(conn, start, end)
-        with engine.begin() as conn:
-            # First statement: takes the row lock (PostgreSQL) or the write lock (SQLite).
-            conn.execute(
-                sa.update(run_rollup_state)
-                .where(run_rollup_state.c.name == STATE)
-                .values(updated_at=datetime.now(UTC))
-            )
-            if watermark(conn) != start:
-                continue  # another updater moved on meanwhile: its batch stands, redo ours
-            if batch:
-                _merge_into_table(conn, batch)
-            conn.execute(
-                sa.update(run_rollup_state).where(run_rollup_state.c.name == STATE).values(watermark=end)
-            )
-        added += sum(c.runs for c in batch.values())
+    return watermarks.advance(
+        engine,
+        STATE,
+        cutoff=cutoff,
+        batch_size=batch_size,
+        aggregate=aggregate_runs,
+        merge=_merge_into_table,
+        count=lambda batch: sum(c.runs for c in batch.values()),
+    )
 
 
 def rebuild(engine: Engine, **kw: Any) -> int:
     """Drop every rollup and roll the whole run table up again (after importing old runs, or
     records written later than the grace). Keywords as for :func:`update`."""
     with engine.begin() as conn:
-        conn.execute(
-            sa.update(run_rollup_state)
-            .where(run_rollup_state.c.name == STATE)
-            .values(watermark=None, updated_at=datetime.now(UTC))
-        )
+        watermarks.reset(conn, STATE)
         conn.execute(sa.delete(run_rollups))
         conn.execute(sa.delete(run_latency_rollups))
     return update(engine, **kw)

@@ -26,8 +26,9 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, bindparam, select, tuple_
 
 from aerodrome.evidence.latency_histogram import bucket_edges_ms
-from aerodrome.evidence.rollups import BATCH_SIZE, GRACE_S, batch_end
-from aerodrome.storage.tables import run_daily_figures, run_daily_users, run_rollup_state, runs
+from aerodrome.evidence.rollups import BATCH_SIZE, GRACE_S
+from aerodrome.storage import watermarks
+from aerodrome.storage.tables import run_daily_figures, run_daily_users, runs
 
 STATE = "dashboard"
 ERROR_STATUSES = ("error", "rejected")  # no answer: left out of the latency quantiles
@@ -162,7 +163,7 @@ def aggregate(conn: Connection, start: datetime | None, end: datetime) -> Batch:
 
 def watermark(conn: Connection) -> datetime | None:
     """Every run created before this instant is in the daily rollups (None: none is)."""
-    return conn.execute(select(run_rollup_state.c.watermark).where(run_rollup_state.c.name == STATE)).scalar()
+    return watermarks.watermark(conn, STATE)
 
 
 def _merge(conn: Connection, batch: Batch) -> None:
@@ -233,42 +234,22 @@ def update(
 ) -> int:
     """Roll up the runs created after the watermark and before ``now - grace_s``; returns how
     many were added. Idempotent, and safe from several replicas at once."""
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
     cutoff = (now or datetime.now(UTC)).astimezone(UTC) - timedelta(seconds=grace_s)
-    added = 0
-    while True:
-        with engine.connect() as conn:
-            start = watermark(conn)
-            if start is not None and start >= cutoff:
-                return added
-            end = batch_end(conn, start, cutoff, batch_size)
-            batch = aggregate(conn, start, end)
-        with engine.begin() as conn:
-            # First statement: takes the row lock (PostgreSQL) or the write lock (SQLite).
-            conn.execute(
-                sa.update(run_rollup_state)
-                .where(run_rollup_state.c.name == STATE)
-                .values(updated_at=datetime.now(UTC))
-            )
-            if watermark(conn) != start:
-                continue  # another updater moved on meanwhile: its batch stands, redo ours
-            if batch.figures:
-                _merge(conn, batch)
-            conn.execute(
-                sa.update(run_rollup_state).where(run_rollup_state.c.name == STATE).values(watermark=end)
-            )
-        added += sum(c.runs for c in batch.figures.values())
+    return watermarks.advance(
+        engine,
+        STATE,
+        cutoff=cutoff,
+        batch_size=batch_size,
+        aggregate=aggregate,
+        merge=_merge,
+        count=lambda batch: sum(c.runs for c in batch.figures.values()),
+    )
 
 
 def rebuild(engine: Engine, **kw: Any) -> int:
     """Drop the daily rollups and roll every run up again (after importing old runs)."""
     with engine.begin() as conn:
-        conn.execute(
-            sa.update(run_rollup_state)
-            .where(run_rollup_state.c.name == STATE)
-            .values(watermark=None, updated_at=datetime.now(UTC))
-        )
+        watermarks.reset(conn, STATE)
         conn.execute(sa.delete(run_daily_figures))
         conn.execute(sa.delete(run_daily_users))
     return update(engine, **kw)

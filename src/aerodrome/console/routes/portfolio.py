@@ -16,9 +16,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from aerodrome.console.web import CSP, form, render, runtime, session
-from aerodrome.errors import AerodromeError, BadRequest
+from aerodrome.errors import BadRequest
 from aerodrome.evidence import portfolio, transitions
 from aerodrome.evidence import report as pilot_report
+from aerodrome.evidence.gate_and_report import gate_and_report
 from aerodrome.evidence.similar_work import similar_work
 from aerodrome.evidence.stages import DECISION_TARGET, NEXT, STAGES
 from aerodrome.identity import permissions as perm
@@ -166,27 +167,15 @@ async def evidence(usecase_id: str, request: Request, sess: Session = Depends(se
     p = sess.principal
     row = await run_in_threadpool(store.get, rt.engine, usecase_id)
     access.require(p, "usecases.read", row, rt.usecases)
-    nxt = NEXT.get(row["stage"])
-    gate = None
-    if nxt is not None and row["stage"] != "decision":
-        gate = await run_in_threadpool(
-            lambda: transitions.advance(
-                rt.engine, usecase_id, nxt, actor=p.name, evidence=rt.gate_evidence, dry_run=True
-            )
-        )
-    report: dict[str, Any] | None = None
-    report_error = None
-    if row["current_version"]:
-        try:
-            report = await run_in_threadpool(pilot_report.build, rt.engine, usecase_id)
-        except AerodromeError as exc:
-            report_error = exc.message
+    tab = await run_in_threadpool(
+        lambda: gate_and_report(rt.engine, usecase_id, actor=p.name, evidence=rt.gate_evidence)
+    )
     context = {
         "row": row,
-        "next": nxt,
-        "gate": gate,
-        "report": report,
-        "report_error": report_error,
+        "next": tab.next,
+        "gate": tab.gate,
+        "report": tab.report,
+        "report_error": tab.report_error,
         "may_advance": perm.scope_for(p, "usecases.advance") is not None,
     }
     if request.headers.get("hx-request"):
