@@ -547,6 +547,18 @@ class RedisConfig(_Model):
         ge=10,
         description="a budget reservation never settled (its replica died) is released after this long",
     )
+    heartbeat_ttl_s: float = Field(
+        default=15.0,
+        ge=1,
+        le=300,
+        description="a replica renews its heartbeat every third of this; one silent this long (then half as long again) is dead and its calls in flight are recorded as interrupted",
+    )
+    orphan_sweep_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="how often each replica looks for dead replicas' calls in flight (also once at start)",
+    )
 
     @field_validator("password")
     @classmethod
