@@ -545,7 +545,7 @@ class RedisConfig(_Model):
     reservation_ttl_s: float = Field(
         default=900.0,
         ge=10,
-        description="a budget reservation never settled (its replica died) is released after this long",
+        description="a budget reservation never settled (its replica died, and no survivor released it: a call not journaled) is released after this long",
     )
     heartbeat_ttl_s: float = Field(
         default=15.0,
