@@ -162,6 +162,7 @@ class InflightJournal:
         self._take = link.client.register_script(TAKE)
         self._adds: dict[str, str] = {}  # run id -> entry (JSON), not sent yet
         self._removes: set[str] = set()
+        self._sent: set[str] = set()  # run ids whose entry is in Redis (their calls are in flight)
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -194,7 +195,10 @@ class InflightJournal:
 
     def _forget_now(self, run_ids: list[str]) -> None:
         for run_id in run_ids:
-            if self._adds.pop(run_id, None) is None:  # never sent: nothing to remove in Redis
+            if self._adds.pop(run_id, None) is not None:
+                continue  # never sent: nothing to remove in Redis
+            if run_id in self._sent:  # else not journaled (a refused call, a survivor's record)
+                self._sent.discard(run_id)
                 self._removes.add(run_id)
         self._wake.set()
 
@@ -210,6 +214,7 @@ class InflightJournal:
         if not self._link.available:
             self._removes |= removes  # entries already in Redis must go; new adds are dropped
             return
+        self._sent.update(adds)  # before the round trip: a removal meanwhile must be sent
         try:
             async with self._link.client.pipeline(transaction=False) as pipe:
                 if adds:
@@ -311,6 +316,7 @@ class InflightJournal:
                 await task
         self._adds.clear()
         self._removes.clear()
+        self._sent.clear()
         with contextlib.suppress(*UNAVAILABLE, TimeoutError):
             async with asyncio.timeout(timeout_s):
                 async with self._link.client.pipeline(transaction=False) as pipe:
