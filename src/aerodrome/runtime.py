@@ -117,9 +117,10 @@ class Runtime:
             from aerodrome.gateway.inflight import InflightJournal
             from aerodrome.limits.redis_backend import RedisLimits
 
-            assert isinstance(self.limits, RedisLimits)
+            limits = self.limits
+            release = limits.release if isinstance(limits, RedisLimits) else None
             self.inflight = InflightJournal(
-                self.redis, writer=self.writer, metrics=self.metrics, release=self.limits.release
+                self.redis, writer=self.writer, metrics=self.metrics, release=release
             )
             self.writer.on_committed = self.inflight.forget
         self.router = Router(config.routing, lambda: self.providers)
