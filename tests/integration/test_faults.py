@@ -95,7 +95,6 @@ def test_a_replica_killed_mid_stream(upstream: UpstreamServer, tmp_path: Path, p
                     got.append(line)
                     if len([g for g in got if g.startswith("data:")]) == 2:
                         cluster.replicas[1].kill()
-            killed_at = time.monotonic()
             # The client got an error, not a truncated answer that looks complete.
             assert "data: [DONE]" not in got
             # The survivor serves the same key meanwhile.
@@ -110,7 +109,6 @@ def test_a_replica_killed_mid_stream(upstream: UpstreamServer, tmp_path: Path, p
                 step=0.25,
             )
             assert found, "the survivor did not record the dead replica's call"
-            assert time.monotonic() - killed_at < 20
             (run,) = found
             assert (run["error_code"], run["http_status"], run["stream"]) == ("replica_lost", 502, True)
             (served,) = [r for r in cluster.runs() if r["key_id"] == key["id"] and r["status"] == "ok"]
