@@ -4,8 +4,9 @@ Each replica has a random id and a heartbeat (its score in ``{p}:replicas``, Red
 renewed every third of ``redis.heartbeat_ttl_s``). When a call is admitted, the little a run record
 needs (run id, request id, time, endpoint, principal, department, alias, use case...) and its budget
 reservation go into the replica's hash ``{p}:inflight:<id>``; once the call's run record is
-committed, the entry is removed. Both are queued and sent in batches off the request path (an add
-and a remove in the same batch cancel out), so admission does not wait for them.
+committed, the entry is removed. Both are queued and sent in one pipelined round trip every
+``BATCH_LINGER_S`` (50 ms) off the request path (an add and a remove in the same batch cancel out),
+so admission does not wait for them and the cost does not grow with the request rate.
 
 Every replica sweeps every ``redis.orphan_sweep_s`` (and once at start, which covers "on restart"):
 a replica silent for ``heartbeat_ttl_s`` is suspected; still silent half as long again later (a
@@ -15,7 +16,7 @@ status ``interrupted`` (``replica_lost``, HTTP 502, no cost) through the RunWrit
 run id already written (the dead replica may have committed the record just before dying), and
 releases the call's budget reservation.
 
-Best effort, as the docs say: a call admitted less than a batch (a few ms) before its replica died,
+Best effort, as the docs say: a call admitted less than a batch (50 ms) before its replica died,
 or admitted while Redis was down, is not journaled; it is then lost as before.
 """
 
@@ -38,7 +39,7 @@ from aerodrome.monitoring.run_log import RunWriter
 from aerodrome.storage.redis_link import UNAVAILABLE, RedisLink
 
 log = logging.getLogger("aerodrome.inflight")
-BATCH_LINGER_S = 0.005
+BATCH_LINGER_S = 0.05  # one round trip carries the journal changes of 50 ms: ~20 a second at most
 MAX_PENDING = 100_000
 
 # KEYS: registry zset. ARGV: replica id. Renews the replica's heartbeat with Redis time (ms).
