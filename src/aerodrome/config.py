@@ -545,7 +545,19 @@ class RedisConfig(_Model):
     reservation_ttl_s: float = Field(
         default=900.0,
         ge=10,
-        description="a budget reservation never settled (its replica died) is released after this long",
+        description="a budget reservation never settled (its replica died, and no survivor released it: a call not journaled) is released after this long",
+    )
+    heartbeat_ttl_s: float = Field(
+        default=15.0,
+        ge=1,
+        le=300,
+        description="a replica renews its heartbeat every third of this; one silent this long (then half as long again) is dead and its calls in flight are recorded as interrupted",
+    )
+    orphan_sweep_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="how often each replica looks for dead replicas' calls in flight (also once at start)",
     )
 
     @field_validator("password")

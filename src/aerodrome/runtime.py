@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from aerodrome.cache.semantic import SemanticCache
     from aerodrome.evals.service import Evaluations
     from aerodrome.evidence.transitions import Evidence
+    from aerodrome.gateway.inflight import InflightJournal
     from aerodrome.guardrails.service import Guardrails
     from aerodrome.knowledge.service import KnowledgeService
     from aerodrome.monitoring.alert_store import Changes as AlertChanges
@@ -110,6 +111,18 @@ class Runtime:
             batch_size=config.server.run_batch_size,
         )
         self.metrics.run_records_written.set_function(lambda: self.writer.written)
+        # Scaled mode: calls in flight are journaled in Redis; a survivor records a dead replica's.
+        self.inflight: InflightJournal | None = None
+        if self.redis is not None:
+            from aerodrome.gateway.inflight import InflightJournal
+            from aerodrome.limits.redis_backend import RedisLimits
+
+            limits = self.limits
+            release = limits.release if isinstance(limits, RedisLimits) else None
+            self.inflight = InflightJournal(
+                self.redis, writer=self.writer, metrics=self.metrics, release=release
+            )
+            self.writer.on_committed = self.inflight.forget
         self.router = Router(config.routing, lambda: self.providers)
         mon = config.monitoring
         self.profiler: Profiler | None = (
@@ -140,6 +153,7 @@ class Runtime:
             tracer=self.tracer,
             cache=self.response_cache,
             semantic=self.semantic_cache,
+            inflight=self.inflight.admitted if self.inflight is not None else None,
         )
         from aerodrome.jobs.service import JobService
 
@@ -185,6 +199,8 @@ class Runtime:
         )
         rt._build_providers()
         await rt.limits.start()
+        if rt.inflight is not None:
+            await rt.inflight.start()  # its first sweep records the calls of replicas that died
         if not rt.limits.seeds_itself:
             await asyncio.to_thread(rt._seed_budgets)
         if rt.redis is not None:
@@ -278,6 +294,8 @@ class Runtime:
         if self._http is not None:
             await self._http.close()
         await asyncio.to_thread(self.writer.close)  # flush every pending run record
+        if self.inflight is not None:
+            await self.inflight.close()  # every call is recorded: this replica's journal goes
         if self.profiler is not None:
             await asyncio.to_thread(self.profiler.close)  # and the traffic profiles measured so far
         if self.tracer is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from tests.gateway.helpers import assert_error, chat_body
 from tests.harness import base_config, postgres_available, postgres_database
@@ -67,7 +68,15 @@ def _until(predicate: Any, timeout: float = 15.0, step: float = 0.1) -> Any:
 @pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not running at 127.0.0.1:5432")
 def test_a_replica_killed_mid_stream(upstream: UpstreamServer, tmp_path: Path, prefix: str) -> None:
     cfg = base_config(upstream.url, db_url="")
-    cfg["redis"] = {"url": SHARED_REDIS, "key_prefix": prefix, "reservation_ttl_s": 10}
+    # A short heartbeat so the survivor finds the dead replica in seconds (defaults: 15 s and 5 s); a
+    # long reservation TTL so a released reservation can only be the survivor's doing.
+    cfg["redis"] = {
+        "url": SHARED_REDIS,
+        "key_prefix": prefix,
+        "reservation_ttl_s": 600,
+        "heartbeat_ttl_s": 1,
+        "orphan_sweep_s": 0.5,
+    }
     with postgres_database() as db:
         cfg["database"]["url"] = db
         with scaled_cluster(cfg, tmp_path) as cluster:
@@ -88,21 +97,29 @@ def test_a_replica_killed_mid_stream(upstream: UpstreamServer, tmp_path: Path, p
                         cluster.replicas[1].kill()
             # The client got an error, not a truncated answer that looks complete.
             assert "data: [DONE]" not in got
-            # The survivor serves the same key; the dead replica's reservation is still held.
+            # The survivor serves the same key meanwhile.
+            upstream.fault(slow_stream_s=0)
             with cluster.client(0, key["key"]) as c:
                 assert c.post(URL, json=SMALL).status_code == 200
+            # The survivor finds the dead replica (heartbeat_ttl_s, then half as long again) and
+            # records its call in flight as interrupted, once.
+            found = _until(
+                lambda: [r for r in cluster.runs() if r["id"] == run_id and r["status"] == "interrupted"],
+                timeout=20,
+                step=0.25,
+            )
+            assert found, "the survivor did not record the dead replica's call"
+            (run,) = found
+            assert (run["error_code"], run["http_status"], run["stream"]) == ("replica_lost", 502, True)
+            (served,) = [r for r in cluster.runs() if r["key_id"] == key["id"] and r["status"] == "ok"]
+            assert (run["principal"], run["key_id"], run["department_id"]) == (
+                served["principal"],
+                key["id"],
+                "hr",
+            )
+            assert run["alias"] == body["model"] == served["alias"]
+            # ...and releases its budget reservation, long before its TTL (600 s).
             with cluster.client(0, cluster.admin_key) as admin:
-                (held,) = [b for b in admin.get("/api/budgets").json()["data"] if b["id"] == key["id"]]
-            assert held["reserved"] > 0
-            # As documented: the killed replica's run record was in its memory and is lost.
-            assert run_id not in {r["id"] for r in cluster.runs()}
-            # The replica comes back with the same command; the held reservation is released after
-            # its TTL (redis.reservation_ttl_s, 10 s here) at the next admission on that budget.
-            cluster.replicas[1].start()
-            time.sleep(10.5)
-            with cluster.client(1, key["key"]) as c:
-                assert c.post(URL, json=SMALL).status_code == 200
-            with cluster.client(1, cluster.admin_key) as admin:
                 released = _until(
                     lambda: [
                         b
@@ -111,6 +128,21 @@ def test_a_replica_killed_mid_stream(upstream: UpstreamServer, tmp_path: Path, p
                     ]
                 )
             assert released
+            # The replica comes back with the same command and serves; the interrupted call stays
+            # recorded exactly once (nobody records it again).
+            cluster.replicas[1].start()
+            with cluster.client(1, key["key"]) as c:
+                assert c.post(URL, json=SMALL).status_code == 200
+            time.sleep(1.5)
+            assert [r["id"] for r in cluster.runs()].count(run_id) == 1
+            # Every call that finished normally has left the in-flight journals.
+            assert _until(lambda: _journaled(prefix) == 0, timeout=5), _journaled(prefix)
+
+
+def _journaled(prefix: str) -> int:
+    """Entries in every replica's in-flight journal under ``prefix``."""
+    with redis.Redis.from_url(SHARED_REDIS) as r:
+        return sum(int(r.hlen(k)) for k in r.scan_iter(match="{" + prefix + "}:inflight:*"))
 
 
 @pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not running at 127.0.0.1:5432")

@@ -215,11 +215,29 @@ def test_one_bad_record_does_not_lose_its_batch(tmp_path: Path) -> None:
     writer = RunWriter(engine, flush_interval_s=30, batch_size=500)
     writer.submit(_record("0" * 32))
     assert writer.wait_idle(5)
+    for i in range(1, 50):  # one record the table refuses (no status) in the middle of a batch
+        writer.submit(_record(f"{i:032x}") if i != 25 else {**_record(f"{i:032x}"), "status": None})
+    writer.close()
+    assert _count(engine) == 49
+    assert writer.failed == 1
+    engine.dispose()
+
+
+def test_a_run_id_already_written_is_skipped_not_failed(tmp_path: Path) -> None:
+    """A record is written once, whoever writes it (a survivor recording a dead replica's call
+    the dead replica had written; a batch retried after an ambiguous commit)."""
+    engine = _engine(tmp_path)
+    writer = RunWriter(engine, flush_interval_s=30, batch_size=500)
+    committed: list[str] = []
+    writer.on_committed = committed.extend
+    writer.submit(_record("0" * 32))
+    assert writer.wait_idle(5)
     for i in range(1, 50):  # one duplicate id in the middle of a batch
         writer.submit(_record(f"{i:032x}" if i != 25 else "0" * 32))
     writer.close()
     assert _count(engine) == 49
-    assert writer.failed == 1
+    assert writer.failed == 0
+    assert sorted(committed) == sorted(["0" * 32] * 2 + [f"{i:032x}" for i in range(1, 50) if i != 25])
     engine.dispose()
 
 

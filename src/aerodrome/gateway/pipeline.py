@@ -96,8 +96,11 @@ class Gateway:
         tracer: RunTracer | None = None,
         cache: ResponseCache | None = None,
         semantic: SemanticCache | None = None,
+        inflight: Callable[[RunContext, bool], None] | None = None,
     ) -> None:
         self.cache = cache
+        # scaled mode: journal each admitted call, so a survivor records it if this replica dies
+        self._inflight = inflight
         self.semantic = semantic
         self._catalog = catalog
         self._departments = departments
@@ -175,6 +178,8 @@ class Gateway:
             amount = worst_case_usd(in_price, out_price, prompt, max_out)
         if rates or scopes:  # one call (one round trip on Redis) for every limit and budget
             ctx.reservation = await self.limits.admit(rates, scopes, amount)
+        if self._inflight is not None:
+            self._inflight(ctx, bool(body.get("stream")))
 
     # ----------------------------------------------------------------- calls
 

@@ -224,6 +224,22 @@ class RedisLimits:
         args += [u.amount for u in usage]
         self._enqueue_soon((keys, args))
 
+    @staticmethod
+    def held_of(admission: Admission | None) -> list[str]:
+        """What a survivor needs to release this admission's reservation: [member, budget keys...]
+        (empty when nothing was reserved)."""
+        if admission is None or not isinstance(admission.handle, _Held):
+            return []
+        return [admission.handle.member, *admission.handle.keys]
+
+    def release(self, held: Sequence[str]) -> None:
+        """Release a reservation taken by another (dead) replica, costing nothing; a reservation
+        already settled or expired is left alone (SETTLE removes only a member still held)."""
+        if len(held) < 3:
+            return
+        member, keys = held[0], list(held[1:])
+        self._enqueue_soon((keys, [len(keys) // 2, 0, member, 0]))
+
     def _enqueue_soon(self, item: tuple[list[str], list[Any]]) -> None:
         try:
             running = asyncio.get_running_loop()

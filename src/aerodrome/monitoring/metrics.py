@@ -66,6 +66,11 @@ class Metrics:
         self.alerts_changed = Counter(
             "aerodrome_alerts", "Alerts opened, resolved, reminded by this process", ["event"], registry=r
         )
+        self.runs_interrupted = Counter(
+            "aerodrome_runs_interrupted",
+            "Calls in flight on a replica that died, recorded by this process as interrupted",
+            registry=r,
+        )
         self.profiler_backlog = Gauge(
             "aerodrome_profiler_backlog", "Use-case runs waiting for the traffic profiler", registry=r
         )

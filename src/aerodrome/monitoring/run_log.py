@@ -16,9 +16,11 @@ import queue
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from aerodrome.storage.tables import runs
@@ -27,6 +29,16 @@ log = logging.getLogger("aerodrome.runs")
 _STOP = object()
 RECENT_MAX = 10_000
 RETRY_S = 120.0  # how long a batch is kept and retried while the database is unreachable
+
+
+def _insert_once(engine: Engine) -> Insert:
+    """INSERT that skips a run id already in the table: a record is written once, whoever writes it
+    (a batch retried after an ambiguous commit; an interrupted call recorded by a survivor)."""
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(runs).on_conflict_do_nothing(index_elements=["id"])
+    if engine.dialect.name == "sqlite":
+        return sqlite.insert(runs).on_conflict_do_nothing(index_elements=["id"])
+    return runs.insert()
 
 
 class RunWriter:
@@ -50,6 +62,10 @@ class RunWriter:
         self._pending = 0
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()  # submitted, not yet written
         self._recent_max = recent_max
+        self._stmt = _insert_once(engine)
+        # Called from the writer thread with the ids of each batch once it is committed (or lost and
+        # logged): the in-flight journal of scaled mode forgets them then (gateway/inflight.py).
+        self.on_committed: Callable[[list[str]], None] | None = None
         self._thread = threading.Thread(target=self._loop, name="aerodrome-run-writer", daemon=True)
         self._thread.start()
 
@@ -102,7 +118,7 @@ class RunWriter:
 
     def _insert(self, batch: list[dict[str, Any]]) -> None:
         with self._engine.begin() as conn:
-            conn.execute(runs.insert(), batch)
+            conn.execute(self._stmt, batch)
         self._written += len(batch)
 
     def _insert_retrying(self, batch: list[dict[str, Any]]) -> None:
@@ -152,6 +168,11 @@ class RunWriter:
             for record in batch:  # committed (or lost and logged): the table answers from now on
                 self._recent.pop(record.get("id") or "", None)
             self._idle.notify_all()
+        if self.on_committed is not None:
+            try:
+                self.on_committed([r["id"] for r in batch if r.get("id")])
+            except Exception:  # boundary: never let the writer thread die
+                log.exception("could not report written run records")
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Block until every submitted record is written (for tests and shutdown)."""
