@@ -4,6 +4,10 @@ The request path only appends a dict to a queue (no I/O); a writer thread insert
 batches every ``flush_interval_s`` or ``batch_size`` records, and :meth:`close`
 flushes everything still pending (shutdown loses nothing).
 
+A record carries the run's ``input`` and ``output`` (as the department's content logging kept
+them) with its metadata; the writer stores the metadata in ``runs`` and the content, when there
+is any, in ``run_contents``, in the same transaction, so scans of ``runs`` read narrow rows.
+
 Records not yet written stay readable through :meth:`RunWriter.recent` (a bounded map of
 the last ``recent_max`` submitted records, each dropped once its batch is committed), so a
 run fetched right after it finished is found before it reaches the table.
@@ -19,11 +23,21 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from aerodrome.storage.tables import runs
+from aerodrome.storage.tables import run_contents, runs
 
 log = logging.getLogger("aerodrome.runs")
 _STOP = object()
 RECENT_MAX = 10_000
+CONTENT = ("input", "output")
+
+
+def split(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A submitted record as its ``runs`` row and its ``run_contents`` row (None: no content)."""
+    row = {k: v for k, v in record.items() if k not in CONTENT}
+    input_, output = record.get("input"), record.get("output")
+    if input_ is None and output is None:
+        return row, None
+    return row, {"run_id": record["id"], "input": input_, "output": output}
 
 
 class RunWriter:
@@ -96,8 +110,16 @@ class RunWriter:
                 self._write(batch)
 
     def _insert(self, batch: list[dict[str, Any]]) -> None:
+        rows, contents = [], []
+        for record in batch:
+            row, content = split(record)
+            rows.append(row)
+            if content is not None:
+                contents.append(content)
         with self._engine.begin() as conn:
-            conn.execute(runs.insert(), batch)
+            conn.execute(runs.insert(), rows)
+            if contents:
+                conn.execute(run_contents.insert(), contents)
         self._written += len(batch)
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
