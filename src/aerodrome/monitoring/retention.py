@@ -2,9 +2,10 @@
 
 Per department (or the platform's default): ``content_days`` after which a run's input and
 output are cleared (its ``run_contents`` row is deleted; the record and its counts stay),
-``metadata_days`` after which the run is deleted, with its content. Use-case runs are deleted only once the evidence rollups hold them, so reports keep
-their history. Each batch is its own short transaction (``batch_size`` rows), so the gateway's
-run writer never waits long. Audit events are never purged; each purge writes one, with counts.
+``metadata_days`` after which the run is deleted, with its content. Use-case runs are deleted
+only once the evidence rollups hold them, so reports keep their history. Each batch is its own
+short transaction (``batch_size`` rows), so the gateway's run writer never waits long. Audit
+events are never purged; each purge writes one, with counts.
 """
 
 from __future__ import annotations
