@@ -16,6 +16,9 @@ last commit). ``--drop-index`` removes indexes after migrating, to price each on
 per department over the last 30 days, after ``ANALYZE`` (and ``VACUUM`` on PostgreSQL); the
 median of 7 runs with a warm cache, plus the first, the size of the ``runs`` table and, on
 PostgreSQL, the 8 KB pages the scan touches (``EXPLAIN (ANALYZE, BUFFERS)``).
+
+``--migration`` instead stores ``--runs`` records at revision 0013 (content in ``runs``) and
+times migration 0015 (moving the content to ``run_contents``) and its downgrade.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import Any
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 import psycopg
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, MetaData, Table, func, select, text
 
 from aerodrome.monitoring.run_log import RunWriter
 from aerodrome.storage import migrate
@@ -254,6 +257,27 @@ def measure(
     return out
 
 
+def migration(url: str, runs: int, batch: int, content: str) -> dict[str, Any]:
+    """Time migration 0015 (content out of ``runs``) and its downgrade over ``runs`` stored runs."""
+    engine = make_engine(url)
+    migrate.upgrade(engine, "0013")
+    old_runs = Table("runs", MetaData(), autoload_with=engine)  # content columns included
+    for start in range(0, runs, batch):
+        rows = [record(i, content, runs) for i in range(start, min(start + batch, runs))]
+        with engine.begin() as conn:
+            conn.execute(old_runs.insert(), rows)
+    began = time.perf_counter()
+    migrate.upgrade(engine)
+    up = time.perf_counter() - began
+    with engine.connect() as conn:
+        moved = conn.execute(text("SELECT count(*) FROM run_contents")).scalar_one()
+    began = time.perf_counter()
+    migrate.downgrade(engine, "0013")
+    down = time.perf_counter() - began
+    engine.dispose()
+    return {"runs": runs, "moved": moved, "upgrade_s": round(up, 1), "downgrade_s": round(down, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=50_000)
@@ -262,12 +286,18 @@ def main() -> None:
     ap.add_argument("--content", choices=["metadata", "full", "realistic"], default="metadata")
     ap.add_argument("--scan", action="store_true", help="then time the 30-day cost scan per department")
     ap.add_argument("--drop-index", nargs="*", default=[])
+    ap.add_argument("--migration", action="store_true", help="instead, time migration 0015 and its downgrade")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args()
     results = {}
     for backend in args.backends:
         with database(backend) as url:
-            results[backend] = measure(url, args.runs, args.batch, args.content, args.drop_index, args.scan)
+            if args.migration:
+                results[backend] = migration(url, args.runs, args.batch, args.content)
+            else:
+                results[backend] = measure(
+                    url, args.runs, args.batch, args.content, args.drop_index, args.scan
+                )
         print(f"{backend:10s} {results[backend]}", flush=True)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
