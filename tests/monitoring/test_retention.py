@@ -15,9 +15,10 @@ from aerodrome.config import RetentionConfig
 from aerodrome.evidence import rollups
 from aerodrome.monitoring.retention import purge
 from aerodrome.monitoring.run_log import RunWriter
+from aerodrome.monitoring.runs import get_run
 from aerodrome.storage import migrate
 from aerodrome.storage.engine import make_engine
-from aerodrome.storage.tables import audit_events, runs
+from aerodrome.storage.tables import audit_events, run_contents, runs
 
 NOW = datetime.now(UTC)
 
@@ -37,7 +38,7 @@ def _run(
         "id": uuid.uuid4().hex,
         "request_id": "r",
         "created_at": NOW - timedelta(days=age_days),
-        "endpoint": "usecase" if usecase else "chat",  # the evidence rolls up use-case calls
+        "endpoint": "usecase" if usecase else "chat",  # what the evidence rollups count
         "principal": "someone",
         "department_id": dept,
         "use_case_id": usecase,
@@ -58,8 +59,15 @@ def _store(engine: Engine, records: list[dict[str, Any]]) -> None:
 
 
 def _by_id(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Every stored run with its content, as the API shows it."""
     with engine.connect() as conn:
-        return {r["id"]: dict(r) for r in conn.execute(select(runs)).mappings()}
+        ids = list(conn.execute(select(runs.c.id)).scalars())
+    return {i: run for i in ids if (run := get_run(engine, i)) is not None}
+
+
+def _content_ids(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(select(run_contents.c.run_id)).scalars())
 
 
 def test_content_then_records_go_per_department_and_the_purge_is_audited(engine: Engine) -> None:
@@ -91,6 +99,7 @@ def test_content_then_records_go_per_department_and_the_purge_is_audited(engine:
     assert left[ids["hr_new"]]["input"] is not None, "recent content stays"
     assert left[ids["legal_mid"]]["output"] == {"text": "it is 50k"}, "legal keeps content forever"
     assert counts["runs_deleted"] == 1 and counts["content_cleared"] == 4
+    assert _content_ids(engine) == {ids["hr_new"], ids["legal_mid"]}, "cleared and deleted content is gone"
     assert counts["by_department"]["hr"] == {"content_cleared": 1, "runs_deleted": 1}
     assert counts["by_department"]["*"] == {"content_cleared": 3, "runs_deleted": 0}
     events = trail.list_events(engine, trail.AuditFilter(action="retention.purge"))["data"]
@@ -112,6 +121,7 @@ def test_use_case_runs_are_deleted_only_once_the_rollups_hold_them(engine: Engin
     assert rollups.update(engine, now=NOW) == 1
     purge(engine, policy, now=NOW)
     assert _by_id(engine) == {}
+    assert _content_ids(engine) == set(), "a deleted run's content goes with it"
 
 
 def test_a_department_policy_inherits_what_it_does_not_set() -> None:

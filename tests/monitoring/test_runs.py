@@ -8,11 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from aerodrome.monitoring.run_log import RunWriter
 from aerodrome.storage.engine import make_engine
 from aerodrome.storage.migrate import ensure_current
+from aerodrome.storage.tables import run_contents
 from aerodrome.storage.tables import runs as runs_table
 from tests.gateway.helpers import assert_error, chat_body, gateway_with, one_run, sse_events
 from tests.harness import Gateway, base_config, postgres_available, postgres_database, run_gateway
@@ -151,6 +152,22 @@ def test_content_logging_off_stores_nothing(gateway: Gateway) -> None:
     assert run["input"] is None and run["output"] is None
     assert "salary" not in str(run)
     assert run["prompt_tokens"] > 0  # the metadata of the call is still there
+
+
+def test_content_is_stored_apart_from_the_run_record(gateway: Gateway) -> None:
+    """Narrow rows: ``runs`` holds the metadata the scans read; the content sits in ``run_contents``."""
+    full, summary, off = (_content_run(gateway, d) for d in ("hr", "platform", "finance"))
+    engine = gateway.runtime.engine
+    assert {"input", "output"}.isdisjoint(c["name"] for c in inspect(engine).get_columns("runs"))
+    with engine.connect() as conn:
+        rows = {r["id"]: dict(r) for r in conn.execute(select(runs_table)).mappings()}
+        contents = {r["run_id"]: dict(r) for r in conn.execute(select(run_contents)).mappings()}
+    assert "salary" not in str(rows[full["id"]]) and "input" not in rows[full["id"]]
+    assert rows[full["id"]]["prompt_tokens"] == full["prompt_tokens"] > 0
+    assert contents[full["id"]]["input"] == full["input"] and "my salary is 5000" in str(full["input"])
+    assert contents[full["id"]]["output"] == {"text": "Echo: my salary is 5000"}
+    assert contents[summary["id"]]["input"] == {"messages": 2, "roles": ["system", "user"], "tools": 0}
+    assert off["id"] in rows and off["id"] not in contents, "no content logged: no content row"
 
 
 def test_content_logging_of_streams_and_failures(gateway: Gateway, upstream: UpstreamServer) -> None:

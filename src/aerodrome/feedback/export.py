@@ -29,7 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from aerodrome.identity.permissions import Scope
 from aerodrome.identity.principal import Principal
 from aerodrome.monitoring.run_lookup import stored_input, stored_output
-from aerodrome.storage.tables import feedback, review_items, runs
+from aerodrome.storage.tables import feedback, review_items, run_contents, runs
 
 PAGE = 500
 
@@ -60,8 +60,8 @@ _COLUMNS = [
     runs.c.cost_usd.label("run_cost_usd"),
     runs.c.use_case_id.label("run_use_case_id"),
     runs.c.spec_version.label("run_spec_version"),
-    runs.c.input.label("run_input"),
-    runs.c.output.label("run_output"),
+    run_contents.c.input.label("run_input"),
+    run_contents.c.output.label("run_output"),
     runs.c.id.label("run_found"),
     review_items.c.id.label("review_id"),
     review_items.c.status.label("review_status"),
@@ -91,8 +91,10 @@ def lines(
         conds.append(feedback.c.created_at >= flt.since)
     if flt.until:
         conds.append(feedback.c.created_at < flt.until)
-    joined = feedback.outerjoin(runs, runs.c.id == feedback.c.run_id).outerjoin(
-        review_items, review_items.c.run_id == feedback.c.run_id
+    joined = (
+        feedback.outerjoin(runs, runs.c.id == feedback.c.run_id)
+        .outerjoin(run_contents, run_contents.c.run_id == feedback.c.run_id)
+        .outerjoin(review_items, review_items.c.run_id == feedback.c.run_id)
     )
     after: tuple[datetime, str] | None = None
     while True:

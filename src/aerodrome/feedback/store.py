@@ -152,7 +152,7 @@ def submit(engine: Engine, runs: RunLookup, author: Principal, fb: Feedback) -> 
 
     404 ``run_not_found`` for an unknown run, 403 for somebody else's.
     """
-    run = runs.find(fb.run_id)
+    run = runs.find(fb.run_id, content=False)  # who, where and which use case: no content needed
     by_caller = check_access(author, run, "reviews.read")
     with engine.begin() as conn:
         feedback_id = insert(

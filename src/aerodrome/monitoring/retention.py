@@ -1,24 +1,26 @@
 """Retention: run content and run records older than the policy allows are purged in small batches.
 
 Per department (or the platform's default): ``content_days`` after which a run's input and
-output are cleared (the record and its counts stay), ``metadata_days`` after which the run is
-deleted. Use-case runs are deleted only once the evidence rollups hold them, so reports keep
-their history. Each batch is its own short transaction (``batch_size`` rows), so the gateway's
-run writer never waits long. Audit events are never purged; each purge writes one, with counts.
+output are cleared (its ``run_contents`` row is deleted; the record and its counts stay),
+``metadata_days`` after which the run is deleted, with its content. Use-case runs are deleted
+only once the evidence rollups hold them, so reports keep their history. Each batch is its own
+short transaction (``batch_size`` rows), so the gateway's run writer never waits long. Audit
+events are never purged; each purge writes one, with counts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, String, and_, cast, delete, null, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, or_, select
 
 from aerodrome.audit import trail
 from aerodrome.config import RetentionConfig, RetentionPolicy
 from aerodrome.evidence.rollups import watermark
-from aerodrome.storage.tables import runs
+from aerodrome.storage.tables import run_contents, runs
 
 ACTOR = "system:retention"
 
@@ -36,11 +38,6 @@ class PurgeCounts:
             setattr(self, what, getattr(self, what) + n)
 
 
-def _has_content(column: Any) -> ColumnElement[bool]:
-    # None may be stored as SQL NULL or as the JSON value null, depending on the writer
-    return and_(column.is_not(None), cast(column, String) != "null")
-
-
 def _scopes(config: RetentionConfig) -> list[tuple[str, ColumnElement[bool], RetentionPolicy]]:
     """(label, which runs, their policy): each configured department, then everyone else."""
     named = sorted(config.departments)
@@ -52,14 +49,29 @@ def _scopes(config: RetentionConfig) -> list[tuple[str, ColumnElement[bool], Ret
     return scopes
 
 
-def _batched(engine: Engine, statement_for: Any, batch_size: int) -> int:
+def _batched(engine: Engine, step: Callable[[Connection, int], int], batch_size: int) -> int:
+    """Run ``step`` (at most ``batch_size`` rows, returns how many) in short transactions until done."""
     total = 0
     while True:
         with engine.begin() as conn:
-            n = int(conn.execute(statement_for(batch_size)).rowcount or 0)
+            n = step(conn, batch_size)
         total += n
         if n < batch_size:
             return total
+
+
+def _delete_runs(conn: Connection, n: int, cond: ColumnElement[bool]) -> int:
+    ids = list(conn.execute(select(runs.c.id).where(cond).limit(n)).scalars())
+    if ids:
+        conn.execute(delete(run_contents).where(run_contents.c.run_id.in_(ids)))
+        conn.execute(delete(runs).where(runs.c.id.in_(ids)))
+    return len(ids)
+
+
+def _clear_contents(conn: Connection, n: int, cond: ColumnElement[bool]) -> int:
+    with_content = runs.join(run_contents, run_contents.c.run_id == runs.c.id)
+    ids = select(run_contents.c.run_id).select_from(with_content).where(cond).limit(n)
+    return int(conn.execute(delete(run_contents).where(run_contents.c.run_id.in_(ids))).rowcount or 0)
 
 
 def purge(engine: Engine, config: RetentionConfig, *, now: datetime | None = None) -> dict[str, Any]:
@@ -77,21 +89,16 @@ def purge(engine: Engine, config: RetentionConfig, *, now: datetime | None = Non
                 conds.append(or_(runs.c.use_case_id.is_(None), runs.c.created_at < rolled_up))
             cond = and_(*conds)
 
-            def remove(n: int, cond: ColumnElement[bool] = cond) -> Any:
-                return delete(runs).where(runs.c.id.in_(select(runs.c.id).where(cond).limit(n)))
+            def remove(conn: Connection, n: int, cond: ColumnElement[bool] = cond) -> int:
+                return _delete_runs(conn, n, cond)
 
             counts.add(label, "runs_deleted", _batched(engine, remove, config.batch_size))
         if policy.content_days is not None:
             cutoff = now - timedelta(days=policy.content_days)
-            cond = and_(
-                scope,
-                runs.c.created_at < cutoff,
-                or_(_has_content(runs.c.input), _has_content(runs.c.output)),
-            )
+            cond = and_(scope, runs.c.created_at < cutoff)
 
-            def clear(n: int, cond: ColumnElement[bool] = cond) -> Any:
-                ids = select(runs.c.id).where(cond).limit(n)
-                return update(runs).where(runs.c.id.in_(ids)).values(input=null(), output=null())
+            def clear(conn: Connection, n: int, cond: ColumnElement[bool] = cond) -> int:
+                return _clear_contents(conn, n, cond)
 
             counts.add(label, "content_cleared", _batched(engine, clear, config.batch_size))
     details = {

@@ -4,6 +4,10 @@ The request path only appends a dict to a queue (no I/O); a writer thread insert
 batches every ``flush_interval_s`` or ``batch_size`` records, and :meth:`close`
 flushes everything still pending (shutdown loses nothing).
 
+A record carries the run's ``input`` and ``output`` (as the department's content logging kept
+them) with its metadata; the writer stores the metadata in ``runs`` and the content, when there
+is any, in ``run_contents``, in the same transaction, so scans of ``runs`` read narrow rows.
+
 Records not yet written stay readable through :meth:`RunWriter.recent` (a bounded map of
 the last ``recent_max`` submitted records, each dropped once its batch is committed), so a
 run fetched right after it finished is found before it reaches the table.
@@ -23,7 +27,7 @@ from sqlalchemy import Engine, Insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from aerodrome.storage.tables import runs
+from aerodrome.storage.tables import run_contents, runs
 
 log = logging.getLogger("aerodrome.runs")
 _STOP = object()
@@ -31,14 +35,26 @@ RECENT_MAX = 10_000
 RETRY_S = 120.0  # how long a batch is kept and retried while the database is unreachable
 
 
-def _insert_once(engine: Engine) -> Insert:
+def _insert_once(engine: Engine, table: Any, key: str) -> Insert:
     """INSERT that skips a run id already in the table: a record is written once, whoever writes it
     (a batch retried after an ambiguous commit; an interrupted call recorded by a survivor)."""
     if engine.dialect.name == "postgresql":
-        return postgresql.insert(runs).on_conflict_do_nothing(index_elements=["id"])
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=[key])
     if engine.dialect.name == "sqlite":
-        return sqlite.insert(runs).on_conflict_do_nothing(index_elements=["id"])
-    return runs.insert()
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
+    return table.insert()
+
+
+CONTENT = ("input", "output")
+
+
+def split(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A submitted record as its ``runs`` row and its ``run_contents`` row (None: no content)."""
+    row = {k: v for k, v in record.items() if k not in CONTENT}
+    input_, output = record.get("input"), record.get("output")
+    if input_ is None and output is None:
+        return row, None
+    return row, {"run_id": record["id"], "input": input_, "output": output}
 
 
 class RunWriter:
@@ -62,7 +78,8 @@ class RunWriter:
         self._pending = 0
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()  # submitted, not yet written
         self._recent_max = recent_max
-        self._stmt = _insert_once(engine)
+        self._stmt = _insert_once(engine, runs, "id")
+        self._content_stmt = _insert_once(engine, run_contents, "run_id")
         # Called from the writer thread with the ids of each batch once it is committed (or lost and
         # logged): the in-flight journal of scaled mode forgets them then (gateway/inflight.py).
         self.on_committed: Callable[[list[str]], None] | None = None
@@ -117,8 +134,16 @@ class RunWriter:
                 self._write(batch)
 
     def _insert(self, batch: list[dict[str, Any]]) -> None:
+        rows, contents = [], []
+        for record in batch:
+            row, content = split(record)
+            rows.append(row)
+            if content is not None:
+                contents.append(content)
         with self._engine.begin() as conn:
-            conn.execute(self._stmt, batch)
+            conn.execute(self._stmt, rows)
+            if contents:  # a run already written has its content already: skipped likewise
+                conn.execute(self._content_stmt, contents)
         self._written += len(batch)
 
     def _insert_retrying(self, batch: list[dict[str, Any]]) -> None:

@@ -2,8 +2,9 @@
 
 Run records are written off the hot path in batches, so a run asked for right after it finished
 may not be in the table yet. The lookup asks, in order: the writer's map of records not yet
-written (this replica), the ``runs`` table, then the run's review item (written synchronously
-when an output is held, so it is there on every replica at once).
+written (this replica), the ``runs`` table (with ``run_contents`` when the content is needed),
+then the run's review item (written synchronously when an output is held, so it is there on
+every replica at once).
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ class RunLookup:
         self.writer = writer
         self.held = held  # run id → its review item (ReviewQueue.for_run)
 
-    def find(self, run_id: str) -> FoundRun:
-        """The run, or 404 ``run_not_found``."""
-        record = self.writer.recent(run_id) or get_run(self.engine, run_id)
+    def find(self, run_id: str, *, content: bool = True) -> FoundRun:
+        """The run, or 404 ``run_not_found``; without ``content``, a written run's record has no
+        ``input`` and ``output`` (``run_contents`` is not read)."""
+        record = self.writer.recent(run_id) or get_run(self.engine, run_id, content=content)
         review = self.held(run_id)
         if record is not None:
             return FoundRun(

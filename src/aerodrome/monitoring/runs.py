@@ -1,4 +1,8 @@
-"""Reading run records: filtered, paged, scoped by the caller's permissions."""
+"""Reading run records: filtered, paged, scoped by the caller's permissions.
+
+A run as the API shows it is its ``runs`` row with its content (``input``, ``output``) from
+``run_contents`` joined in; only the page of runs shown reads content, counts read ``runs`` alone.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,16 @@ from sqlalchemy import Engine, func, select
 
 from aerodrome.identity.permissions import Scope
 from aerodrome.identity.principal import Principal
-from aerodrome.storage.tables import runs
+from aerodrome.storage.tables import run_contents, runs
+
+# The columns of a run with its content, in the order the API has always shown them.
+_WITH_CONTENT = [
+    *(c for c in runs.c if c.name != "meta"),
+    run_contents.c.input,
+    run_contents.c.output,
+    runs.c.meta,
+]
+_JOINED = runs.outerjoin(run_contents, run_contents.c.run_id == runs.c.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +61,23 @@ def list_runs(engine: Engine, principal: Principal, scope: Scope, flt: RunFilter
         conds.append(runs.c.created_at >= flt.since)
     if flt.until:
         conds.append(runs.c.created_at < flt.until)
-    q = select(runs).where(*conds).order_by(runs.c.created_at.desc(), runs.c.id.desc())
+    q = (
+        select(*_WITH_CONTENT)
+        .select_from(_JOINED)
+        .where(*conds)
+        .order_by(runs.c.created_at.desc(), runs.c.id.desc())
+    )
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(runs).where(*conds)).scalar_one()
         rows = [dict(r) for r in conn.execute(q.limit(flt.limit).offset(flt.offset)).mappings()]
     return {"object": "list", "total": total, "data": rows}
 
 
-def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
+def get_run(engine: Engine, run_id: str, *, content: bool = True) -> dict[str, Any] | None:
+    """One run, with its ``input`` and ``output`` unless ``content`` is False (metadata only)."""
+    q = select(*_WITH_CONTENT).select_from(_JOINED) if content else select(runs)
     with engine.connect() as conn:
-        row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
+        row = conn.execute(q.where(runs.c.id == run_id)).mappings().first()
         return dict(row) if row else None
 
 

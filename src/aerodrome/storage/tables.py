@@ -142,8 +142,6 @@ runs = Table(
     Column("ttft_ms", Float, nullable=True),
     Column("attempts", Integer, nullable=False, default=1),
     Column("cache_hit", Boolean, nullable=False, default=False),
-    Column("input", JSON, nullable=True),
-    Column("output", JSON, nullable=True),
     Column("meta", JSON, nullable=True),
 )
 Index("ix_runs_created_at", runs.c.created_at)
@@ -152,6 +150,18 @@ Index("ix_runs_key_created", runs.c.key_id, runs.c.created_at)
 Index("ix_runs_alias_created", runs.c.alias, runs.c.created_at)
 Index("ix_runs_user_created", runs.c.user_id, runs.c.created_at)  # GET /api/runs for a user's own runs
 Index("ix_runs_usecase_created", runs.c.use_case_id, runs.c.created_at)  # evidence: raw tail per use case
+
+# What a run said and answered (as the department's content logging kept it), apart from its
+# metadata: the scans behind reports, dashboards, budgets and evidence read narrow ``runs`` rows,
+# and only the run's page, the feedback export and the retention purge read this table. A run
+# without content (logging "off") has no row here.
+run_contents = Table(
+    "run_contents",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("input", JSON, nullable=True),
+    Column("output", JSON, nullable=True),
+)
 
 audit_events = Table(
     "audit_events",
