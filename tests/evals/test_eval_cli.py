@@ -146,7 +146,7 @@ def test_a_reviewers_edit_becomes_a_live_case(egw: Gateway) -> None:  # noqa: F8
         assert r.status_code == 200, r.text
     code, out = _cli(egw, "cases-from-feedback", "faq-bot", "--dry-run")
     assert code == 0, out
-    (case,) = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    (case,) = [json.loads(line[line.index("{") :]) for line in out.splitlines() if '{"' in line]
     assert case["reference"] == "No, Friday is a working day." and case["inputs"] == {
         "question": "Is Friday off?"
     }

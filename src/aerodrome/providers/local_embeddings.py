@@ -80,8 +80,11 @@ class LocalEmbedder:
                 path = model_directory()
                 try:
                     from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as transformers_logging
                 except ImportError:
                     raise unavailable() from None
+                # no "Loading weights" bar on stderr: it garbled the CLI's JSON output
+                transformers_logging.disable_progress_bar()
                 self._model = SentenceTransformer(str(path), device=self._device, local_files_only=True)
             return self._model
 
