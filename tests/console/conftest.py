@@ -19,8 +19,10 @@ def site(upstream: UpstreamServer, tmp_path: Path) -> Iterator[Gateway]:
         yield gw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """One browser for the console's tests, stopped when they are done: Playwright's sync API keeps
+    an event loop running in the main thread while it lives, which breaks later ``asyncio.run``."""
     if chromium_missing():
         pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium; CI installs it)")
     from playwright.sync_api import sync_playwright
