@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, func, select, true
 from aerodrome.evidence import feedback_counts, latency_histogram, rollups, stats
 from aerodrome.evidence.criteria import METRICS
 from aerodrome.evidence.feedback_counts import in_window
+from aerodrome.evidence.memo import Memo, digest
 from aerodrome.evidence.stats import Interval
 from aerodrome.storage.tables import (
     departments,
@@ -36,6 +37,10 @@ from aerodrome.storage.tables import (
 from aerodrome.storage.tables import usecases as usecases_table
 
 DECIDED = ("approved", "edited", "rejected")
+
+INTERVALS: Memo[Interval] = Memo(512)
+"""Bootstrapped intervals already computed, by a digest of their values and parameters
+(:mod:`aerodrome.evidence.memo`): a report over unchanged tasks does not resample again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,11 +336,11 @@ def _metric_set(
         by_group.setdefault(t.group, []).append(t.duration_s)
     reference = by_group["control"] or by_group["baseline"]
     if intervals:
-        v["time_saved_pct"] = stats.time_saved(
-            reference,
-            by_group["treatment"],
-            confidence,
-            resamples=resamples_for(len(reference) + len(by_group["treatment"])),
+        treatment = by_group["treatment"]
+        resamples = resamples_for(len(reference) + len(treatment))
+        v["time_saved_pct"] = INTERVALS.get(
+            digest("time_saved", (reference, treatment), (confidence, resamples)),
+            lambda: stats.time_saved(reference, treatment, confidence, resamples=resamples),
         )
     else:
         v["time_saved_pct"] = _unresampled(
@@ -370,8 +375,10 @@ def _metric_set(
     v["cost_per_run_usd"] = _mean_normal(total.cost_sum, total.cost_sq_sum, total.runs, confidence)
     task_costs = [cost for _d, cost in data.task_costs]
     if intervals:
-        v["cost_per_task_usd"] = stats.bootstrap_mean(
-            task_costs, confidence, resamples=resamples_for(len(task_costs))
+        resamples = resamples_for(len(task_costs))
+        v["cost_per_task_usd"] = INTERVALS.get(
+            digest("bootstrap_mean", (task_costs,), (confidence, resamples)),
+            lambda: stats.bootstrap_mean(task_costs, confidence, resamples=resamples),
         )
     else:
         v["cost_per_task_usd"] = _unresampled(task_costs, len(task_costs), confidence)
@@ -574,11 +581,12 @@ def compute(
 ) -> MetricSet:
     """Every metric of the use case in ``scope`` (see docs/evidence-metrics.md).
 
-    ``refresh`` first brings the rollups up to date (:func:`rollups.update`: milliseconds per
-    thousand new runs; the first call on a large table does the initial pass). Without it the
-    answer is the same, read from older rollups plus a longer raw tail."""
+    ``refresh`` first brings the rollups up to date when they trail by more than a few minutes
+    (:func:`rollups.catch_up`: milliseconds per thousand new runs; the first call on a large
+    table does the initial pass). Without it the answer is the same, read from older rollups
+    plus a longer raw tail."""
     if refresh:
-        rollups.update(engine)
+        rollups.catch_up(engine)
     whole, _ = _sets(
         engine, scope, tasks_per_day=tasks_per_day, confidence=confidence, overall=True, split=False
     )
@@ -598,7 +606,7 @@ def by_department(
 
     ``scope.department``, if set, limits it to that department. Keywords as for :func:`compute`."""
     if refresh:
-        rollups.update(engine)
+        rollups.catch_up(engine)
     return _sets(
         engine, scope, tasks_per_day=tasks_per_day, confidence=confidence, overall=False, split=True
     )[1]
@@ -624,7 +632,7 @@ def compute_with_departments(
     :data:`BOOTSTRAPPED` metrics then carry only their ``n`` (estimate 0.0, unbounded interval)
     and must not be shown; every other metric is exactly as :func:`by_department` gives it."""
     if refresh:
-        rollups.update(engine)
+        rollups.catch_up(engine)
     whole, parts = _sets(
         engine,
         scope,
@@ -663,7 +671,7 @@ def sample_sizes(
     if unknown:
         raise ValueError(f"unknown metrics {unknown}")
     if refresh:
-        rollups.update(engine)
+        rollups.catch_up(engine)
     parts = frozenset().union(*(SAMPLE_PARTS[m] for m in names))
     whole, per_department = _sets(
         engine,

@@ -38,6 +38,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, func, literal_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from aerodrome.evidence.latency_histogram import bucket_of
+from aerodrome.evidence.memo import Memo
 from aerodrome.storage import watermarks
 from aerodrome.storage.tables import run_latency_rollups, run_rollup_state, run_rollups, runs
 
@@ -85,6 +86,20 @@ class Cell:
             self.latency_sum += latency_ms
             b = bucket_of(latency_ms)
             self.hist[b] = self.hist.get(b, 0) + 1
+
+    def copy(self) -> Cell:
+        return Cell(
+            self.runs,
+            self.ok,
+            self.errors,
+            self.fallbacks,
+            self.flagged,
+            self.cache_hits,
+            self.cost_sum,
+            self.cost_sq_sum,
+            self.latency_sum,
+            dict(self.hist),
+        )
 
     def merge(self, other: Cell) -> None:
         self.runs += other.runs
@@ -326,6 +341,23 @@ def update(
     )
 
 
+REFRESH_LAG_S = 180.0
+"""How far the watermark may trail ``now - grace`` before a metric computation asked to refresh
+rolls up first (:func:`catch_up`). The periodic rollup job (every minute by default) keeps it
+closer than this, so a report viewed on a running platform writes nothing and reads rollups
+that stay the same between jobs; with no job running, the raw tail stays short."""
+
+
+def catch_up(engine: Engine, *, lag_s: float = REFRESH_LAG_S, now: datetime | None = None) -> int:
+    """:func:`update` when the watermark trails ``now - grace`` by more than ``lag_s`` (or there is
+    none); else nothing. Returns the runs added."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    mark = watermark(engine)
+    if mark is not None and mark >= now - timedelta(seconds=GRACE_S + lag_s):
+        return 0
+    return update(engine, now=now)
+
+
 def rebuild(engine: Engine, **kw: Any) -> int:
     """Drop every rollup and roll the whole run table up again (after importing old runs, or
     records written later than the grace). Keywords as for :func:`update`."""
@@ -356,14 +388,27 @@ class _Plan:
     first: date | None  # None: no rollup rows
     last: date
     raw: list[tuple[datetime | None, datetime]]
+    state: tuple[datetime | None, datetime | None] = (None, None)  # the state row when planned
+
+
+def _state(conn: Connection) -> tuple[datetime | None, datetime | None]:
+    """The rollup state's (watermark, updated_at): every transaction that changes the rollup rows
+    changes both (watermarks.advance and reset), so equal states mean equal rollup rows."""
+    row = conn.execute(
+        select(run_rollup_state.c.watermark, run_rollup_state.c.updated_at).where(
+            run_rollup_state.c.name == STATE
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 def _plan(conn: Connection, start: datetime | None, end: datetime) -> _Plan:
-    mark = watermark(conn)
+    state = _state(conn)
+    mark = state[0]
     first = _ceil_day(start) if start is not None else date.min
     last = end.date()  # whole days end before this day
     if mark is None or first >= last:
-        return _Plan(mark, None, last, [(start, end)])
+        return _Plan(mark, None, last, [(start, end)], state)
     covered_to = min(mark, _day_start(last))  # the rollup rows hold the runs of [first, covered_to)
     raw: list[tuple[datetime | None, datetime]] = []
     if start is not None:
@@ -372,7 +417,7 @@ def _plan(conn: Connection, start: datetime | None, end: datetime) -> _Plan:
         covered_to = max(covered_to, _day_start(first))
     if covered_to < end:
         raw.append((covered_to, end))
-    return _Plan(mark, first, last, raw)
+    return _Plan(mark, first, last, raw, state)
 
 
 def _rollup_filter(
@@ -464,6 +509,9 @@ class Window:
     totals: dict[str, Cell] = field(default_factory=dict)  # department ("" for none) → totals
     activity: dict[tuple[str, str, int], int] = field(default_factory=dict)  # (dept, user, week) → runs
 
+    def copy(self) -> Window:
+        return Window({d: c.copy() for d, c in self.totals.items()}, dict(self.activity))
+
     def add(self, key: Key, cell: Cell) -> None:
         _uc, dept, user, day = key
         total = self.totals.get(dept)
@@ -472,6 +520,12 @@ class Window:
         total.merge(cell)
         akey = (dept, user, week_index(day))
         self.activity[akey] = self.activity.get(akey, 0) + cell.runs
+
+
+WINDOWS: Memo[Window] = Memo(256)
+"""The rollup part of windows already read, by use case, days, department, users and rollup
+state (:mod:`aerodrome.evidence.memo`); each read still adds the raw runs of its edges and fresh
+tail. An entry is never handed out itself: :func:`window` copies it."""
 
 
 def window(
@@ -489,6 +543,31 @@ def window(
     ``Window.activity`` empty (the totals alone are read)."""
 
     def read(conn: Connection, plan: _Plan) -> Window:
+        out = Window()
+        if plan.first is not None:
+            key = (
+                str(engine.url),
+                usecase_id,
+                plan.first,
+                plan.last,
+                department,
+                None if user_keys is None else frozenset(user_keys),
+                activity,
+                plan.state,
+            )
+            held = WINDOWS.lookup(key)
+            if held is None:
+                held = read_rollups(conn, plan)
+                if _state(conn) == plan.state:  # no rollup update committed while reading them
+                    WINDOWS.store(key, held)
+            out = held.copy()
+        for key_, cell in _raw(conn, plan, usecase_id, department, user_keys):
+            out.add(key_, cell)
+        if not activity:
+            out.activity.clear()
+        return out
+
+    def read_rollups(conn: Connection, plan: _Plan) -> Window:
         out = Window()
         if plan.first is not None:
             conds = _rollup_filter(usecase_id, plan, department, user_keys)
@@ -530,10 +609,6 @@ def window(
                 )
                 for dept, user, w, n in conn.execute(query):
                     out.activity[(dept, user, int(w))] = int(n)
-        for key, cell in _raw(conn, plan, usecase_id, department, user_keys):
-            out.add(key, cell)
-        if not activity:
-            out.activity.clear()
         return out
 
     result: Window = _read_consistently(engine, start, end, read)
