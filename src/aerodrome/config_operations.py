@@ -38,10 +38,14 @@ class JobsConfig(_Model):
 
 class RetentionPolicy(_Model):
     content_days: int | None = Field(
-        default=None, ge=0, description="days run input and output are kept; empty: forever"
+        default=None,
+        ge=0,
+        description="days run input and output (and review drafts, feedback text) are kept; empty: forever",
     )
     metadata_days: int | None = Field(
-        default=None, ge=1, description="days run records are kept at all; empty: forever"
+        default=None,
+        ge=1,
+        description="days run records (and daily users, drift profiles, alert deliveries) are kept; empty: forever",
     )
 
 

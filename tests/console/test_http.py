@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from aerodrome.audit import trail
-from aerodrome.config import OIDCConfig
+from aerodrome.config import OIDCConfig, RetentionConfig
 from aerodrome.errors import Forbidden
 from aerodrome.identity.sso import user_config
+from aerodrome.monitoring.retention import purge
+from aerodrome.storage.tables import review_items
 from tests.console.site import csrf_of, login_http
 from tests.harness import Gateway
 
@@ -218,3 +222,38 @@ def test_every_console_page_asks_the_permission_table_as_the_api_does(site: Gate
             assert status == (200 if allowed else 403), (person["email"], path, status)
             assert (f'href="{path}"' in home.text) == allowed, (person["email"], label)
         client.close()
+
+
+def test_a_review_cleared_by_retention_says_so(site: Gateway) -> None:
+    """Retention clears a decided review's draft and answer; its page says so instead of an empty draft."""
+    engine = site.runtime.engine
+    created = datetime.now(UTC) - timedelta(days=40)
+    with engine.begin() as conn:
+        conn.execute(
+            review_items.insert(),
+            {
+                "id": "rv-retained",
+                "run_id": "run-retained",
+                "usecase_id": "letters",
+                "spec_version": 1,
+                "department_id": "hr",
+                "requester": "emma@example.com",
+                "reasons": ["always"],
+                "status": "approved",
+                "draft": {"output": "Dear Jane, your salary is 50k", "inputs": {"topic": "salary of Jane"}},
+                "final": "Dear Jane, your salary is 50k",
+                "decided_by": "rita@example.com",
+                "decided_at": created,
+                "note": "fine",
+                "created_at": created,
+            },
+        )
+    rita = login_http(site, "rita@example.com")
+    before = rita.get("/console/reviews/rv-retained")
+    assert before.status_code == 200 and "your salary is 50k" in before.text
+    purge(engine, RetentionConfig(content_days=30))
+    after = rita.get("/console/reviews/rv-retained")
+    assert after.status_code == 200
+    assert "your salary is 50k" not in after.text and "salary of Jane" not in after.text
+    assert "cleared by the retention policy" in after.text and "<strong>approved</strong>" in after.text
+    rita.close()

@@ -140,7 +140,9 @@ def _failure_modes(
             reasons[reason] += int(count)
 
     def latest(status: str) -> list[Any]:
-        query = select(r.c.run_id, r.c.note, r.c.final).where(*rwhere, r.c.status == status)
+        query = select(r.c.run_id, r.c.note, r.c.final).where(
+            *rwhere, r.c.status == status, r.c.content_purged_at.is_(None)  # examples need content
+        )
         return list(conn.execute(query.order_by(r.c.created_at.desc()).limit(EXAMPLES)))
 
     rejected = [{"run_id": run_id, "note": (note or "")[:300]} for run_id, note, _ in latest("rejected")]

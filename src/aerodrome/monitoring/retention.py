@@ -5,12 +5,13 @@ output are cleared (its ``run_contents`` row is deleted; the record and its coun
 ``metadata_days`` after which the run is deleted, with its content. Use-case runs are deleted
 only once the evidence rollups hold them, so reports keep their history. Each batch is its own
 short transaction (``batch_size`` rows), so the gateway's run writer never waits long. Audit
-events are never purged; each purge writes one, with counts.
+events are never purged; each purge writes one, with counts. Copies of content and personal
+history kept beside the runs (review drafts, feedback text, the dashboards' daily users, drift
+profiles, alert deliveries) are swept by the same policy: :mod:`.retention_sweeps`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,8 +19,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, or_, select
 
 from aerodrome.audit import trail
-from aerodrome.config import RetentionConfig, RetentionPolicy
+from aerodrome.config import RetentionConfig
 from aerodrome.evidence.rollups import watermark
+from aerodrome.monitoring.retention_sweeps import batched, departments, sweep
 from aerodrome.storage.tables import run_contents, runs
 
 ACTOR = "system:retention"
@@ -36,28 +38,6 @@ class PurgeCounts:
             slot = self.by_department.setdefault(department, {"content_cleared": 0, "runs_deleted": 0})
             slot[what] += n
             setattr(self, what, getattr(self, what) + n)
-
-
-def _scopes(config: RetentionConfig) -> list[tuple[str, ColumnElement[bool], RetentionPolicy]]:
-    """(label, which runs, their policy): each configured department, then everyone else."""
-    named = sorted(config.departments)
-    scopes: list[tuple[str, ColumnElement[bool], RetentionPolicy]] = [
-        (d, runs.c.department_id == d, config.policy_for(d)) for d in named
-    ]
-    rest = or_(runs.c.department_id.is_(None), runs.c.department_id.not_in(named)) if named else None
-    scopes.append(("*", rest if rest is not None else runs.c.id.is_not(None), config.policy_for(None)))
-    return scopes
-
-
-def _batched(engine: Engine, step: Callable[[Connection, int], int], batch_size: int) -> int:
-    """Run ``step`` (at most ``batch_size`` rows, returns how many) in short transactions until done."""
-    total = 0
-    while True:
-        with engine.begin() as conn:
-            n = step(conn, batch_size)
-        total += n
-        if n < batch_size:
-            return total
 
 
 def _delete_runs(conn: Connection, n: int, cond: ColumnElement[bool]) -> int:
@@ -79,7 +59,9 @@ def purge(engine: Engine, config: RetentionConfig, *, now: datetime | None = Non
     now = now or datetime.now(UTC)
     counts = PurgeCounts()
     rolled_up = watermark(engine)
-    for label, scope, policy in _scopes(config):  # delete first: no point clearing what goes
+    for label, scope, policy in departments(
+        config, runs.c.department_id
+    ):  # delete first: no point clearing what goes
         if policy.metadata_days is not None:
             cutoff = now - timedelta(days=policy.metadata_days)
             conds = [scope, runs.c.created_at < cutoff]
@@ -92,7 +74,7 @@ def purge(engine: Engine, config: RetentionConfig, *, now: datetime | None = Non
             def remove(conn: Connection, n: int, cond: ColumnElement[bool] = cond) -> int:
                 return _delete_runs(conn, n, cond)
 
-            counts.add(label, "runs_deleted", _batched(engine, remove, config.batch_size))
+            counts.add(label, "runs_deleted", batched(engine, remove, config.batch_size))
         if policy.content_days is not None:
             cutoff = now - timedelta(days=policy.content_days)
             cond = and_(scope, runs.c.created_at < cutoff)
@@ -100,11 +82,13 @@ def purge(engine: Engine, config: RetentionConfig, *, now: datetime | None = Non
             def clear(conn: Connection, n: int, cond: ColumnElement[bool] = cond) -> int:
                 return _clear_contents(conn, n, cond)
 
-            counts.add(label, "content_cleared", _batched(engine, clear, config.batch_size))
+            counts.add(label, "content_cleared", batched(engine, clear, config.batch_size))
+    elsewhere = sweep(engine, config, now)
     details = {
         "content_cleared": counts.content_cleared,
         "runs_deleted": counts.runs_deleted,
         "by_department": counts.by_department,
+        "elsewhere": elsewhere,
         "policy": config.model_dump(mode="json", exclude={"interval_s", "batch_size"}),
     }
     with engine.begin() as conn:

@@ -56,6 +56,8 @@ def view(run_id: str, run: FoundRun) -> dict[str, Any]:
         out["review_id"] = item["id"]
         out["review_note"] = item["note"] if item["status"] in ("approved", "edited", "rejected") else None
         out["output"] = item["final"] if released else None
+        if item.get("content_purged_at") is not None:  # retention cleared the draft and answer
+            out["content_purged_at"] = item["content_purged_at"]
         if released:
             out["citations"] = citations if citations is not None else draft.get("citations")
         else:

@@ -292,6 +292,8 @@ review_items = Table(
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("note", String(2000), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # when retention cleared draft, final and note (content_days of the department); None: kept
+    Column("content_purged_at", DateTime(timezone=True), nullable=True),
 )
 Index("ix_review_items_status_created", review_items.c.status, review_items.c.created_at)
 Index("ix_review_items_department_status", review_items.c.department_id, review_items.c.status)
