@@ -150,6 +150,7 @@ def test_the_use_case_evidence_loads_after_its_page(site: Gateway) -> None:
     fragment = client.get("/console/usecases/hr-policy/evidence", headers={"hx-request": "true"})
     assert fragment.status_code == 200 and "<html" not in fragment.text
     assert "Recommendation" in fragment.text and "Next gate" in fragment.text
+    assert "No pilot has started" in fragment.text and "(provisional)" in fragment.text
     # the report's Evaluation section and its eval_pass_rate metric (issue 6) are on the page too
     assert "<h3>Evaluation</h3>" in fragment.text and "No eval run of this use case yet" in fragment.text
     assert "eval_pass_rate" in fragment.text

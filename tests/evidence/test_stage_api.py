@@ -246,6 +246,9 @@ def test_the_decision_gate_opens_when_every_criterion_has_its_samples(egw: Gatew
     user = egw.make_key("hr", "user")
     with egw.client(egw.admin_key) as c:
         assert c.post("/api/usecases", json={"spec": small}).json()["version"] == 2
+        for fmt in ("md", "html"):  # before the pilot the recommendation is marked provisional
+            text = c.get("/api/usecases/triage/report", params={"format": fmt}).text
+            assert "(provisional)" in text and "No pilot has started" in text, fmt
         _move(c)
         assert _move(c).json()["stage"] == "pilot"
         r = _move(c, dry_run=True)
@@ -264,5 +267,7 @@ def test_the_decision_gate_opens_when_every_criterion_has_its_samples(egw: Gatew
         assert r.status_code == 200, r.text
         assert r.json()["stage"] == "decision"
         report = c.get("/api/usecases/triage/report").json()
+        markdown = c.get("/api/usecases/triage/report", params={"format": "md"}).text
+    assert "Recommendation:" in markdown and "provisional" not in markdown  # the pilot ran
     assert report["criteria"][0]["outcome"] in ("PASS", "INCONCLUSIVE")
     assert report["metrics"]["useful_rate"]["n"] == 3 and report["metrics"]["useful_rate"]["estimate"] == 1.0
