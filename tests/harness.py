@@ -112,7 +112,8 @@ class Gateway:
 
     def client(self, key: str | None = None, **kw: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=kw.pop("timeout", 10), **kw)
+        # generous: a first call may load a local model on a loaded CI machine (no test times speed)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=kw.pop("timeout", 30), **kw)
 
     def make_key(self, department: str = "hr", role: str = "user", **kw: Any) -> str:
         with self.client(self.admin_key) as c:

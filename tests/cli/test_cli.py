@@ -261,7 +261,7 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
                     break
             except httpx.TransportError:
                 pass
-            assert time.monotonic() - started < 60, "the demo did not start in 60 s"
+            assert time.monotonic() - started < 180, "the demo did not start in 180 s"
             time.sleep(0.1)
         key_file = directory / "admin.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -291,11 +291,11 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            out, err = proc.communicate(timeout=15)
+            out, err = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
-            pytest.fail("the demo did not stop within 15 s of SIGINT")
+            pytest.fail("the demo did not stop within 30 s of SIGINT")
     assert proc.returncode == 0, err
     assert key in out.splitlines(), "the demo prints the admin key on a line of its own"
     assert "Traceback" not in err
