@@ -175,7 +175,7 @@ def _fire_error_alert(gw: Gateway) -> dict[str, Any]:
 
 
 def _wait_delivery(gw: Gateway, alert_id: str, status: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         [delivery] = _alert(gw, alert_id)["deliveries"]
         if delivery["status"] == status:

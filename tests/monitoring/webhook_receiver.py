@@ -53,7 +53,7 @@ class WebhookReceiver:
         self._loop.run_until_complete(self._runner.cleanup())
         self._loop.close()
 
-    def wait_for(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+    def wait_for(self, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
