@@ -6,7 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
+from aerodrome.storage import migrate
+from aerodrome.storage.engine import make_engine
 from tests.harness import Gateway, base_config, postgres_available, postgres_database, run_gateway
 from tests.upstream.fixtures import UpstreamServer, upstream, upstream_keyed  # noqa: F401
 
@@ -28,3 +31,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         pytest.skip("PostgreSQL is not running at 127.0.0.1:5432 (CI starts it)")
     with postgres_database() as url:
         yield url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated database of each kind (``db_url``); a test module may define its own."""
+    eng = make_engine(db_url)
+    migrate.upgrade(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,23 +11,11 @@ from sqlalchemy import Engine
 
 from aerodrome.identity.principal import Principal
 from aerodrome.monitoring.dashboard import DashboardFilter, figures, usage_by_deployment
-from aerodrome.storage import migrate
-from aerodrome.storage.engine import make_engine
 from aerodrome.storage.tables import feedback, runs, tasks
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 ADMIN = Principal(name="admin@example.com", department_id="platform", roles=frozenset({"platform_admin"}))
 HR_USER = Principal(name="ann@example.com", department_id="hr", roles=frozenset({"user"}))
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    migrate.upgrade(eng)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
 
 
 def _run(days_ago: float, who: str, dept: str, **kw: Any) -> dict[str, Any]:

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine
 
 from aerodrome.evidence.report import _failure_modes
-from aerodrome.storage import migrate
-from aerodrome.storage.engine import make_engine
 from aerodrome.storage.tables import feedback, review_items
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 def _fb(i: int, flags: list[str], comment: str | None = None, usecase: str = "uc") -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import random
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,22 +14,10 @@ from sqlalchemy import Engine, func, select
 
 from aerodrome.evidence import latency_histogram, rollups
 from aerodrome.evidence.rollups import Cell, Key
-from aerodrome.storage import migrate
-from aerodrome.storage.engine import make_engine
 from aerodrome.storage.tables import run_rollups, runs
 
 T0 = datetime(2026, 9, 7, tzinfo=UTC)  # a Monday
 UC = "triage"
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    migrate.upgrade(eng)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
 
 
 def run_row(rng: random.Random, i: int, created: datetime, **kw: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,17 +16,7 @@ from aerodrome.jobs.context import Job, JobContext
 from aerodrome.jobs.queue import JobQueue, get_job, list_jobs
 from aerodrome.jobs.registry import JOBS_GROUP, JobKind, job_registry
 from aerodrome.jobs.worker import Worker
-from aerodrome.storage import migrate
-from aerodrome.storage.engine import make_engine
 from aerodrome.storage.tables import jobs
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 class Flaky:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,23 +14,11 @@ from sqlalchemy import Engine, delete, func, select
 from aerodrome.identity.principal import Principal
 from aerodrome.monitoring import daily_rollups
 from aerodrome.monitoring.dashboard import WINDOWS, DashboardFilter, figures
-from aerodrome.storage import migrate
-from aerodrome.storage.engine import make_engine
 from aerodrome.storage.tables import run_daily_figures, runs
 
 NOW = datetime(2026, 12, 3, 14, 37, 12, tzinfo=UTC)
 ADMIN = Principal(name="admin@example.com", department_id="platform", roles=frozenset({"platform_admin"}))
 HR = Principal(name="u1@example.com", department_id="hr", roles=frozenset({"department_admin"}))
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    migrate.upgrade(eng)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
 
 
 def _runs(n: int, seed: int = 3) -> list[dict[str, Any]]:

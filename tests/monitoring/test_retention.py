@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, select
 
 from aerodrome.audit import trail
@@ -16,19 +14,9 @@ from aerodrome.evidence import rollups
 from aerodrome.monitoring.retention import purge
 from aerodrome.monitoring.run_log import RunWriter
 from aerodrome.monitoring.runs import get_run
-from aerodrome.storage import migrate
-from aerodrome.storage.engine import make_engine
 from aerodrome.storage.tables import audit_events, run_contents, runs
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 def _run(

@@ -4,11 +4,9 @@ dashboards' daily users, drift profiles and alert deliveries follow the same pol
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, select
 
 from aerodrome.audit import trail
@@ -18,8 +16,6 @@ from aerodrome.monitoring.retention import purge
 from aerodrome.monitoring.retention_sweeps import PURGED_DRAFT
 from aerodrome.monitoring.run_lookup import FoundRun
 from aerodrome.review.outcome import view
-from aerodrome.storage import migrate
-from aerodrome.storage.engine import make_engine
 from aerodrome.storage.tables import (
     alert_deliveries,
     alerts,
@@ -37,14 +33,6 @@ POLICY = {
     "batch_size": 2,  # several short transactions
     "departments": {"legal": {"content_days": None, "metadata_days": None}},
 }
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 def _review(dept: str, age_days: float, status: str) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,8 +13,6 @@ from aerodrome.audit import trail
 from aerodrome.errors import BadRequest, Conflict, Forbidden, NotFound
 from aerodrome.identity.principal import Principal
 from aerodrome.review.queue import CLAIM_TTL_S, Hold, ReviewFilter, ReviewQueue
-from aerodrome.storage import migrate
-from aerodrome.storage.engine import make_engine
 from aerodrome.storage.tables import audit_events, feedback
 
 
@@ -28,14 +25,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
