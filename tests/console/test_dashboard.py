@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from aerodrome.identity.principal import Principal
+from aerodrome.monitoring import daily_rollups
 from aerodrome.monitoring.dashboard import DashboardFilter, figures, usage_by_deployment
 from aerodrome.storage.tables import feedback, runs, tasks
 
@@ -126,3 +127,33 @@ def test_scopes_and_filters_narrow_the_figures(engine: Engine) -> None:
     assert empty["totals"]["runs"] == 0 and empty["totals"]["latency_p95_ms"] is None
     usage = usage_by_deployment(engine, HR_USER, "department", now=NOW)
     assert usage["local-extractive"]["runs"] == 3 and usage["local-extractive"]["tokens"] == 45
+
+
+@pytest.mark.parametrize("rolled_up", [False, True])
+def test_evaluation_and_red_team_runs_are_not_usage(engine: Engine, rolled_up: bool) -> None:
+    """The platform testing itself (eval suites, red teams) stays out of adoption, runs, errors and
+    latency; the models page still counts what each deployment served."""
+    _seed(engine)
+    synthetic = [
+        _run(0.3, "eval:admin@example.com", "hr", endpoint="eval", latency_ms=5000.0),
+        _run(0.3, "redteam:admin@example.com", "hr", endpoint="redteam", status="rejected", http_status=400),
+        _run(1.5, "redteam:admin@example.com", "hr", endpoint="redteam", status="rejected", http_status=400),
+    ]
+    with engine.begin() as conn:
+        conn.execute(runs.insert(), synthetic)
+    if rolled_up:
+        assert daily_rollups.update(engine, now=NOW + timedelta(days=1)) > 0
+    d = figures(engine, ADMIN, "all", DashboardFilter(days=30), now=NOW)
+    t = d["totals"]
+    assert (t["runs"], t["users"], t["errors"]) == (4, 3, 1), "the same figures as without them"
+    assert t["latency_p95_ms"] == 900.0 and sum(d["adoption"]["active_users"]["hr"]) == 2
+    own = figures(
+        engine,
+        Principal(name="eval:admin@example.com", department_id="hr", roles=frozenset({"user"})),
+        "own",
+        DashboardFilter(),
+        now=NOW,
+    )
+    assert own["totals"]["runs"] == 0
+    usage = usage_by_deployment(engine, ADMIN, "all", now=NOW)
+    assert usage["local-extractive"]["runs"] == 4 + 3, "a deployment served them all"

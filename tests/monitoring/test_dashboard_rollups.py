@@ -88,8 +88,11 @@ def _compare(engine: Engine, now: datetime) -> None:
 
 
 def test_rollup_figures_equal_raw_figures(engine: Engine) -> None:
+    rows = _runs(3000)
+    usage = sum(1 for r in rows if r["endpoint"] not in daily_rollups.NOT_USAGE)
+    assert 0 < usage < 3000  # evaluation and red-team runs among them, left out
     with engine.begin() as conn:
-        conn.execute(runs.insert(), _runs(3000))
+        conn.execute(runs.insert(), rows)
     _compare(engine, NOW)  # nothing rolled up yet: every run read raw
     added = daily_rollups.update(engine, now=NOW - timedelta(days=40, hours=5))
     assert 0 < added < 3000
@@ -99,9 +102,11 @@ def test_rollup_figures_equal_raw_figures(engine: Engine) -> None:
     with engine.connect() as conn:
         rolled = conn.execute(select(func.sum(run_daily_figures.c.runs))).scalar()
         fresh = conn.execute(
-            select(func.count()).where(runs.c.created_at >= daily_rollups.watermark(conn))
+            select(func.count()).where(
+                runs.c.created_at >= daily_rollups.watermark(conn), daily_rollups.usage_only()
+            )
         ).scalar()
-    assert rolled + fresh == 3000
+    assert rolled + fresh == usage
     _compare(engine, NOW)
     _compare(engine, NOW - timedelta(days=3, hours=7))  # a window ending before the watermark
     _compare(engine, NOW.replace(hour=0, minute=0, second=0))  # windows on day boundaries

@@ -141,7 +141,9 @@ def _failure_modes(
 
     def latest(status: str) -> list[Any]:
         query = select(r.c.run_id, r.c.note, r.c.final).where(
-            *rwhere, r.c.status == status, r.c.content_purged_at.is_(None)  # examples need content
+            *rwhere,
+            r.c.status == status,
+            r.c.content_purged_at.is_(None),  # examples need content
         )
         return list(conn.execute(query.order_by(r.c.created_at.desc()).limit(EXAMPLES)))
 

@@ -3,8 +3,10 @@
 ``run_daily_figures`` holds, per UTC day, department, use case, alias and deployment, the runs,
 errors, cost, latency and tokens and a histogram of the answered runs' latencies;
 ``run_daily_users`` who ran something that day (with the department and use case). Both hold
-every run created before this rollup's **watermark** (row ``dashboard`` of ``run_rollup_state``),
-whatever its endpoint (unlike the evidence rollups, which keep use-case runs only).
+every run of real use created before this rollup's **watermark** (row ``dashboard`` of
+``run_rollup_state``): chat, embeddings and use-case runs, not the platform testing itself
+(:data:`NOT_USAGE`: evaluation suites and red-team runs), unlike the evidence rollups, which keep
+use-case runs only.
 
 :func:`update` moves the watermark to ``now - grace`` in batches, with the evidence rollups'
 grace and concurrency rules (see :mod:`aerodrome.evidence.rollups`): a batch is aggregated outside
@@ -23,7 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, Engine, bindparam, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Engine, bindparam, select, tuple_
 
 from aerodrome.evidence.latency_histogram import bucket_edges_ms
 from aerodrome.evidence.rollups import BATCH_SIZE, GRACE_S
@@ -35,6 +37,16 @@ ERROR_STATUSES = ("error", "rejected")  # no answer: left out of the latency qua
 LOWS, _ = bucket_edges_ms()
 """Lower edge (ms) of each latency bucket. A run's bucket is found by comparing its latency with
 these very floats, as SQL does (``latency_ms >= low``), so a bucket's runs can be fetched exactly."""
+
+NOT_USAGE = ("eval", "redteam")
+"""Endpoints of runs that are not usage: evaluation suites (aerodrome.evals.runner.ENDPOINT) and
+red-team runs (aerodrome.evals.redteam.REDTEAM_ENDPOINT). The dashboards leave them out."""
+
+
+def usage_only() -> ColumnElement[bool]:
+    """The runs the dashboards count (served by ``ix_runs_console_figures``, which holds the endpoint)."""
+    return runs.c.endpoint.not_in(NOT_USAGE)
+
 
 FigureKey = tuple[date, str, str, str, str]
 """(UTC day, department, use case, alias, deployment); "" for none."""
@@ -145,11 +157,12 @@ RAW_COLUMNS = (
     runs.c.prompt_tokens,
     runs.c.completion_tokens,
 )
-"""What a run contributes (all in the ``ix_runs_console_figures`` covering index)."""
+"""What a run contributes (all in the ``ix_runs_console_figures`` covering index, with the endpoint
+that :func:`usage_only` reads)."""
 
 
 def aggregate(conn: Connection, start: datetime | None, end: datetime) -> Batch:
-    conds = [runs.c.created_at < end]
+    conds = [runs.c.created_at < end, usage_only()]
     if start is not None:
         conds.append(runs.c.created_at >= start)
     batch = Batch()

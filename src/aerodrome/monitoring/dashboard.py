@@ -33,13 +33,22 @@ class DashboardFilter:
 
 
 def _scoped(
-    principal: Principal, scope: Scope, flt: DashboardFilter, since: datetime, until: datetime | None = None
+    principal: Principal,
+    scope: Scope,
+    flt: DashboardFilter,
+    since: datetime,
+    until: datetime | None = None,
+    *,
+    usage: bool = True,
 ) -> list[Any]:
-    """The runs of ``[since, until)`` in the caller's scope. Department and use case are compared
+    """The runs of ``[since, until)`` in the caller's scope; ``usage`` leaves out evaluation and
+    red-team runs (:data:`daily_rollups.NOT_USAGE`). Department and use case are compared
     through coalesce() so that the planner keeps to the covering index (range on created_at)
     instead of the narrower department index, which would visit every run row of the department."""
     department = func.coalesce(runs.c.department_id, "")
     conds: list[Any] = [runs.c.created_at >= since]
+    if usage:
+        conds.append(daily_rollups.usage_only())
     if until is not None:
         conds.append(runs.c.created_at < until)
     if scope == "department":
@@ -381,9 +390,10 @@ def _efficiency(
 def usage_by_deployment(
     engine: Engine, principal: Principal, scope: Scope, *, days: int = 30, now: datetime | None = None
 ) -> dict[str, dict[str, float]]:
-    """Runs, tokens and cost per deployment over the last ``days``, within the runs.read scope."""
+    """Runs, tokens and cost per deployment over the last ``days``, within the runs.read scope:
+    every call a deployment served, evaluation and red-team runs included (they cost the same)."""
     since = (now or datetime.now(UTC)) - timedelta(days=days)
-    conds = _scoped(principal, scope, DashboardFilter(days=days), since)
+    conds = _scoped(principal, scope, DashboardFilter(days=days), since, usage=False)
     query = (
         select(
             runs.c.deployment,

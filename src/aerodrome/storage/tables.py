@@ -655,6 +655,7 @@ Index(
     runs.c.latency_ms,
     runs.c.prompt_tokens,
     runs.c.completion_tokens,
+    runs.c.endpoint,  # usage only: evaluation and red-team runs are left out (migration 0017)
 )
 
 # ------------------------------------------------------- dashboards' daily rollups (issue 7)
