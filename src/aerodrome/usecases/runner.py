@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -151,7 +151,7 @@ class UseCaseRunner:
         inputs: Any,
         *,
         declared_class: str | None = None,
-    ) -> AsyncIterator[RunEvent]:
+    ) -> AsyncGenerator[RunEvent, None]:
         """One run whose answer is yielded as the model writes it, when the use case allows it
         (see :mod:`aerodrome.usecases.streaming`): :class:`Delta` events, then :class:`Finished`.
         Other runs yield only :class:`Finished`, with the same outcome :meth:`run` gives. Errors
