@@ -41,12 +41,9 @@ class ListeningResponse(Response):
         self._extra_headers = headers
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        headers = [
-            (b"content-type", self.media_type.encode("latin-1")),
-            (b"cache-control", b"no-cache"),
-            (b"x-accel-buffering", b"no"),
-            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in self._extra_headers.items()),
-        ]
+        given = {"content-type": self.media_type, "cache-control": "no-cache", "x-accel-buffering": "no"}
+        given.update(self._extra_headers)
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in given.items()]
         streamer = asyncio.ensure_future(self._stream(send, headers))
         listener = asyncio.ensure_future(self._listen(receive))
         done, _ = await asyncio.wait({streamer, listener}, return_when=asyncio.FIRST_COMPLETED)
