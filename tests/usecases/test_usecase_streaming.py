@@ -182,6 +182,7 @@ def test_an_upstream_failure_mid_stream_keeps_the_text_and_records_one_error_run
     assert run["status"] == "error" and run["error_code"] == got.errors[0]["code"]
     assert run["output"] == {"text": "Echo: one two"}
     assert run["prompt_tokens"] > 0 and run["completion_tokens"] > 0
+    assert run["tokens_estimated"] is True  # the usage chunk never came
     assert len([r for r in sgw.runs() if r["use_case_id"] == "fragile"]) == 1
 
 

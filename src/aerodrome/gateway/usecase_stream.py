@@ -29,13 +29,22 @@ def output_text(outcome: Outcome) -> str | None:
     return orjson.dumps(draft).decode()
 
 
-def record(gateway: Gateway, ctx: RunContext, outcome: Outcome, error: AerodromeError | None = None) -> None:
+def record(
+    gateway: Gateway,
+    ctx: RunContext,
+    outcome: Outcome,
+    error: AerodromeError | None = None,
+    *,
+    usage_estimated: bool = False,
+) -> None:
+    """The run record of a run that produced an outcome (``usage_estimated``: the gateway estimates
+    the tokens and marks them so)."""
     gateway.finish(
         ctx,
         status=outcome.status,
         http_status=200,
         error=error,
-        usage=outcome.usage,
+        usage=None if usage_estimated else outcome.usage,
         output_text=output_text(outcome),
     )
 
@@ -50,7 +59,7 @@ async def recorded(
         async with aclosing(events):
             async for event in events:
                 if isinstance(event, Finished):
-                    record(gateway, ctx, event.outcome, event.error)
+                    record(gateway, ctx, event.outcome, event.error, usage_estimated=event.usage_estimated)
                 yield event
     except Exception:
         raise

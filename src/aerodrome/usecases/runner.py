@@ -185,7 +185,9 @@ class UseCaseRunner:
                 citations_for(str(run.outcome.draft), run.passages) if run.passages else []
             )
         await self._conclude(ctx, run, draw=draw, released=streamed)
-        yield Finished(run.outcome, streamed=streamed, error=answer.error)
+        yield Finished(
+            run.outcome, streamed=streamed, error=answer.error, usage_estimated=answer.usage_estimated
+        )
 
     async def _begin(
         self,

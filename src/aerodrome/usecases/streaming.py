@@ -40,6 +40,7 @@ class Finished:
     outcome: Outcome
     streamed: bool
     error: AerodromeError | None = None
+    usage_estimated: bool = False  # the upstream sent no usage: the outcome's is an estimate
 
 
 RunEvent = Delta | Finished
@@ -82,6 +83,7 @@ class AnswerStream:
         self._outcome = outcome
         self._on_upstream_error = on_upstream_error
         self.error: AerodromeError | None = None
+        self.usage_estimated = False
 
     def _fall_back(self) -> bool:
         if self._on_upstream_error is None:
@@ -126,5 +128,6 @@ class AnswerStream:
         text = "".join(shown)
         outcome = self._outcome
         outcome.draft = text
+        self.usage_estimated = usage is None
         outcome.usage = usage or (estimate_prompt_tokens(self._body), estimate_text_tokens(text))
         self._ctx.usecase_meta["usage"] = list(outcome.usage)
