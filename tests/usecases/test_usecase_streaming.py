@@ -290,3 +290,21 @@ def test_the_local_engine_streams_a_knowledge_answer_through_the_same_path(
     assert run["deployment"] == "local-extractive" and run["stream"] is True
     assert run["meta"]["usecase"]["stream"]["streamed"] is True
     assert run["completion_tokens"] > 0 and run["output"] == {"text": got.text}
+
+
+def test_a_client_that_leaves_before_any_text_is_recorded_once(
+    sgw: Gateway, upstream: UpstreamServer
+) -> None:
+    _post_spec(sgw, _spec("waiting"))
+    upstream.fault(delay_s=1.5)  # the upstream takes its time before the first byte
+    with sgw.client(sgw.make_key("hr", "user"), timeout=0.4) as c, pytest.raises(httpx.ReadTimeout):
+        c.post(URL, json=_body("waiting"))
+    deadline = time.monotonic() + 5
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not runs:
+        runs = [r for r in sgw.runs() if r["use_case_id"] == "waiting"]
+        time.sleep(0.05)
+    assert len(runs) == 1 and runs[0]["status"] == "client_disconnected", runs
+    assert runs[0]["http_status"] == 499
+    time.sleep(1.5)  # the upstream would have answered by now: still one record
+    assert len([r for r in sgw.runs() if r["use_case_id"] == "waiting"]) == 1
