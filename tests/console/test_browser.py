@@ -9,6 +9,7 @@ import pytest
 from aerodrome.feedback.store import FLAGS
 from tests.console.site import DESKTOP, PASSWORD, PHONE, SCREENSHOTS
 from tests.harness import Gateway
+from tests.upstream.fixtures import UpstreamServer
 
 
 def sign_in(browser: Any, gw: Gateway, email: str, *, viewport: dict[str, int] = DESKTOP) -> Any:
@@ -94,6 +95,48 @@ def test_an_employee_asks_rates_and_a_reviewer_releases_a_held_answer(site: Gate
     shot(admin, "dashboards")
     for page in (emma, rita, admin):
         page.context.close()
+
+
+SLOW_KB = {
+    "id": "slow-kb",
+    "title": "Policy answers from a slow model",
+    "departments": ["hr"],
+    "risk_tier": "low",
+    "inputs": {"question": {"type": "string", "required": True, "max_length": 500}},
+    "prompt": "{{ context }}\nQuestion: {{ question }}",
+    "model": "chat-small",
+    "retrieval": {"collections": ["hr-policies"], "top_k": 1, "mode": "lexical"},
+}
+
+
+def test_the_answer_shows_while_the_model_is_still_writing_it(
+    site: Gateway, browser: Any, upstream: UpstreamServer
+) -> None:
+    with site.client(site.admin_key) as c:
+        assert c.post("/api/usecases", json={"spec": SLOW_KB}).status_code == 201
+    emma = sign_in(browser, site, "emma@example.com")
+    emma.goto(site.url + "/console/assistant/slow-kb")
+    emma.get_by_label("question").fill("How many weeks of parental leave do birth parents get?")
+    upstream.fault(slow_stream_s=0.15)  # a word every 0.15 s
+    emma.get_by_role("button", name="Ask").click()
+    answer = emma.locator("#answer")
+    answer.filter(has_text="Echo:").wait_for(timeout=10_000)
+    partial = answer.inner_text()
+    # part of the answer is on the page while the model is still writing, before the rest of the page
+    assert upstream.stats()["streams_completed"] == 0, upstream.stats()
+    assert emma.locator("form.feedback").count() == 0
+    assert "How many weeks" not in partial  # the end of the echo has not arrived yet
+    shot(emma, "assistant-streaming")
+    emma.locator("form.feedback").wait_for(timeout=20_000)
+    whole = answer.inner_text()
+    assert whole.startswith(partial.strip()) and len(whole) > len(partial)
+    assert "16 weeks" in whole and whole.strip().endswith(
+        "How many weeks of parental leave do birth parents get?"
+    )
+    assert upstream.stats()["streams_completed"] == 1
+    assert emma.locator("ol.citations a").first.inner_text() == "Leave policy"
+    assert emma.get_by_text("AI-assisted").first.is_visible()
+    emma.context.close()
 
 
 def test_a_plain_user_is_refused_the_pages_their_role_does_not_allow(site: Gateway, browser: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from aerodrome.monitoring.retention import purge
 from aerodrome.storage.tables import review_items
 from tests.console.site import csrf_of, login_http
 from tests.harness import Gateway
+from tests.upstream.fixtures import UpstreamServer
 
 
 def test_login_sets_a_httponly_samesite_cookie_and_logout_ends_the_session(site: Gateway) -> None:
@@ -258,3 +260,66 @@ def test_a_review_cleared_by_retention_says_so(site: Gateway) -> None:
     assert "your salary is 50k" not in after.text and "salary of Jane" not in after.text
     assert "cleared by the retention policy" in after.text and "<strong>approved</strong>" in after.text
     rita.close()
+
+
+def _post_fragile(site: Gateway) -> None:
+    spec = {
+        "id": "fragile",
+        "title": "Fragile answers",
+        "departments": ["hr"],
+        "risk_tier": "low",
+        "inputs": {"question": {"type": "string", "required": True, "max_length": 500}},
+        "prompt": "{{ question }}",
+        "model": "chat-small",
+    }
+    with site.client(site.admin_key) as c:
+        assert c.post("/api/usecases", json={"spec": spec}).status_code == 201
+
+
+def test_an_answer_cut_short_by_the_model_keeps_its_text_and_shows_the_error(
+    site: Gateway, upstream: UpstreamServer
+) -> None:
+    _post_fragile(site)
+    client = login_http(site, "emma@example.com")
+    page = client.get("/console/assistant/fragile")
+    upstream.fault(reset_after=4)  # the role chunk, "Echo:", " one", " two", then the connection drops
+    r = client.post(
+        "/console/assistant/fragile",
+        data={"csrf_token": csrf_of(page.text), "in_question": "one two three four five six"},
+    )
+    assert r.status_code == 200
+    answer = r.text.split('id="answer"', 1)[1].split("</div>", 1)[0]
+    assert "Echo: one two" in answer and "three" not in answer
+    alert = r.text.split('role="alert"', 1)[1].split("</p>", 1)[0]
+    assert "The answer stopped before it was complete" in alert
+    assert "(HTTP 502)" in r.text  # the error's code and status under it
+    assert 'class="feedback' in r.text  # the partial answer can still be rated
+    run_id = r.text.split("Run <code>", 1)[1].split("</code>", 1)[0]
+    runs = [x for x in site.runs() if x["id"] == run_id]
+    assert len(runs) == 1 and runs[0]["status"] == "error" and runs[0]["output"] == {"text": "Echo: one two"}
+    client.close()
+
+
+def test_leaving_the_page_while_the_answer_streams_closes_the_upstream_and_records_the_run(
+    site: Gateway, upstream: UpstreamServer
+) -> None:
+    _post_fragile(site)
+    client = login_http(site, "emma@example.com")
+    page = client.get("/console/assistant/fragile")
+    upstream.fault(slow_stream_s=0.3)
+    data = {"csrf_token": csrf_of(page.text), "in_question": "one two three four five six seven eight"}
+    seen = ""
+    with client.stream("POST", "/console/assistant/fragile", data=data) as r:
+        for piece in r.iter_text():
+            seen += piece
+            if "Echo:" in seen:
+                break
+    assert upstream.wait_for(lambda s: s["streams_cancelled"] >= 1, timeout=5), upstream.stats()
+    assert upstream.stats()["streams_completed"] == 0
+    deadline = time.monotonic() + 5
+    runs: list[dict[str, object]] = []
+    while time.monotonic() < deadline and not runs:
+        runs = [x for x in site.runs() if x["use_case_id"] == "fragile"]
+        time.sleep(0.05)
+    assert len(runs) == 1 and runs[0]["status"] == "client_disconnected", runs
+    client.close()

@@ -182,7 +182,10 @@ def _sse(data: Any) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
-def openai_chat_stream(body: dict[str, Any], *, include_usage: bool) -> list[bytes]:
+def openai_chat_stream(
+    body: dict[str, Any], *, include_usage: bool, piece_chars: int | None = None
+) -> list[bytes]:
+    """The answer as chunks: a word each, or ``piece_chars`` characters each when given."""
     plan = openai_plan(body)
     base = {"id": "chatcmpl-mockstream", "object": "chat.completion.chunk", "created": int(time.time())}
     base |= {"model": body["model"], "system_fingerprint": "fp_mock"}
@@ -200,7 +203,12 @@ def openai_chat_stream(body: dict[str, Any], *, include_usage: bool) -> list[byt
             events.append(chunk({"tool_calls": [fragment]}))
     else:
         events = [chunk({"role": "assistant", "content": "", "refusal": None})]
-        events += [chunk({"content": piece}) for piece in plan.text_pieces()]
+        pieces = (
+            [plan.text[i : i + piece_chars] for i in range(0, len(plan.text), piece_chars)]
+            if piece_chars
+            else plan.text_pieces()
+        )
+        events += [chunk({"content": piece}) for piece in pieces]
     events.append(chunk({}, _openai_finish(plan)))
     if include_usage:
         events.append(_sse(base | {"choices": [], "usage": _openai_usage(plan)}))

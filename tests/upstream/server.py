@@ -42,6 +42,7 @@ class Fault:
     malformed_sse_after: int | None = None  # K good SSE events, then ``data: {not json``
     reset_after: int | None = None  # K good SSE events, then drop the connection
     slow_stream_s: float = 0.0  # sleep between SSE events
+    piece_chars: int | None = None  # stream the answer this many characters a chunk (default: a word)
     omit_usage: bool = False  # no usage in the response / stream
     reply: str | None = None  # answer with this text instead of the echo (non-streamed chat)
     times: int = 1
@@ -233,7 +234,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return _openai_error(400, problem)
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        events = p.openai_chat_stream(body, include_usage=include_usage and not fault.omit_usage)
+        events = p.openai_chat_stream(
+            body, include_usage=include_usage and not fault.omit_usage, piece_chars=fault.piece_chars
+        )
         return await _stream(request, fault, events, b"data: {not json\n\n")
     return _json(p.openai_chat_response(body, omit_usage=fault.omit_usage, reply=fault.reply))
 

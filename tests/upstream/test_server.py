@@ -84,6 +84,18 @@ def test_stream_with_include_usage(client: openai.OpenAI, upstream: UpstreamServ
     assert upstream.stats()["streams_completed"] == 1
 
 
+def test_a_stream_can_come_a_few_characters_a_chunk(client: openai.OpenAI, upstream: UpstreamServer) -> None:
+    upstream.fault(piece_chars=3)
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-mock", messages=[{"role": "user", "content": "stream me please"}], stream=True
+        )
+    )
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert "".join(pieces) == "Echo: stream me please"
+    assert all(len(p) <= 3 for p in pieces) and len(pieces) == 8
+
+
 def test_stream_without_include_usage_has_no_usage_chunk(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
         model="gpt-mock", messages=[{"role": "user", "content": "hi"}], stream=True

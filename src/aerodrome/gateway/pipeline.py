@@ -80,6 +80,20 @@ def completion_text(data: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def delta_text(chunk: dict[str, Any]) -> str:
+    """The text a stream chunk adds (content, and tool calls' names and arguments)."""
+    pieces = []
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if isinstance(content, str):
+            pieces.append(content)
+        for call in delta.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            pieces.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))
+    return "".join(pieces)
+
+
 class Gateway:
     def __init__(
         self,

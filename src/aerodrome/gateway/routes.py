@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncGenerator, Awaitable
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 import orjson
@@ -14,6 +15,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from aerodrome.audit import trail
 from aerodrome.errors import AerodromeError, BadRequest
+from aerodrome.gateway import usecase_stream
 from aerodrome.gateway.pipeline import Gateway
 from aerodrome.gateway.request import parse_json_object, read_body, validate_chat, validate_embeddings
 from aerodrome.gateway.run_context import RunContext
@@ -22,6 +24,7 @@ from aerodrome.identity.principal import Principal
 from aerodrome.runtime import Runtime
 from aerodrome.usecases import chat as usecase_chat
 from aerodrome.usecases.runner import Outcome
+from aerodrome.usecases.streaming import Finished, RunEvent
 
 router = APIRouter(tags=["gateway"])
 T = TypeVar("T")
@@ -201,18 +204,9 @@ async def _audit_refusal(rt: Runtime, ctx: RunContext, exc: Exception) -> None:
         log.exception("could not write the audit event of a data-class refusal", extra={"run_id": ctx.run_id})
 
 
-def _output_text(outcome: Outcome) -> str | None:
-    draft = outcome.draft
-    if draft is None or isinstance(draft, str):
-        return draft
-    return orjson.dumps(draft).decode()
-
-
 def _usecase_answer(rt: Runtime, ctx: RunContext, outcome: Outcome, body: dict[str, Any] | None) -> Response:
     """Record the run, then answer: the run object, or a chat completion (streamed when asked)."""
-    rt.gateway.finish(
-        ctx, status=outcome.status, http_status=200, usage=outcome.usage, output_text=_output_text(outcome)
-    )
+    usecase_stream.record(rt.gateway, ctx, outcome)
     if body is None:
         return _json(outcome.to_dict(), ctx.headers())
     model = body["model"]
@@ -225,6 +219,26 @@ def _usecase_answer(rt: Runtime, ctx: RunContext, outcome: Outcome, body: dict[s
             headers={**ctx.headers(), "cache-control": "no-cache"},
         )
     return _json(usecase_chat.completion(outcome, model), ctx.headers())
+
+
+async def _usecase_stream(
+    request: Request, rt: Runtime, ctx: RunContext, usecase_id: str, inputs: Any, body: dict[str, Any]
+) -> Response:
+    """``stream: true`` on a use case: chunks as the model writes, when the use case may stream;
+    else (or when it answered without text: a fallback) the finished answer, as chunks."""
+    assert ctx.principal is not None
+    events = usecase_stream.recorded(
+        rt.gateway,
+        ctx,
+        rt.usecase_runner.stream(
+            ctx, ctx.principal, usecase_id, inputs, declared_class=_declared_class(request)
+        ),
+    )
+    first = await _unless_client_leaves(request, anext(events))
+    if isinstance(first, Finished):
+        await events.aclose()
+        return _usecase_answer(rt, ctx, first.outcome, body)
+    return usecase_stream.completion_stream(rt.gateway, ctx, first, events, body)
 
 
 async def _call(request: Request, endpoint: str, usecase_id: str | None = None) -> Response:
@@ -259,6 +273,8 @@ async def _call(request: Request, endpoint: str, usecase_id: str | None = None) 
             if chat_usecase is not None:
                 ctx.endpoint = "usecase"
                 inputs = usecase_chat.inputs_from_chat(rt.usecases.get(chat_usecase).spec, body)
+                if body.get("stream"):
+                    return await _usecase_stream(request, rt, ctx, chat_usecase, inputs, body)
                 outcome = await _unless_client_leaves(
                     request,
                     rt.usecase_runner.run(
@@ -312,10 +328,34 @@ async def run_usecase_as(request: Request, principal: Principal, usecase_id: str
         raise AerodromeError(
             "internal error; the platform team can find it in the logs by the run id"
         ) from exc
-    gw.finish(
-        ctx, status=outcome.status, http_status=200, usage=outcome.usage, output_text=_output_text(outcome)
-    )
+    usecase_stream.record(gw, ctx, outcome)
     return outcome
+
+
+async def stream_usecase_as(
+    request: Request, principal: Principal, usecase_id: str, inputs: Any
+) -> AsyncGenerator[RunEvent, None]:
+    """:func:`run_usecase_as`, streamed: the run's events (deltas as the model writes, when the use
+    case may stream, then the outcome); errors are recorded, then raised as :class:`AerodromeError`."""
+    rt: Runtime = request.app.state.runtime
+    gw = rt.gateway
+    ctx = _context(request, "usecase")
+    ctx.principal = principal
+    try:
+        events = usecase_stream.recorded(
+            gw, ctx, rt.usecase_runner.stream(ctx, principal, usecase_id, inputs)
+        )
+        async with aclosing(events):
+            async for event in events:
+                yield event
+    except Exception as exc:  # boundary: record the run, then let the page show the error
+        await _audit_refusal(rt, ctx, exc)
+        _refused(gw, ctx, exc)
+        if isinstance(exc, AerodromeError):
+            raise
+        raise AerodromeError(
+            "internal error; the platform team can find it in the logs by the run id"
+        ) from exc
 
 
 @router.post(

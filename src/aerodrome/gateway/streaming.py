@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 
 from aerodrome.errors import AerodromeError
-from aerodrome.gateway.pipeline import Gateway, usage_from
+from aerodrome.gateway.pipeline import Gateway, delta_text, usage_from
 from aerodrome.gateway.run_context import RunContext
 from aerodrome.routing.router import OpenStream
 
@@ -28,24 +29,21 @@ def _event(data: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
-class SSEResponse(Response):
-    def __init__(
-        self, gateway: Gateway, ctx: RunContext, opened: OpenStream, headers: dict[str, str]
-    ) -> None:
+class ListeningResponse(Response):
+    """A streamed answer that listens for ``http.disconnect`` meanwhile: when the client goes away,
+    the streaming task is cancelled at once (closing the upstream, recording the run)."""
+
+    media_type = "text/event-stream; charset=utf-8"
+
+    def __init__(self, headers: dict[str, str]) -> None:
         self.status_code = 200
         self.background = None
-        self._gateway = gateway
-        self._ctx = ctx
-        self._opened = opened
         self._extra_headers = headers
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        headers = [
-            (b"content-type", b"text/event-stream; charset=utf-8"),
-            (b"cache-control", b"no-cache"),
-            (b"x-accel-buffering", b"no"),
-            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in self._extra_headers.items()),
-        ]
+        given = {"content-type": self.media_type, "cache-control": "no-cache", "x-accel-buffering": "no"}
+        given.update(self._extra_headers)
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in given.items()]
         streamer = asyncio.ensure_future(self._stream(send, headers))
         listener = asyncio.ensure_future(self._listen(receive))
         done, _ = await asyncio.wait({streamer, listener}, return_when=asyncio.FIRST_COMPLETED)
@@ -64,6 +62,42 @@ class SSEResponse(Response):
                 return
 
     async def _stream(self, send: Any, headers: list[tuple[bytes, bytes]]) -> None:
+        raise NotImplementedError
+
+
+class BodyStream(ListeningResponse):
+    """Sends what an async iterator of bytes yields, as it yields it; the iterator is closed at the
+    end, also when the client went away (its ``finally`` records the run)."""
+
+    def __init__(self, body: AsyncIterator[bytes], headers: dict[str, str], media_type: str) -> None:
+        super().__init__(headers)
+        self._body = body
+        self.media_type = media_type
+
+    async def _stream(self, send: Any, headers: list[tuple[bytes, bytes]]) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            async for piece in self._body:
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            close = getattr(self._body, "aclose", None)
+            if close is not None:
+                await close()
+
+
+class SSEResponse(ListeningResponse):
+    """A model's stream relayed to the client (chat completions), with its one run record."""
+
+    def __init__(
+        self, gateway: Gateway, ctx: RunContext, opened: OpenStream, headers: dict[str, str]
+    ) -> None:
+        super().__init__(headers)
+        self._gateway = gateway
+        self._ctx = ctx
+        self._opened = opened
+
+    async def _stream(self, send: Any, headers: list[tuple[bytes, bytes]]) -> None:
         ctx, gateway = self._ctx, self._gateway
         opened = self._opened
         usage: tuple[int, int] | None = None
@@ -79,14 +113,7 @@ class SSEResponse(Response):
                     usage = found
                 choices = chunk.get("choices")
                 if choices:
-                    for choice in choices:
-                        delta = choice.get("delta") or {}
-                        content = delta.get("content")
-                        if isinstance(content, str):
-                            pieces.append(content)
-                        for call in delta.get("tool_calls") or ():
-                            fn = call.get("function") or {}
-                            pieces.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))
+                    pieces.append(delta_text(chunk))
                     if "usage" in chunk and not ctx.include_usage:  # the client did not ask for usage
                         chunk = {k: v for k, v in chunk.items() if k != "usage"}
                     await send({"type": "http.response.body", "body": _event(chunk), "more_body": True})

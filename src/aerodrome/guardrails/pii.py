@@ -276,6 +276,15 @@ def _placeholder_pattern(placeholder: str) -> str:
     return rf"(?:[<\[{{]\s*{body}\s*[>\]}}]|(?<![A-Za-z0-9]){body}(?![A-Za-z0-9]))"
 
 
+def placeholder_regex(mapping: dict[str, str]) -> tuple[re.Pattern[str], list[str]]:
+    """One pattern finding any of the placeholders (tolerantly), and the placeholders in the order of
+    its named groups ``p0``, ``p1``…: longest first so ``<PHONE_NUMBER_12>`` is not read as
+    ``<PHONE_NUMBER_1>`` followed by "2"."""
+    ordered = sorted(mapping, key=len, reverse=True)
+    alternatives = [f"(?P<p{i}>{_placeholder_pattern(p)})" for i, p in enumerate(ordered)]
+    return re.compile("|".join(alternatives), re.IGNORECASE), ordered
+
+
 def restore(text: str, mapping: dict[str, str]) -> str:
     """Put the originals back in place of the placeholders a model echoed in its answer.
 
@@ -284,10 +293,7 @@ def restore(text: str, mapping: dict[str, str]) -> str:
     """
     if not mapping or not text:
         return text
-    # longest first so <PHONE_NUMBER_12> is not read as <PHONE_NUMBER_1> followed by "2"
-    ordered = sorted(mapping, key=len, reverse=True)
-    alternatives = [f"(?P<p{i}>{_placeholder_pattern(p)})" for i, p in enumerate(ordered)]
-    combined = re.compile("|".join(alternatives), re.IGNORECASE)
+    combined, ordered = placeholder_regex(mapping)
 
     def _sub(m: re.Match[str]) -> str:
         assert m.lastgroup is not None

@@ -96,52 +96,54 @@ def completion(outcome: Outcome, model: str) -> dict[str, Any]:
     }
 
 
-def completion_chunks(outcome: Outcome, model: str, *, include_usage: bool) -> Iterator[bytes]:
-    """The finished answer as server-sent events (output checks need the whole answer first)."""
-    base = {
-        "id": f"chatcmpl-{outcome.run_id}",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-    }
+def sse(data: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
 
-    def event(data: dict[str, Any]) -> bytes:
-        return b"data: " + orjson.dumps(data) + b"\n\n"
 
-    yield event(
-        {
-            **base,
-            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+DONE = b"data: [DONE]\n\n"
+
+
+class ChunkWriter:
+    """A use case's answer as OpenAI chat-completion chunks (server-sent events)."""
+
+    def __init__(self, run_id: str, model: str) -> None:
+        self._base = {
+            "id": f"chatcmpl-{run_id}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
         }
-    )
+
+    def _choice(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**self._base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    def role(self) -> bytes:
+        return sse(self._choice({"role": "assistant", "content": ""}))
+
+    def text(self, text: str) -> bytes:
+        return sse(self._choice({"content": text}))
+
+    def end(self, outcome: Outcome, *, include_usage: bool) -> Iterator[bytes]:
+        """The last chunk (finish reason, the ``aerodrome`` extension: run id, citations, review),
+        the usage chunk when asked for, then ``[DONE]``."""
+        yield sse({**self._choice({}, "stop"), "aerodrome": _extension(outcome)})
+        if include_usage:
+            prompt, completion_tokens = outcome.usage
+            usage = {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt + completion_tokens,
+            }
+            yield sse({**self._base, "choices": [], "usage": usage})
+        yield DONE
+
+
+def completion_chunks(outcome: Outcome, model: str, *, include_usage: bool) -> Iterator[bytes]:
+    """The finished answer as server-sent events (for runs that do not stream: output checks or
+    review need the whole answer first)."""
+    writer = ChunkWriter(outcome.run_id, model)
+    yield writer.role()
     text = _text(outcome)
     for start in range(0, len(text), 512):
-        yield event(
-            {
-                **base,
-                "choices": [
-                    {"index": 0, "delta": {"content": text[start : start + 512]}, "finish_reason": None}
-                ],
-            }
-        )
-    yield event(
-        {
-            **base,
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-            "aerodrome": _extension(outcome),
-        }
-    )
-    if include_usage:
-        prompt, completion_tokens = outcome.usage
-        yield event(
-            {
-                **base,
-                "choices": [],
-                "usage": {
-                    "prompt_tokens": prompt,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt + completion_tokens,
-                },
-            }
-        )
-    yield b"data: [DONE]\n\n"
+        yield writer.text(text[start : start + 512])
+    yield from writer.end(outcome, include_usage=include_usage)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -21,10 +21,12 @@ from aerodrome.gateway.request import estimate_prompt_tokens, estimate_text_toke
 from aerodrome.gateway.run_context import RunContext
 from aerodrome.guardrails.output import OutputGuardrail
 from aerodrome.identity.principal import Principal
+from aerodrome.usecases.citations import citations_for, context_text
 from aerodrome.usecases.guarding import GuardLog, guard_inputs, output_problems, screen_passages
 from aerodrome.usecases.inputs import validate_inputs
 from aerodrome.usecases.registry import LiveUseCase, UseCaseRegistry
 from aerodrome.usecases.review_policy import review_reasons
+from aerodrome.usecases.streaming import AnswerStream, Finished, RunEvent, not_streamed_because
 
 if TYPE_CHECKING:
     from aerodrome.knowledge.service import KnowledgeService
@@ -35,8 +37,9 @@ INVALID_OUTPUT_ANSWER = (
     "The answer could not be produced in the required form; please try again or ask a person."
 )
 PENDING_ANSWER = "This answer is being reviewed by a person before release; read it at GET /v1/runs/{run_id}."
-_MARKER = re.compile(r"\[(\d{1,3})\]")
-SNIPPET_CHARS = 300
+
+
+_RECORDED_CITATION = ("marker", "document_id", "chunk_id", "collection", "title", "uri", "page", "section")
 
 
 class UseCaseNotLive(Forbidden):
@@ -48,7 +51,7 @@ class Outcome:
     run_id: str
     usecase_id: str
     spec_version: int
-    status: str  # ok | fallback | output_invalid
+    status: str  # ok | fallback | output_invalid | error (a streamed answer cut by the upstream)
     output: str | dict[str, Any] | list[Any] | None  # None while held for review
     draft: str | dict[str, Any] | list[Any] | None  # what the model answered (after checks)
     citations: list[dict[str, Any]] = field(default_factory=list)
@@ -85,36 +88,18 @@ class Outcome:
         }
 
 
-def _cite(passage: dict[str, Any], marker: int) -> dict[str, Any]:
-    text = passage.get("text") or ""
-    source = passage.get("source") or {}
-    return {
-        "marker": f"[{marker}]",
-        "document_id": passage.get("document_id"),
-        "chunk_id": passage.get("chunk_id"),
-        "collection": passage.get("collection"),
-        "title": passage.get("title"),
-        "uri": source.get("uri"),
-        "page": source.get("page"),
-        "section": source.get("section"),
-        "score": passage.get("score"),
-        "snippet": text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…",
-    }
+@dataclass(slots=True)
+class _Run:
+    """A run between its preparation and its answer."""
 
-
-def citations_for(answer: str, passages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The passages the answer cites by ``[n]``; all passages given when it cites none."""
-    cited = []
-    for m in _MARKER.finditer(answer):
-        n = int(m.group(1))
-        if 1 <= n <= len(passages) and n not in cited:
-            cited.append(n)
-    numbers = cited or list(range(1, len(passages) + 1))
-    return [_cite(passages[n - 1], n) for n in numbers]
-
-
-def context_text(passages: list[dict[str, Any]]) -> str:
-    return "\n\n".join(f"[{i}] {p.get('text') or ''}".strip() for i, p in enumerate(passages, 1))
+    live: LiveUseCase
+    principal: Principal
+    prepared: dict[str, Any]  # the inputs as the model sees them
+    passages: list[dict[str, Any]]
+    log: GuardLog
+    outcome: Outcome
+    data_class: str | None
+    low_retrieval: bool  # retrieval is configured and found nothing: the fallback, no model call
 
 
 class UseCaseRunner:
@@ -153,7 +138,68 @@ class UseCaseRunner:
         (red-team runs plant a canary in a copy; evaluations pin a spec version). ``hold=False``
         (evaluation and red-team runs) releases what review would hold, noting why in
         ``review_reasons``: they must not fill the reviewers' queue."""
-        live = live or version or self.registry.get(usecase_id)
+        run = await self._begin(ctx, principal, usecase_id, inputs, declared_class, live or version)
+        await self._answer_whole(ctx, run)
+        await self._conclude(ctx, run, apply=hold, draw=self._draw)
+        return run.outcome
+
+    async def stream(
+        self,
+        ctx: RunContext,
+        principal: Principal,
+        usecase_id: str,
+        inputs: Any,
+        *,
+        declared_class: str | None = None,
+    ) -> AsyncGenerator[RunEvent, None]:
+        """One run whose answer is yielded as the model writes it, when the use case allows it
+        (see :mod:`aerodrome.usecases.streaming`): :class:`Delta` events, then :class:`Finished`.
+        Other runs yield only :class:`Finished`, with the same outcome :meth:`run` gives. Errors
+        before any text is shown are raised (the run is not recorded here: the caller does)."""
+        run = await self._begin(ctx, principal, usecase_id, inputs, declared_class, None)
+        drawn = self._draw()  # the review sample is drawn before the call: a streamed answer is out
+
+        def draw() -> float:
+            return drawn
+
+        spec = run.live.spec
+        before = review_reasons(spec, flags=run.log.flags, fallback=False, draw=draw)
+        why_not = "low_retrieval" if run.low_retrieval else not_streamed_because(run.live, before)
+        ctx.usecase_meta["stream"] = {"streamed": why_not is None, "why_not": why_not}
+        if why_not is not None:
+            await self._answer_whole(ctx, run)
+            await self._conclude(ctx, run, draw=draw)
+            yield Finished(run.outcome, streamed=False)
+            return
+        body = await self._admit(ctx, run)
+        answer = AnswerStream(
+            self._gw, ctx, body, run.log.restore, run.outcome, spec.fallback.on_upstream_error
+        )
+        streamed = False
+        async with aclosing(answer.deltas()) as deltas:
+            async for delta in deltas:
+                streamed = True
+                yield delta
+        if streamed:
+            run.outcome.citations = (
+                citations_for(str(run.outcome.draft), run.passages) if run.passages else []
+            )
+        await self._conclude(ctx, run, draw=draw, released=streamed)
+        yield Finished(
+            run.outcome, streamed=streamed, error=answer.error, usage_estimated=answer.usage_estimated
+        )
+
+    async def _begin(
+        self,
+        ctx: RunContext,
+        principal: Principal,
+        usecase_id: str,
+        inputs: Any,
+        declared_class: str | None,
+        live: LiveUseCase | None,
+    ) -> _Run:
+        """Everything before the model call: inputs, guardrails, retrieval, the request's data class."""
+        live = live or self.registry.get(usecase_id)
         spec = live.spec
         ctx.usecase_id, ctx.spec_version = live.id, live.version
         ctx.model = spec.model
@@ -183,41 +229,56 @@ class UseCaseRunner:
             classes.append(spec.guardrails.pii_data_class)
         classes += [p["data_class"] for p in passages]  # the class of each collection retrieved from
         ctx.usecase_meta["retrieved"] = [p["chunk_id"] for p in passages]
-        if spec.retrieval is not None and not passages:
+        return _Run(
+            live=live,
+            principal=principal,
+            prepared=prepared,
+            passages=passages,
+            log=log,
+            outcome=outcome,
+            data_class=highest_class(*classes),
+            low_retrieval=spec.retrieval is not None and not passages,
+        )
+
+    async def _answer_whole(self, ctx: RunContext, run: _Run) -> None:
+        if run.low_retrieval:
+            outcome = run.outcome
             outcome.status, outcome.fallback_reason = "fallback", "low_retrieval"
-            outcome.draft = spec.fallback.on_low_retrieval or LOW_RETRIEVAL_ANSWER
-            ctx.logging_policy = self._gw.logging_policy(principal)
+            outcome.draft = run.live.spec.fallback.on_low_retrieval or LOW_RETRIEVAL_ANSWER
+            ctx.logging_policy = self._gw.logging_policy(run.principal)
+            return
+        await self._call_model(
+            ctx, run.live, run.prepared, run.passages, run.data_class, run.log, run.outcome
+        )
+
+    async def _conclude(
+        self,
+        ctx: RunContext,
+        run: _Run,
+        *,
+        draw: Callable[[], float],
+        apply: bool = True,
+        released: bool = False,
+    ) -> None:
+        """Flags, the review policy (``released``: the answer was shown as it came, nothing to hold),
+        and what the run record keeps of it."""
+        outcome = run.outcome
+        outcome.flags = list(dict.fromkeys(run.log.flags))
+        if released:
+            outcome.output = outcome.draft
         else:
-            await self._call_model(ctx, live, prepared, passages, highest_class(*classes), log, outcome)
-        outcome.flags = list(dict.fromkeys(log.flags))
-        await self._review(ctx, live, principal, prepared, outcome, apply=hold)
+            await self._review(ctx, run.live, run.principal, run.prepared, outcome, apply=apply, draw=draw)
         ctx.usecase_meta.update(
             {
                 "status": outcome.status,
                 "flags": outcome.flags,
-                "citations": [
-                    {
-                        k: c[k]
-                        for k in (
-                            "marker",
-                            "document_id",
-                            "chunk_id",
-                            "collection",
-                            "title",
-                            "uri",
-                            "page",
-                            "section",
-                        )
-                    }
-                    for c in outcome.citations
-                ],
+                "citations": [{k: c[k] for k in _RECORDED_CITATION} for c in outcome.citations],
                 "review": {"id": outcome.review_id, "status": outcome.review_status}
                 if outcome.review_id
                 else None,
                 "fallback_reason": outcome.fallback_reason,
             }
         )
-        return outcome
 
     def _prepare(
         self, live: LiveUseCase, principal: Principal, values: dict[str, Any], log: GuardLog
@@ -357,6 +418,12 @@ class UseCaseRunner:
         outcome.draft = guard.parse_json(text) if guard is not None and spec.output.format == "json" else text
         outcome.citations = citations_for(text, passages) if passages else []
 
+    async def _admit(self, ctx: RunContext, run: _Run) -> dict[str, Any]:
+        """The model request of a streamed run, admitted (limits, budgets, data-class ceilings)."""
+        body = {**self._body(run.live, run.prepared, run.passages), "stream": True}
+        await self._gw.admit(ctx, run.principal, body, kind="chat", declared_class=run.data_class)
+        return body
+
     @staticmethod
     def _usage(body: dict[str, Any], result: dict[str, Any]) -> tuple[int, int]:
         found = usage_from(result)
@@ -373,10 +440,9 @@ class UseCaseRunner:
         outcome: Outcome,
         *,
         apply: bool = True,
+        draw: Callable[[], float],
     ) -> None:
-        reasons = review_reasons(
-            live.spec, flags=outcome.flags, fallback=outcome.status != "ok", draw=self._draw
-        )
+        reasons = review_reasons(live.spec, flags=outcome.flags, fallback=outcome.status != "ok", draw=draw)
         outcome.review_reasons = reasons
         if not reasons or not apply:
             outcome.output = outcome.draft

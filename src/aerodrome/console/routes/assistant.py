@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import escape
 
 from aerodrome.console.web import env_of, form, multi, page_context, render, runtime, session
 from aerodrome.errors import AerodromeError, Forbidden
 from aerodrome.feedback import store as feedback_store
-from aerodrome.gateway.routes import run_usecase_as
+from aerodrome.gateway.routes import stream_usecase_as
+from aerodrome.gateway.streaming import BodyStream
 from aerodrome.identity import permissions as perm
 from aerodrome.identity.sessions import Session
 from aerodrome.monitoring.run_lookup import RunLookup
 from aerodrome.review.outcome import run_outcome
 from aerodrome.usecases.registry import LiveUseCase
 from aerodrome.usecases.spec import InputSpec
+from aerodrome.usecases.streaming import Delta, RunEvent
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-CHUNK = 48  # characters per streamed piece of the answer
 
 
 def usable(request: Request, sess: Session) -> list[LiveUseCase]:
@@ -89,34 +90,39 @@ def _inputs(
 
 @router.post("/assistant/{usecase_id}")
 async def run(usecase_id: str, request: Request, sess: Session = Depends(session)) -> Response:
-    """Run the use case; the page arrives in pieces: the question at once, then the answer, then the rest."""
+    """Run the use case; the page arrives in pieces: the question at once, then the answer as the
+    model writes it (or whole, when the use case checks or reviews it first), then the rest."""
     fields = await form(request, sess)
     live = _usecase(request, sess, usecase_id)
     inputs = _inputs(live.spec.inputs, fields, await multi(request))
-    task = asyncio.ensure_future(run_usecase_as(request, sess.principal, usecase_id, inputs))
+    events = stream_usecase_as(request, sess.principal, usecase_id, inputs)
     env = env_of(request)
     context = {**page_context(request, sess), "live": live, "inputs": inputs}
-    head = _half(env, context, 0)
-
-    async def page() -> AsyncIterator[str]:
-        yield head
-        try:
-            outcome = await task
-        except AerodromeError as exc:
-            yield _half(env, {**context, "error": exc}, 1)
-            return
-        data = outcome.to_dict()
-        text = _answer_text(data)
-        for start in range(0, len(text), CHUNK):
-            yield str(escape(text[start : start + CHUNK]))
-            await asyncio.sleep(0)
-        yield _half(env, {**context, "run": data}, 1)
-
-    return StreamingResponse(
-        page(),
-        media_type="text/html; charset=utf-8",
-        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    return BodyStream(
+        _page(env, context, events),
+        {"cache-control": "no-store"},
+        "text/html; charset=utf-8",
     )
+
+
+async def _page(
+    env: Any, context: dict[str, Any], events: AsyncGenerator[RunEvent, None]
+) -> AsyncGenerator[bytes, None]:
+    """The page: its first half, each escaped piece of the answer as it arrives, the second half
+    (sources, review status, rating form; an error that cut the answer short)."""
+    yield _half(env, context, 0).encode()
+    async with aclosing(events):
+        try:
+            async for event in events:
+                if isinstance(event, Delta):
+                    yield str(escape(event.text)).encode()
+                    continue
+                data = event.outcome.to_dict()
+                if not event.streamed:
+                    yield str(escape(_answer_text(data))).encode()
+                yield _half(env, {**context, "run": data, "error": event.error}, 1).encode()
+        except AerodromeError as exc:
+            yield _half(env, {**context, "error": exc}, 1).encode()
 
 
 def _answer_text(data: dict[str, Any]) -> str:
