@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -320,19 +321,52 @@ def _demo_console_login(base: str, directory: Path) -> None:
         assert (directory / "logins" / f"{email}.password").exists()
 
 
+def _demo_streams(c: httpx.Client) -> None:
+    """The demo's HR assistant streams its answer (output.stream) through the chat API."""
+    for _ in range(4):  # a 5% review sample is drawn before the call: such a run does not stream
+        body = {
+            "model": "usecase:hr-policy-assistant",
+            "messages": [
+                {"role": "user", "content": "How many weeks of parental leave do birth parents get?"}
+            ],
+            "stream": True,
+        }
+        pieces: list[str] = []
+        with c.stream("POST", "/v1/chat/completions", json=body) as r:
+            assert r.status_code == 200
+            for line in r.iter_lines():
+                if line.startswith("data: {"):
+                    chunk = json.loads(line[6:])
+                    pieces += [ch["delta"].get("content") or "" for ch in chunk.get("choices") or []]
+        record = c.get(f"/api/runs/{r.headers['x-aerodrome-run-id']}").json()
+        if record["meta"]["usecase"]["stream"]["why_not"] == "review:sample":
+            continue
+        assert record["meta"]["usecase"]["stream"] == {"streamed": True, "why_not": None}, record["meta"]
+        assert "16 weeks" in "".join(pieces) and len([p for p in pieces if p]) > 3
+        return
+    pytest.fail("four runs in a row were sampled for review")
+
+
 def _demo_use_cases(base: str, key: str) -> None:
     """The demo's three use cases answer on the local engine."""
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
         listed = {u["id"] for u in c.get("/api/usecases").json()["data"]}
         assert listed == {"hr-policy-assistant", "support-reply-drafter", "contract-clause-extractor"}
-        r = c.post(
-            "/v1/usecases/hr-policy-assistant/run",
-            json={"inputs": {"question": "How many weeks of parental leave do birth parents get?"}},
-        )
-        body = r.json()
-        assert r.status_code == 200 and body["status"] == "ok", body
+        for _ in range(4):  # the use case holds a 5% sample for review: ask again if held
+            r = c.post(
+                "/v1/usecases/hr-policy-assistant/run",
+                json={"inputs": {"question": "How many weeks of parental leave do birth parents get?"}},
+            )
+            body = r.json()
+            assert r.status_code == 200 and body["status"] == "ok", body
+            if body["review_status"] is None:
+                break
+            assert body["review_status"] == "pending" and "sample" in str(
+                c.get(f"/api/reviews/{body['review_id']}").json()["reasons"]
+            )
         assert "16 weeks" in body["output"] and body["citations"][0]["document_id"] == "leave-policy.md"
+        _demo_streams(c)
         r = c.post(
             "/v1/usecases/hr-policy-assistant/run",
             json={"inputs": {"question": "What is the policy on pet insurance for llamas?"}},

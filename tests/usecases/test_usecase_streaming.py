@@ -308,3 +308,56 @@ def test_a_client_that_leaves_before_any_text_is_recorded_once(
     assert runs[0]["http_status"] == 499
     time.sleep(1.5)  # the upstream would have answered by now: still one record
     assert len([r for r in sgw.runs() if r["use_case_id"] == "waiting"]) == 1
+
+
+def test_output_checks_flag_a_streamed_answer_once_it_is_complete(
+    sgw: Gateway, upstream: UpstreamServer
+) -> None:
+    """``output.stream`` opts a use case with output checks into streaming: the answer shows as it
+    is written; the checks read the whole answer at the end and flag it (never hold or replace it)."""
+    _post_spec(
+        sgw,
+        _spec(
+            "checked-stream",
+            guardrails={"output": {"banned_terms": ["guarantee"], "on_violation": "flag"}},
+            output={"stream": True},
+            review={"when": ["flagged"]},  # output flags come after the answer was shown: no hold
+        ),
+    )
+    upstream.fault(slow_stream_s=0.02)
+    got = _stream(sgw, upstream, _body("checked-stream", "We guarantee delivery on Monday."))
+    assert got.upstream_at_first_text is not None
+    assert got.upstream_at_first_text["streams_completed"] == 0, "text came before the upstream finished"
+    assert got.text == "Echo: We guarantee delivery on Monday."
+    ext = got.extension
+    assert ext["review_status"] is None and "flagged:output" in ext["flags"]
+    run = _run_record(sgw, ext["run_id"])
+    assert run["meta"]["usecase"]["stream"] == {"streamed": True, "why_not": None}
+    output_checks = [g for g in run["meta"]["usecase"]["guardrails"] if g.get("stage") == "output"]
+    assert output_checks and output_checks[0]["findings"][0]["type"] == "banned_term"
+    clean = _stream(sgw, upstream, _body("checked-stream", "Delivery is on Monday."))
+    assert "flagged:output" not in clean.extension["flags"]
+
+
+def test_a_streamed_use_case_cannot_block_or_replace_what_it_showed(sgw: Gateway) -> None:
+    with sgw.client(sgw.admin_key) as c:
+        r = c.post(
+            "/api/usecases",
+            json={
+                "spec": _spec(
+                    "bad-stream",
+                    guardrails={"output": {"banned_terms": ["x"], "on_violation": "fallback"}},
+                    output={"stream": True},
+                )
+            },
+        )
+        assert r.status_code == 422 and "on_violation: flag" in r.text, r.text
+        r = c.post(
+            "/api/usecases",
+            json={
+                "spec": _spec(
+                    "json-stream", output={"format": "json", "schema": CLAUSE_SCHEMA, "stream": True}
+                )
+            },
+        )
+        assert r.status_code == 422 and "output.stream needs format: text" in r.text, r.text

@@ -184,6 +184,8 @@ class UseCaseRunner:
             run.outcome.citations = (
                 citations_for(str(run.outcome.draft), run.passages) if run.passages else []
             )
+            if answer.error is None:  # an answer cut short is not judged by its checks
+                self._check_shown(run)
         await self._conclude(ctx, run, draw=draw, released=streamed)
         yield Finished(
             run.outcome, streamed=streamed, error=answer.error, usage_estimated=answer.usage_estimated
@@ -239,6 +241,18 @@ class UseCaseRunner:
             data_class=highest_class(*classes),
             low_retrieval=spec.retrieval is not None and not passages,
         )
+
+    @staticmethod
+    def _check_shown(run: _Run) -> None:
+        """Output checks of an answer already shown as it came (``output.stream``): findings are
+        logged and flag the run (for the evidence and the reviewers' sample); nothing is held."""
+        guard = run.live.guards.get("output")
+        if guard is None:
+            return
+        assert isinstance(guard, OutputGuardrail)
+        _schema, problems = output_problems(guard, str(run.outcome.draft or ""), run.log)
+        if problems:
+            run.log.flags.append("flagged:output")
 
     async def _answer_whole(self, ctx: RunContext, run: _Run) -> None:
         if run.low_retrieval:

@@ -125,6 +125,12 @@ class OutputSpec(_Spec):
         default=None, alias="schema", description="JSON Schema (2020-12) of a json output"
     )
     repair: bool = Field(default=True, description="one repair attempt when the answer fails its schema")
+    stream: bool = Field(
+        default=False,
+        description="release a text answer as the model writes it even with output checks: they then "
+        "flag the answer once it is complete (on_violation: flag), and only reasons known before the "
+        "model call (input flags, risk, sample) can hold it for review",
+    )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -143,6 +149,8 @@ class OutputSpec(_Spec):
             )
         if self.format == "text" and self.schema_ is not None:
             raise ValueError("a schema needs format: json")
+        if self.stream and self.format == "json":
+            raise ValueError("output.stream needs format: text (JSON is checked whole against its schema)")
         return self
 
 
@@ -283,6 +291,11 @@ class UseCaseSpec(_Spec):
         guards = self.guardrails.output
         if guards is not None and guards.require_citations and self.retrieval is None:
             raise ValueError("guardrails.output.require_citations needs retrieval")
+        if self.output.stream and guards is not None and guards.on_violation != "flag":
+            raise ValueError(
+                "output.stream shows the answer as it is written, so its checks can only flag it: "
+                "set guardrails.output.on_violation: flag, or output.stream: false"
+            )
         if self.fallback.on_low_retrieval is not None and self.retrieval is None:
             raise ValueError("fallback.on_low_retrieval needs retrieval")
         names = [rule.rule_id for rule in self.alerts]

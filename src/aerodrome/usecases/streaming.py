@@ -1,9 +1,10 @@
 """A use-case answer streamed as the model writes it: which runs may stream, and the events they yield.
 
 A run streams only when its text may be released before it is complete: a text output (not
-JSON), no output guardrail (nothing that must read the whole answer), and a review policy that
-would not hold it, decided before the model call (every reason but output flags is known then;
-the sample is drawn then). Other runs give their whole answer at the end, as
+JSON), no output guardrail (nothing that must read the whole answer) unless the use case opts in
+with ``output.stream`` (its output checks then flag the answer once it is complete, never hold or
+replace it), and a review policy that would not hold it, decided before the model call (every
+reason but output flags is known then; the sample is drawn then). Other runs give their whole answer at the end, as
 :meth:`UseCaseRunner.run` does. No HTTP here: the gateway and the console turn events into bytes.
 """
 
@@ -50,7 +51,7 @@ def not_streamed_because(live: LiveUseCase, review_reasons: list[str]) -> str | 
     """Why this run must give its whole answer at once (None: it streams)."""
     if live.spec.output.format != "text":
         return "json_output"
-    if "output" in live.guards:
+    if "output" in live.guards and not live.spec.output.stream:
         return "output_checks"
     if review_reasons:
         return "review:" + review_reasons[0]
