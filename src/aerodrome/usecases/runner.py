@@ -21,7 +21,13 @@ from aerodrome.gateway.request import estimate_prompt_tokens, estimate_text_toke
 from aerodrome.gateway.run_context import RunContext
 from aerodrome.guardrails.output import OutputGuardrail
 from aerodrome.identity.principal import Principal
-from aerodrome.usecases.guarding import GuardLog, guard_inputs, output_problems, screen_passages
+from aerodrome.usecases.guarding import (
+    GuardLog,
+    answer_sources,
+    guard_inputs,
+    output_problems,
+    screen_passages,
+)
 from aerodrome.usecases.inputs import validate_inputs
 from aerodrome.usecases.registry import LiveUseCase, UseCaseRegistry
 from aerodrome.usecases.review_policy import review_reasons
@@ -318,7 +324,9 @@ class UseCaseRunner:
         text = log.restore_text(completion_text(result))
         guard = live.guards.get("output")
         assert guard is None or isinstance(guard, OutputGuardrail)
-        schema_errors, problems = output_problems(guard, text, log)
+        sources = answer_sources(body, prepared, passages, log)
+        checked = output_problems(guard, text, log, sources)
+        schema_errors = checked.schema_errors
         if schema_errors and spec.output.repair:
             repair = {
                 **body,
@@ -338,7 +346,8 @@ class UseCaseRunner:
             second = self._usage(repair, result)
             usage = (usage[0] + second[0], usage[1] + second[1])
             text = log.restore_text(completion_text(result))
-            schema_errors, problems = output_problems(guard, text, log)
+            checked = output_problems(guard, text, log, sources)
+            schema_errors = checked.schema_errors
         outcome.usage = usage
         ctx.usecase_meta["usage"] = list(usage)
         if schema_errors:
@@ -347,13 +356,15 @@ class UseCaseRunner:
             log.flags.append("flagged:output")
             ctx.usecase_meta["schema_errors"] = schema_errors[:10]
             return
-        if problems:
+        if checked.flagged:
             log.flags.append("flagged:output")
             output_spec = spec.guardrails.output
-            if output_spec is not None and output_spec.on_violation == "fallback":
-                outcome.status, outcome.fallback_reason = "fallback", "output_" + problems[0]
+            replaced_by = checked.replaced_by(output_spec.on_violation if output_spec is not None else "flag")
+            if replaced_by is not None:
+                outcome.status, outcome.fallback_reason = "fallback", "output_" + replaced_by
                 outcome.draft = spec.fallback.on_invalid_output or INVALID_OUTPUT_ANSWER
                 return
+        text = checked.text  # personal data redacted where the use case says so
         outcome.draft = guard.parse_json(text) if guard is not None and spec.output.format == "json" else text
         outcome.citations = citations_for(text, passages) if passages else []
 
