@@ -163,3 +163,23 @@ def test_bad_output_guard_configuration_gets_422_naming_the_field(gw: Gateway) -
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_spec"
     fields = {p["field"] for p in r.json()["error"]["problems"]}
     assert {"guardrails.output.pii.action", "guardrails.output.prompt_leak.min_chars"} <= fields
+
+
+def test_answer_sources_split_what_the_model_was_given() -> None:
+    from aerodrome.usecases.guarding import GuardLog, answer_sources
+
+    log = GuardLog(restore={"<EMAIL_ADDRESS_1>": CALLER})
+    body = {
+        "messages": [
+            {"role": "system", "content": SYSTEM},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Reply to this ticket: <EMAIL_ADDRESS_1>"}],
+            },
+        ]
+    }
+    sources = answer_sources(body, {"ticket": "mail <EMAIL_ADDRESS_1>", "count": 3}, [{"text": "P1"}], log)
+    assert sources.system == (SYSTEM,)
+    assert sources.user == ("Reply to this ticket: <EMAIL_ADDRESS_1>",)
+    assert sources.inputs == ("mail <EMAIL_ADDRESS_1>", "3", CALLER)
+    assert sources.passages == ("P1",)

@@ -8,6 +8,7 @@ caller's own data and the passages do not count as leaks.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,6 +124,15 @@ def _strings(value: Any) -> list[str]:
     return [] if value is None else [str(value)]
 
 
+def _message_text(content: Any) -> list[str]:
+    """A message's text: a string, or the ``text`` of its content parts."""
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [str(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    return []
+
+
 def answer_sources(
     body: dict[str, Any], prepared: dict[str, Any], passages: list[dict[str, Any]], log: GuardLog
 ) -> AnswerSources:
@@ -131,9 +141,9 @@ def answer_sources(
     for message in body.get("messages") or ():
         role = message.get("role")
         if role in ("system", "developer"):
-            by_role["system"] += _strings(message.get("content"))
+            by_role["system"] += _message_text(message.get("content"))
         elif role == "user":
-            by_role["user"] += _strings(message.get("content"))
+            by_role["user"] += _message_text(message.get("content"))
     return AnswerSources(
         system=tuple(by_role["system"]),
         user=tuple(by_role["user"]),
@@ -188,3 +198,13 @@ def output_problems(
             checked.problems.append(problem)
     log.results.append(entry)  # flags: the runner decides, after repair
     return checked
+
+
+async def check_answer(
+    guard: OutputGuardrail | None, text: str, log: GuardLog, sources: AnswerSources
+) -> AnswerCheck:
+    """:func:`output_problems`, in a worker thread when the personal-data detector runs (milliseconds
+    of CPU: the event loop keeps serving other calls meanwhile)."""
+    if guard is not None and guard.config.pii is not None:
+        return await asyncio.to_thread(output_problems, guard, text, log, sources)
+    return output_problems(guard, text, log, sources)

@@ -24,8 +24,8 @@ from aerodrome.identity.principal import Principal
 from aerodrome.usecases.guarding import (
     GuardLog,
     answer_sources,
+    check_answer,
     guard_inputs,
-    output_problems,
     screen_passages,
 )
 from aerodrome.usecases.inputs import validate_inputs
@@ -325,7 +325,7 @@ class UseCaseRunner:
         guard = live.guards.get("output")
         assert guard is None or isinstance(guard, OutputGuardrail)
         sources = answer_sources(body, prepared, passages, log)
-        checked = output_problems(guard, text, log, sources)
+        checked = await check_answer(guard, text, log, sources)
         schema_errors = checked.schema_errors
         if schema_errors and spec.output.repair:
             repair = {
@@ -346,7 +346,7 @@ class UseCaseRunner:
             second = self._usage(repair, result)
             usage = (usage[0] + second[0], usage[1] + second[1])
             text = log.restore_text(completion_text(result))
-            checked = output_problems(guard, text, log, sources)
+            checked = await check_answer(guard, text, log, sources)
             schema_errors = checked.schema_errors
         outcome.usage = usage
         ctx.usecase_meta["usage"] = list(usage)
