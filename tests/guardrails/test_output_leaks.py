@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from aerodrome.guardrails.output import AnswerSources, OutputConfig, OutputGuardrail
-from aerodrome.guardrails.output_pii import OutputPii, OutputPiiConfig, value_key
+from aerodrome.guardrails.output_pii import OutputPii, OutputPiiConfig, value_pattern
 from aerodrome.guardrails.prompt_leak import leaked_stretches
 
 SYSTEM = (
@@ -44,7 +44,13 @@ def test_the_callers_own_values_do_not_count() -> None:
     # as typed by the caller (case and separators differ) and as restored from a placeholder
     assert pii.findings(answer, inputs=["my email is jane.doe@example.com", "+1 202-555-0143"]) == []
     assert kinds(pii.findings(answer, inputs=["my email is jane.doe@example.com"])) == ["PHONE_NUMBER"]
-    assert value_key("+1 (202) 555-0143") == value_key("+1 202 555 0143") == "12025550143"
+    pattern = value_pattern("+1 (202) 555-0143")
+    assert pattern is not None and pattern.search("call +1 202 555 0143") and value_pattern("--") is None
+    # compared whole: a longer number or address that contains the value is not the value
+    ip = "Your login came from 203.0.113.7."
+    assert kinds(pii.findings(ip, inputs=["I log in from 203.0.113.71 every day"])) == ["IP_ADDRESS"]
+    assert pii.findings(ip, inputs=["I log in from 203.0.113.7 every day"]) == []
+    assert kinds(pii.findings("Write to ann@example.org.", inputs=["joann@example.org"])) == ["EMAIL_ADDRESS"]
 
 
 def test_values_from_the_passages_count_only_when_passages_are_not_allowed() -> None:

@@ -4,8 +4,9 @@ The detector is the input PII guardrail's (:class:`aerodrome.guardrails.pii.PiiG
 offline Presidio analyzer, the same platform recognizers), run on the answer with pseudonyms
 already restored. A value found there that also occurs in what the caller sent (the inputs as
 given, pseudonymised values included) is the caller's own and does not count; by default neither
-does one from the retrieved passages, which the caller may read. Values are compared with case,
-spaces and separators ignored (``+1 303-555-0101`` is ``+1 (303) 555 0101``).
+does one from the retrieved passages, which the caller may read. Values are compared whole, with
+case, spaces and separators ignored (``+1 303-555-0101`` is ``+1 (303) 555 0101``; ``10.0.0.1`` is
+not in ``10.0.0.12``).
 """
 
 from __future__ import annotations
@@ -70,9 +71,14 @@ class OutputPiiConfig(BaseModel):
         return PiiConfig(action="detect", entities=entities, min_score=self.min_score, custom=self.custom)
 
 
-def value_key(value: str) -> str:
-    """A value as compared: lower case, spaces and separators removed."""
-    return _SEPARATORS.sub("", value.lower())
+def value_pattern(value: str) -> re.Pattern[str] | None:
+    """The value anywhere in a text, whatever its case and separators, as a whole (``10.0.0.1`` is
+    not in ``10.0.0.12``); None for a value without letters or digits."""
+    chunks = [c for c in _SEPARATORS.split(value) if c]
+    if not chunks:
+        return None
+    body = r"[\W_]*".join(re.escape(c) for c in chunks)
+    return re.compile(rf"(?<![^\W_]){body}(?![^\W_])", re.IGNORECASE)
 
 
 class OutputPii:
@@ -90,13 +96,12 @@ class OutputPii:
         found = self.detector.findings(answer)
         if not found:
             return []
-        given = list(inputs) + (list(passages) if self.config.allow_passages else [])
-        keys = [value_key(text) for text in given if text]
+        given = [t for t in (*inputs, *(passages if self.config.allow_passages else ())) if t]
         out = []
         for f in found:
             assert f.start is not None and f.end is not None
-            key = value_key(answer[f.start : f.end])
-            if key and any(key in k for k in keys):
-                continue
+            pattern = value_pattern(answer[f.start : f.end])
+            if pattern is not None and any(pattern.search(text) for text in given):
+                continue  # the caller's own (or readable in the passages)
             out.append(f)
         return out
