@@ -23,8 +23,8 @@ FALLBACK = "A colleague will answer you shortly."
 
 
 @pytest.fixture
-def gw(upstream: UpstreamServer, tmp_path: Path) -> Iterator[Gateway]:
-    cfg = base_config(upstream.url, db_url=f"sqlite:///{tmp_path}/og.db")
+def gw(upstream: UpstreamServer, tmp_path: Path, db_url: str) -> Iterator[Gateway]:
+    cfg = base_config(upstream.url, db_url=db_url)  # SQLite and PostgreSQL
     cfg["usecases"] = {"dir": "usecases", "reload_s": 0.2}
     (tmp_path / "usecases").mkdir()
     with run_gateway(cfg, tmp_path) as g:
