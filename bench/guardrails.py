@@ -1,4 +1,5 @@
-"""All guardrail figures in one run: PII (bench/guardrails_pii.py) then injection (bench/guardrails_injection.py).
+"""All guardrail figures in one run: PII (bench/guardrails_pii.py), injection (bench/guardrails_injection.py),
+then the answer checks' added time (bench/guardrails_output.py).
 
     python bench/guardrails.py
 
@@ -16,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> int:
     status = 0
-    for part in ("guardrails_pii.py", "guardrails_injection.py"):
+    for part in ("guardrails_pii.py", "guardrails_injection.py", "guardrails_output.py"):
         print(f"\n=== {part}", flush=True)
         status |= subprocess.call([sys.executable, str(HERE / part)])
     return status

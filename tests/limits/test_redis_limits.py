@@ -43,6 +43,9 @@ class Replicas:
     """N backends on one Redis and one key prefix, with a spend source that counts its calls."""
 
     def __init__(self, url: str, prefix: str, n: int = 2, spent: float = 0.0, **config: Any) -> None:
+        # tests of atomicity under concurrency, not of outages: a command slowed by a loaded machine
+        # must not count as Redis down (the outage tests set their own timeout or stop Redis)
+        config.setdefault("timeout_s", 2.0)
         self.config = RedisConfig(url=url, key_prefix=prefix, **config)
         self.spent = spent
         self.seed_calls = 0

@@ -74,7 +74,28 @@ def test_a_valid_spec_has_no_problems_and_a_stable_digest() -> None:
         ({"output": {"format": "json", "schema": {"type": "array"}}}, "output", "type: object"),
         ({"retrieval": {"collections": ["nope"]}}, "retrieval.collections.0", "unknown collection"),
         ({"guardrails": {"pii": {"action": "shred"}}}, "guardrails.pii.action", "detect"),
-        ({"guardrails": {"output": {"require_citations": True}}}, "(spec)", "needs retrieval"),
+        (
+            {"guardrails": {"output": {"require_citations": True}}},
+            "guardrails.output.require_citations",
+            "needs retrieval",
+        ),
+        ({"guardrails": {"output": {"pii": {"action": "shred"}}}}, "guardrails.output.pii.action", "redact"),
+        (
+            {"guardrails": {"output": {"pii": {"entities": ["EMAIL", "PHONE_NUMBER"]}}}},
+            "guardrails.output.pii",
+            "unknown pii entity types ['email']",
+        ),
+        (
+            {"guardrails": {"output": {"prompt_leak": {"min_chars": 5}}}},
+            "guardrails.output.prompt_leak.min_chars",
+            "greater than or equal to 16",
+        ),
+        (
+            {"guardrails": {"output": {"prompt_leak": {"action": "fallback"}}}},
+            "guardrails.output.prompt_leak.action",
+            "'flag' or 'block'",
+        ),
+        ({"guardrails": {"output": {"prompt_leak": {}}}}, "guardrails.output.prompt_leak", "system prompt"),
         ({"guardrails": {"custom": {"nope": {}}}}, "guardrails.custom.nope", "unknown guardrail"),
         ({"review": {"sample_rate": 2}}, "review.sample_rate", "less than or equal"),
         ({"surprise": 1}, "surprise", "Extra inputs"),
@@ -239,3 +260,29 @@ def test_cli_validate_reports_every_problem_and_fails(tmp_path: Path) -> None:
     out = result.output
     assert "one.yaml:6: model: unknown chat model alias 'chat-big'" in out
     assert "one.yaml:5: prompt: unknown variable 'x'" in out
+
+
+def test_output_guard_problems_in_a_file_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "leaky.yaml"
+    path.write_text(
+        "id: leaky\ntitle: Leaky\ndepartments: [hr]\ninputs: {q: {}}\nprompt: '{{ q }}'\nmodel: chat-local\n"
+        "guardrails:\n  output:\n    pii: {action: shred}\n    prompt_leak: {min_chars: 40}\n",
+        encoding="utf-8",
+    )
+    problems = {p.field: p for p in check_file(path, REFS).check.problems}
+    assert problems["guardrails.output.pii.action"].line == 9
+    assert str(problems["guardrails.output.pii.action"]).startswith(f"{path}:9: ")
+    path.write_text(
+        "id: leaky\ntitle: Leaky\ndepartments: [hr]\ninputs: {q: {}}\nprompt: '{{ q }}'\nmodel: chat-local\n"
+        "guardrails:\n  output:\n    prompt_leak: {min_chars: 40}\n",
+        encoding="utf-8",
+    )
+    leak = [p for p in check_file(path, REFS).check.problems if p.field == "guardrails.output.prompt_leak"]
+    assert leak and leak[0].line == 9 and "user_template" in leak[0].message
+    path.write_text(
+        "id: leaky\ntitle: Leaky\ndepartments: [hr]\ninputs: {q: {}}\nprompt: '{{ q }}'\nmodel: chat-local\n"
+        "guardrails:\n  output:\n    pii: {action: redact, entities: [EMAIL_ADDRESS]}\n"
+        "    prompt_leak: {min_chars: 40, user_template: true, action: block}\n",
+        encoding="utf-8",
+    )
+    assert check_file(path, REFS).check.ok

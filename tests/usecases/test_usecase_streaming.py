@@ -361,3 +361,14 @@ def test_a_streamed_use_case_cannot_block_or_replace_what_it_showed(sgw: Gateway
             },
         )
         assert r.status_code == 422 and "output.stream needs format: text" in r.text, r.text
+        r = c.post(  # redacting or blocking needs the whole answer before anything is shown
+            "/api/usecases",
+            json={
+                "spec": _spec(
+                    "redacting-stream",
+                    guardrails={"output": {"pii": {"action": "redact"}}},
+                    output={"stream": True},
+                )
+            },
+        )
+        assert r.status_code == 422 and "guardrails.output.pii.action: flag" in r.text, r.text

@@ -1,11 +1,14 @@
 """A use case's guardrails applied to a run: inputs before the model, retrieved passages, the answer.
 
 Each result is kept (without matched values) for the run record; a ``block`` verdict on an
-input refuses the run with 422 ``guardrail_blocked`` naming the input.
+input refuses the run with 422 ``guardrail_blocked`` naming the input. The answer's checks
+(:func:`output_problems`) see what the model was given (:func:`answer_sources`), so that the
+caller's own data and the passages do not count as leaks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +16,7 @@ from typing import Any
 from aerodrome.errors import UnprocessableInput
 from aerodrome.guardrails.base import CheckResult
 from aerodrome.guardrails.injection import hidden_instructions
-from aerodrome.guardrails.output import OutputGuardrail
+from aerodrome.guardrails.output import AnswerSources, OutputGuardrail, problem_of
 from aerodrome.guardrails.pii import restore
 from aerodrome.usecases.registry import LiveUseCase
 
@@ -111,12 +114,97 @@ def screen_passages(passages: list[dict[str, Any]], setting: str, log: GuardLog)
     return kept
 
 
-def output_problems(guard: OutputGuardrail | None, text: str, log: GuardLog) -> tuple[list[str], list[str]]:
-    """(schema errors, other problems) of an answer; the result is logged."""
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [s for item in value for s in _strings(item)]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    return [] if value is None else [str(value)]
+
+
+def _message_text(content: Any) -> list[str]:
+    """A message's text: a string, or the ``text`` of its content parts."""
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [str(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    return []
+
+
+def answer_sources(
+    body: dict[str, Any], prepared: dict[str, Any], passages: list[dict[str, Any]], log: GuardLog
+) -> AnswerSources:
+    """What the model was given (messages as sent), what the caller gave, what was retrieved."""
+    by_role: dict[str, list[str]] = {"system": [], "user": []}
+    for message in body.get("messages") or ():
+        role = message.get("role")
+        if role in ("system", "developer"):
+            by_role["system"] += _message_text(message.get("content"))
+        elif role == "user":
+            by_role["user"] += _message_text(message.get("content"))
+    return AnswerSources(
+        system=tuple(by_role["system"]),
+        user=tuple(by_role["user"]),
+        inputs=(*_strings(prepared), *log.restore.values()),
+        passages=tuple(str(p.get("text") or "") for p in passages),
+    )
+
+
+@dataclass(slots=True)
+class AnswerCheck:
+    """The answer's checks: its text (redacted where set), schema errors, and what to do."""
+
+    text: str
+    schema_errors: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # violations: on_violation decides
+    blocked: str | None = None  # a problem set to block: the answer is replaced whatever on_violation says
+    redacted: bool = False  # personal data replaced by [TYPE] markers (flagged, kept)
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.problems or self.blocked or self.redacted)
+
+    def replaced_by(self, on_violation: str) -> str | None:
+        """The problem that replaces the answer with the fallback, if one does."""
+        if self.blocked is not None:
+            return self.blocked
+        if self.problems and on_violation == "fallback":
+            return self.problems[0]
+        return None
+
+
+def output_problems(
+    guard: OutputGuardrail | None, text: str, log: GuardLog, sources: AnswerSources | None = None
+) -> AnswerCheck:
+    """The answer checked (against ``sources``: what the model was given); the result is logged."""
     if guard is None:
-        return [], []
-    result = guard.check(text)
-    log.results.append({**result.to_dict(), "stage": "output"})  # flags: the runner decides, after repair
-    kinds = [f.kind for f in result.findings]
-    schema = guard.schema_errors(text) if "schema" in kinds else []
-    return schema, [k for k in kinds if k != "schema"]
+        return AnswerCheck(text)
+    result = guard.check(text, sources)
+    entry: dict[str, Any] = {**result.to_dict(), "stage": "output"}
+    problems = list(dict.fromkeys(problem_of(f.kind) for f in result.findings))
+    checked = AnswerCheck(text if result.text is None else result.text)
+    checked.schema_errors = guard.schema_errors(text) if "schema" in problems else []
+    for problem in problems:
+        if problem == "schema":
+            continue
+        if guard.blocking(problem):
+            checked.blocked = checked.blocked or problem
+        elif guard.redacts(problem):
+            checked.redacted = True
+            entry["action"] = "redacted"
+        else:
+            checked.problems.append(problem)
+    log.results.append(entry)  # flags: the runner decides, after repair
+    return checked
+
+
+async def check_answer(
+    guard: OutputGuardrail | None, text: str, log: GuardLog, sources: AnswerSources
+) -> AnswerCheck:
+    """:func:`output_problems`, in a worker thread when the personal-data detector runs (milliseconds
+    of CPU: the event loop keeps serving other calls meanwhile)."""
+    if guard is not None and guard.config.pii is not None:
+        return await asyncio.to_thread(output_problems, guard, text, log, sources)
+    return output_problems(guard, text, log, sources)

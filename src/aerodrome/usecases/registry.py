@@ -83,6 +83,13 @@ def compile_live(row: dict[str, Any], pii_recognizers: Sequence[CustomRecognizer
             "banned_terms": out.banned_terms,
             "require_citations": out.require_citations,
         }
+        if out.pii is not None:  # the platform's recognizers join the answer's check too
+            pii = out.pii.model_dump()
+            own = {c["name"] for c in pii["custom"]}
+            pii["custom"] = [r.model_dump() for r in pii_recognizers if r.name not in own] + pii["custom"]
+            output["pii"] = pii
+        if out.prompt_leak is not None:
+            output["prompt_leak"] = out.prompt_leak.model_dump()
     if spec.output.schema_ is not None:
         output["json_schema"] = spec.output.schema_
     if output:

@@ -22,7 +22,13 @@ from aerodrome.gateway.run_context import RunContext
 from aerodrome.guardrails.output import OutputGuardrail
 from aerodrome.identity.principal import Principal
 from aerodrome.usecases.citations import citations_for, context_text
-from aerodrome.usecases.guarding import GuardLog, guard_inputs, output_problems, screen_passages
+from aerodrome.usecases.guarding import (
+    GuardLog,
+    answer_sources,
+    check_answer,
+    guard_inputs,
+    screen_passages,
+)
 from aerodrome.usecases.inputs import validate_inputs
 from aerodrome.usecases.registry import LiveUseCase, UseCaseRegistry
 from aerodrome.usecases.review_policy import review_reasons
@@ -185,7 +191,7 @@ class UseCaseRunner:
                 citations_for(str(run.outcome.draft), run.passages) if run.passages else []
             )
             if answer.error is None:  # an answer cut short is not judged by its checks
-                self._check_shown(run)
+                await self._check_shown(run, body)
         await self._conclude(ctx, run, draw=draw, released=streamed)
         yield Finished(
             run.outcome, streamed=streamed, error=answer.error, usage_estimated=answer.usage_estimated
@@ -243,15 +249,17 @@ class UseCaseRunner:
         )
 
     @staticmethod
-    def _check_shown(run: _Run) -> None:
-        """Output checks of an answer already shown as it came (``output.stream``): findings are
-        logged and flag the run (for the evidence and the reviewers' sample); nothing is held."""
+    async def _check_shown(run: _Run, body: dict[str, Any]) -> None:
+        """Output checks of an answer already shown as it came (``output.stream``; the spec allows
+        only flagging checks then): findings are logged and flag the run (for the evidence and the
+        reviewers' sample); nothing is held, replaced or redacted."""
         guard = run.live.guards.get("output")
         if guard is None:
             return
         assert isinstance(guard, OutputGuardrail)
-        _schema, problems = output_problems(guard, str(run.outcome.draft or ""), run.log)
-        if problems:
+        sources = answer_sources(body, run.prepared, run.passages, run.log)
+        checked = await check_answer(guard, str(run.outcome.draft or ""), run.log, sources)
+        if checked.flagged:
             run.log.flags.append("flagged:output")
 
     async def _answer_whole(self, ctx: RunContext, run: _Run) -> None:
@@ -393,7 +401,9 @@ class UseCaseRunner:
         text = log.restore_text(completion_text(result))
         guard = live.guards.get("output")
         assert guard is None or isinstance(guard, OutputGuardrail)
-        schema_errors, problems = output_problems(guard, text, log)
+        sources = answer_sources(body, prepared, passages, log)
+        checked = await check_answer(guard, text, log, sources)
+        schema_errors = checked.schema_errors
         if schema_errors and spec.output.repair:
             repair = {
                 **body,
@@ -413,7 +423,8 @@ class UseCaseRunner:
             second = self._usage(repair, result)
             usage = (usage[0] + second[0], usage[1] + second[1])
             text = log.restore_text(completion_text(result))
-            schema_errors, problems = output_problems(guard, text, log)
+            checked = await check_answer(guard, text, log, sources)
+            schema_errors = checked.schema_errors
         outcome.usage = usage
         ctx.usecase_meta["usage"] = list(usage)
         if schema_errors:
@@ -422,13 +433,15 @@ class UseCaseRunner:
             log.flags.append("flagged:output")
             ctx.usecase_meta["schema_errors"] = schema_errors[:10]
             return
-        if problems:
+        if checked.flagged:
             log.flags.append("flagged:output")
             output_spec = spec.guardrails.output
-            if output_spec is not None and output_spec.on_violation == "fallback":
-                outcome.status, outcome.fallback_reason = "fallback", "output_" + problems[0]
+            replaced_by = checked.replaced_by(output_spec.on_violation if output_spec is not None else "flag")
+            if replaced_by is not None:
+                outcome.status, outcome.fallback_reason = "fallback", "output_" + replaced_by
                 outcome.draft = spec.fallback.on_invalid_output or INVALID_OUTPUT_ANSWER
                 return
+        text = checked.text  # personal data redacted where the use case says so
         outcome.draft = guard.parse_json(text) if guard is not None and spec.output.format == "json" else text
         outcome.citations = citations_for(text, passages) if passages else []
 

@@ -18,7 +18,9 @@ from aerodrome.config import DataClass
 from aerodrome.evidence.criteria import Criterion
 from aerodrome.guardrails.injection import InjectionConfig
 from aerodrome.guardrails.output import valid_json_schema
+from aerodrome.guardrails.output_pii import OutputPiiConfig
 from aerodrome.guardrails.pii import PiiConfig
+from aerodrome.guardrails.prompt_leak import PromptLeakConfig
 from aerodrome.monitoring.alert_rules import AlertRule, duration_s
 
 InputType = Literal["string", "integer", "number", "boolean", "enum", "array"]
@@ -95,6 +97,12 @@ class OutputGuardSpec(_Spec):
     max_chars: int | None = Field(default=None, ge=1, description="longest answer accepted")
     banned_terms: list[str] = Field(default=[], description="words or phrases the answer must not contain")
     require_citations: bool = Field(default=False, description="the answer must cite a retrieved passage")
+    pii: OutputPiiConfig | None = Field(
+        default=None, description="personal data in the answer the caller did not give: flag, redact, block"
+    )
+    prompt_leak: PromptLeakConfig | None = Field(
+        default=None, description="the answer repeats a long verbatim stretch of the instructions"
+    )
     on_violation: Literal["flag", "fallback"] = Field(
         default="flag",
         description="flag: keep the answer, flagged (review may hold it); fallback: replace it",
@@ -291,11 +299,27 @@ class UseCaseSpec(_Spec):
         guards = self.guardrails.output
         if guards is not None and guards.require_citations and self.retrieval is None:
             raise ValueError("guardrails.output.require_citations needs retrieval")
-        if self.output.stream and guards is not None and guards.on_violation != "flag":
+        leak = guards.prompt_leak if guards is not None else None
+        if leak is not None and leak.enabled and not leak.user_template and self.system is None:
             raise ValueError(
-                "output.stream shows the answer as it is written, so its checks can only flag it: "
-                "set guardrails.output.on_violation: flag, or output.stream: false"
+                "guardrails.output.prompt_leak reads the system prompt and this use case has none: "
+                "add a system prompt, or set prompt_leak.user_template: true to check the prompt's own text"
             )
+        if self.output.stream and guards is not None:
+            acting = [
+                name
+                for name, action in (
+                    ("on_violation", guards.on_violation),
+                    ("pii.action", guards.pii.action if guards.pii is not None else "flag"),
+                    ("prompt_leak.action", leak.action if leak is not None and leak.enabled else "flag"),
+                )
+                if action != "flag"
+            ]
+            if acting:
+                raise ValueError(
+                    "output.stream shows the answer as it is written, so its checks can only flag it: "
+                    f"set guardrails.output.{acting[0]}: flag, or output.stream: false"
+                )
         if self.fallback.on_low_retrieval is not None and self.retrieval is None:
             raise ValueError("fallback.on_low_retrieval needs retrieval")
         names = [rule.rule_id for rule in self.alerts]

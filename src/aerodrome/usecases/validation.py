@@ -6,6 +6,7 @@ Every problem names the field, and (for a file) the file and the line, so that
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,8 @@ from aerodrome.config import YamlPath, block_start_line
 from aerodrome.guardrails.registry import guardrail_registry
 from aerodrome.usecases.spec import RESERVED_VARIABLES, UseCaseSpec
 from aerodrome.usecases.template import PromptTemplate
+
+_LEADING_FIELD = re.compile(r"^([a-z_]+(?:\.[a-z_]+)+) ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +80,13 @@ def check_spec(
         problems = []
         for err in exc.errors():
             loc: YamlPath = tuple(p for p in err["loc"] if isinstance(p, str | int))
-            # pydantic puts a model validator's message at the model's own path
-            name = ".".join(str(p) for p in loc) or "(spec)"
+            # pydantic puts a model validator's message at the model's own path; a cross-field rule
+            # of the spec names its field first ("guardrails.output.prompt_leak reads ..."): use it
             message = err["msg"].removeprefix("Value error, ")
+            named = _LEADING_FIELD.match(message)
+            if not loc and named:
+                loc = tuple(named.group(1).split("."))
+            name = ".".join(str(p) for p in loc) or "(spec)"
             problems.append(SpecProblem(name, message, source, _line(lines, loc)))
         known = {p.field for p in problems}
         extra = _raw_problems(data, refs, source, lines, text)
