@@ -308,35 +308,13 @@ async def _call(request: Request, endpoint: str, usecase_id: str | None = None) 
     return _json(result, ctx.headers())
 
 
-async def run_usecase_as(request: Request, principal: Principal, usecase_id: str, inputs: Any) -> Outcome:
-    """The use-case path for a caller signed in another way (the console's session): the same
-    runner, admission and guardrails, exactly one run record; errors are raised after recording."""
-    rt: Runtime = request.app.state.runtime
-    gw = rt.gateway
-    ctx = _context(request, "usecase")
-    ctx.principal = principal
-    try:
-        outcome = await rt.usecase_runner.run(ctx, principal, usecase_id, inputs, declared_class=None)
-    except asyncio.CancelledError:
-        gw.finish(ctx, status="client_disconnected", http_status=499)
-        raise
-    except Exception as exc:  # boundary: record the run, then let the page show the error
-        await _audit_refusal(rt, ctx, exc)
-        _refused(gw, ctx, exc)
-        if isinstance(exc, AerodromeError):
-            raise
-        raise AerodromeError(
-            "internal error; the platform team can find it in the logs by the run id"
-        ) from exc
-    usecase_stream.record(gw, ctx, outcome)
-    return outcome
-
-
 async def stream_usecase_as(
     request: Request, principal: Principal, usecase_id: str, inputs: Any
 ) -> AsyncGenerator[RunEvent, None]:
-    """:func:`run_usecase_as`, streamed: the run's events (deltas as the model writes, when the use
-    case may stream, then the outcome); errors are recorded, then raised as :class:`AerodromeError`."""
+    """The use-case path for a caller signed in another way (the console's session), streamed: the
+    same runner, admission and guardrails, exactly one run record; the run's events (deltas as the
+    model writes, when the use case may stream, then the outcome); errors are recorded, then
+    raised as :class:`AerodromeError`."""
     rt: Runtime = request.app.state.runtime
     gw = rt.gateway
     ctx = _context(request, "usecase")
