@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry  # the asyncio client's own (redis 8.2 warns on the sync one)
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from aerodrome.catalog.secrets import resolve_secret
 from aerodrome.config import RedisConfig
