@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,6 +41,7 @@ from aerodrome.evidence.latency_histogram import bucket_of
 from aerodrome.evidence.memo import Memo
 from aerodrome.storage import watermarks
 from aerodrome.storage.tables import run_latency_rollups, run_rollup_state, run_rollups, runs
+from aerodrome.storage.watermarks import ceil_day, day_start
 
 GRACE_S = 300.0
 """Seconds between a run's start and the watermark: late records inside it are not lost."""
@@ -361,23 +362,10 @@ def catch_up(engine: Engine, *, lag_s: float = REFRESH_LAG_S, now: datetime | No
 def rebuild(engine: Engine, **kw: Any) -> int:
     """Drop every rollup and roll the whole run table up again (after importing old runs, or
     records written later than the grace). Keywords as for :func:`update`."""
-    with engine.begin() as conn:
-        watermarks.reset(conn, STATE)
-        conn.execute(sa.delete(run_rollups))
-        conn.execute(sa.delete(run_latency_rollups))
-    return update(engine, **kw)
+    return watermarks.rebuild(engine, STATE, (run_rollups, run_latency_rollups), update, **kw)
 
 
 # --- reading a window -----------------------------------------------------------------------
-
-
-def _day_start(d: date) -> datetime:
-    return datetime.combine(d, time(), tzinfo=UTC)
-
-
-def _ceil_day(t: datetime) -> date:
-    d = t.date()
-    return d if t == _day_start(d) else d + timedelta(days=1)
 
 
 @dataclass(slots=True)
@@ -405,16 +393,16 @@ def _state(conn: Connection) -> tuple[datetime | None, datetime | None]:
 def _plan(conn: Connection, start: datetime | None, end: datetime) -> _Plan:
     state = _state(conn)
     mark = state[0]
-    first = _ceil_day(start) if start is not None else date.min
+    first = ceil_day(start) if start is not None else date.min
     last = end.date()  # whole days end before this day
     if mark is None or first >= last:
         return _Plan(mark, None, last, [(start, end)], state)
-    covered_to = min(mark, _day_start(last))  # the rollup rows hold the runs of [first, covered_to)
+    covered_to = min(mark, day_start(last))  # the rollup rows hold the runs of [first, covered_to)
     raw: list[tuple[datetime | None, datetime]] = []
     if start is not None:
-        if start < _day_start(first):
-            raw.append((start, _day_start(first)))
-        covered_to = max(covered_to, _day_start(first))
+        if start < day_start(first):
+            raw.append((start, day_start(first)))
+        covered_to = max(covered_to, day_start(first))
     if covered_to < end:
         raw.append((covered_to, end))
     return _Plan(mark, first, last, raw, state)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +31,7 @@ from aerodrome.evidence.latency_histogram import bucket_edges_ms
 from aerodrome.evidence.rollups import BATCH_SIZE, GRACE_S
 from aerodrome.storage import watermarks
 from aerodrome.storage.tables import run_daily_figures, run_daily_users, runs
+from aerodrome.storage.watermarks import ceil_day, day_start
 
 STATE = "dashboard"
 ERROR_STATUSES = ("error", "rejected")  # no answer: left out of the latency quantiles
@@ -261,18 +262,10 @@ def update(
 
 def rebuild(engine: Engine, **kw: Any) -> int:
     """Drop the daily rollups and roll every run up again (after importing old runs)."""
-    with engine.begin() as conn:
-        watermarks.reset(conn, STATE)
-        conn.execute(sa.delete(run_daily_figures))
-        conn.execute(sa.delete(run_daily_users))
-    return update(engine, **kw)
+    return watermarks.rebuild(engine, STATE, (run_daily_figures, run_daily_users), update, **kw)
 
 
 # --- reading a window ----------------------------------------------------------------------------
-
-
-def _day_start(d: date) -> datetime:
-    return datetime.combine(d, time(), tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +283,7 @@ class Plan:
         out: set[date] = set()
         for lo, hi in self.raw:
             d = lo.date()
-            while _day_start(d) < hi:
+            while day_start(d) < hi:
                 out.add(d)
                 d += timedelta(days=1)
         return out
@@ -299,18 +292,18 @@ class Plan:
 def plan(conn: Connection, start: datetime, end: datetime) -> Plan:
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     mark = watermark(conn)
-    first = start.date() if start == _day_start(start.date()) else start.date() + timedelta(days=1)
+    first = ceil_day(start)
     if mark is None:
         return Plan(mark, None, first, ((start, end),))
     if mark <= end:  # the rows of the watermark's day hold its runs up to the watermark
         covered_to, last = mark, mark.date() + timedelta(days=1)
     else:  # the rows of the window's last day would hold runs after it: whole days only
-        covered_to, last = _day_start(end.date()), end.date()
-    if covered_to <= _day_start(first):
+        covered_to, last = day_start(end.date()), end.date()
+    if covered_to <= day_start(first):
         return Plan(mark, None, first, ((start, end),))
     raw: list[tuple[datetime, datetime]] = []
-    if start < _day_start(first):
-        raw.append((start, _day_start(first)))
+    if start < day_start(first):
+        raw.append((start, day_start(first)))
     if covered_to < end:
         raw.append((covered_to, end))
     return Plan(mark, first, last, tuple(raw))

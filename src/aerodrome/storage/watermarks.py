@@ -13,11 +13,11 @@ slower one sees a moved watermark, discards its batch and starts over.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TypeVar
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Table, select
 
 from aerodrome.storage.tables import run_rollup_state, runs
 
@@ -100,3 +100,26 @@ def advance(
                 sa.update(run_rollup_state).where(run_rollup_state.c.name == state).values(watermark=end)
             )
         added += n
+
+
+def rebuild(
+    engine: Engine, state: str, tables: tuple[Table, ...], update: Callable[..., int], **kw: Any
+) -> int:
+    """Empty a rollup's ``tables`` and reset its watermark in one transaction, then roll every run
+    up again with its ``update(engine, **kw)`` (after importing old runs)."""
+    with engine.begin() as conn:
+        reset(conn, state)
+        for table in tables:
+            conn.execute(sa.delete(table))
+    return update(engine, **kw)
+
+
+def day_start(d: date) -> datetime:
+    """00:00 UTC of ``d``: where a rollup's whole days begin."""
+    return datetime.combine(d, time(), tzinfo=UTC)
+
+
+def ceil_day(t: datetime) -> date:
+    """The first day starting at or after ``t``."""
+    d = t.date()
+    return d if t == day_start(d) else d + timedelta(days=1)
