@@ -321,18 +321,33 @@ def _assemble(
     }
 
 
+def _in_scope(
+    principal: Principal,
+    scope: Scope,
+    flt: DashboardFilter,
+    since: Any,
+    department: Any,
+    who: Any,
+    usecase: Any,
+) -> list[Any]:
+    """``since`` and the caller's scope and filters on a table's department, author and use case columns."""
+    conds: list[Any] = [since]
+    if scope == "department":
+        conds.append(department == principal.department_id)
+    elif scope == "own":
+        conds.append(who == principal.name)
+    if flt.department:
+        conds.append(department == flt.department)
+    if flt.usecase_id:
+        conds.append(usecase == flt.usecase_id)
+    return conds
+
+
 def _quality(
     conn: Any, principal: Principal, scope: Scope, flt: DashboardFilter, since: datetime
 ) -> dict[str, Any]:
-    conds: list[Any] = [feedback.c.created_at >= since]
-    if scope == "department":
-        conds.append(feedback.c.department_id == principal.department_id)
-    elif scope == "own":
-        conds.append(feedback.c.author == principal.name)
-    if flt.department:
-        conds.append(feedback.c.department_id == flt.department)
-    if flt.usecase_id:
-        conds.append(feedback.c.usecase_id == flt.usecase_id)
+    f = feedback.c
+    conds = _in_scope(principal, scope, flt, f.created_at >= since, f.department_id, f.author, f.usecase_id)
     rated, useful = conn.execute(
         select(
             func.count(feedback.c.score),
@@ -357,15 +372,10 @@ def _quality(
 def _efficiency(
     conn: Any, principal: Principal, scope: Scope, flt: DashboardFilter, since: datetime
 ) -> dict[str, Any]:
-    conds: list[Any] = [tasks.c.finished_at >= since]
-    if scope == "department":
-        conds.append(tasks.c.department_id == principal.department_id)
-    elif scope == "own":
-        conds.append(tasks.c.user_ref == principal.name)
-    if flt.department:
-        conds.append(tasks.c.department_id == flt.department)
-    if flt.usecase_id:
-        conds.append(tasks.c.usecase_id == flt.usecase_id)
+    t = tasks.c
+    conds = _in_scope(
+        principal, scope, flt, t.finished_at >= since, t.department_id, t.user_ref, t.usecase_id
+    )
     durations: dict[str, list[float]] = {}
     for group, duration in conn.execute(
         select(tasks.c.group, tasks.c.duration_s).where(*conds).limit(200_000)
