@@ -30,7 +30,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, bindparam, select, tup
 from aerodrome.evidence.latency_histogram import bucket_edges_ms
 from aerodrome.evidence.rollups import BATCH_SIZE, GRACE_S
 from aerodrome.storage import watermarks
-from aerodrome.storage.tables import run_daily_figures, run_daily_users, runs
+from aerodrome.storage.tables import RUN_FIGURE_COLUMNS, run_daily_figures, run_daily_users, runs
 from aerodrome.storage.watermarks import ceil_day, day_start
 
 STATE = "dashboard"
@@ -145,19 +145,7 @@ class Batch:
         self.users[ukey] = self.users.get(ukey, 0) + 1
 
 
-RAW_COLUMNS = (
-    runs.c.created_at,
-    runs.c.department_id,
-    runs.c.use_case_id,
-    runs.c.alias,
-    runs.c.deployment,
-    runs.c.principal,
-    runs.c.status,
-    runs.c.cost_usd,
-    runs.c.latency_ms,
-    runs.c.prompt_tokens,
-    runs.c.completion_tokens,
-)
+RAW_COLUMNS = RUN_FIGURE_COLUMNS
 """What a run contributes (all in the ``ix_runs_console_figures`` covering index, with the endpoint
 that :func:`usage_only` reads)."""
 

@@ -642,8 +642,7 @@ console_sessions = Table(
 Index("ix_console_sessions_user_id", console_sessions.c.user_id)
 
 # The dashboards' figures of a time window read this index alone (no visit to the wide run rows).
-Index(
-    "ix_runs_console_figures",
+RUN_FIGURE_COLUMNS = (
     runs.c.created_at,
     runs.c.department_id,
     runs.c.use_case_id,
@@ -655,12 +654,14 @@ Index(
     runs.c.latency_ms,
     runs.c.prompt_tokens,
     runs.c.completion_tokens,
-    runs.c.endpoint,  # usage only: evaluation and red-team runs are left out (migration 0017)
 )
+"""What a run contributes to the dashboards (aerodrome.monitoring.daily_rollups.RAW_COLUMNS)."""
+# usage only: evaluation and red-team runs are left out by endpoint (migration 0017)
+Index("ix_runs_console_figures", *RUN_FIGURE_COLUMNS, runs.c.endpoint)
 
 # ------------------------------------------------------- dashboards' daily rollups (issue 7)
 
-# Every run (any endpoint) of one UTC day by department, use case, alias and deployment ("" for
+# Every run of real use (not evaluation or red-team runs) of one UTC day by department, use case, alias and deployment ("" for
 # none): the dashboards read whole days from here and only the partial days from the runs.
 run_daily_figures = Table(
     "run_daily_figures",
